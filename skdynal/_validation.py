@@ -1,0 +1,85 @@
+"""Input checks shared by all query strategies."""
+
+import numbers
+
+import numpy as np
+import torch
+
+__all__ = ["check_feature_shape", "check_n_instances", "check_pool"]
+
+_FINITE_CHUNK_ROWS = 8192
+
+
+def check_pool(X_pool):
+    """Validate a pool of unlabeled inputs and return it as an array or tensor.
+
+    Accepts numpy arrays (memory-mapped ones included, checked in chunks), torch tensors and
+    nested sequences (converted with ``np.asarray``).
+
+    Raises
+    ------
+    TypeError
+        If the pool is not array-like.
+    ValueError
+        If the pool is empty, zero-dimensional, or holds NaN or infinite values.
+    """
+    if isinstance(X_pool, (str, bytes)) or X_pool is None:
+        raise TypeError(f"X_pool must be an array or tensor, got {type(X_pool).__name__}.")
+    if not (isinstance(X_pool, np.ndarray) or torch.is_tensor(X_pool)):
+        try:
+            X_pool = np.asarray(X_pool)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(
+                f"X_pool must be an array or tensor, got {type(X_pool).__name__}: {exc}"
+            ) from exc
+    if X_pool.ndim == 0:
+        raise ValueError("X_pool must have one row per sample; got a scalar.")
+    if len(X_pool) == 0:
+        raise ValueError("X_pool is empty: there is nothing to query.")
+    if torch.is_tensor(X_pool):
+        if X_pool.is_floating_point() and not bool(torch.isfinite(X_pool).all()):
+            raise ValueError(_non_finite_message(X_pool))
+    elif X_pool.dtype.kind in "fc":
+        for start in range(0, len(X_pool), _FINITE_CHUNK_ROWS):
+            if not np.isfinite(X_pool[start : start + _FINITE_CHUNK_ROWS]).all():
+                raise ValueError(_non_finite_message(X_pool))
+    elif X_pool.dtype.kind not in "biu":
+        raise TypeError(
+            f"X_pool must hold numbers; got an array of dtype {X_pool.dtype}."
+        )
+    return X_pool
+
+
+def _non_finite_message(X_pool):
+    return (
+        f"X_pool of shape {tuple(X_pool.shape)} contains NaN or infinite values; "
+        "remove or impute them before querying."
+    )
+
+
+def check_n_instances(n_instances, n_pool):
+    """Validate ``n_instances`` against the pool size and return it as an int."""
+    if isinstance(n_instances, bool) or not isinstance(n_instances, numbers.Integral):
+        raise TypeError(f"n_instances must be an integer, got {n_instances!r}.")
+    if n_instances < 1:
+        raise ValueError(f"n_instances must be at least 1, got {n_instances}.")
+    if n_instances > n_pool:
+        raise ValueError(
+            f"n_instances={n_instances} is larger than the pool ({n_pool} samples)."
+        )
+    return int(n_instances)
+
+
+def check_feature_shape(X_pool, X_reference):
+    """Raise if the rows of the pool and of the labeled set differ in shape."""
+    if X_reference is None or isinstance(X_reference, dict) or isinstance(X_pool, dict):
+        return
+    pool_shape = tuple(X_pool.shape[1:])
+    ref_shape = tuple(np.shape(X_reference)[1:]) if not torch.is_tensor(X_reference) else tuple(
+        X_reference.shape[1:]
+    )
+    if pool_shape != ref_shape:
+        raise ValueError(
+            f"X_pool rows have shape {pool_shape} but the labeled data the net was trained "
+            f"on has rows of shape {ref_shape}."
+        )
