@@ -1,0 +1,67 @@
+"""Small modules and skorch nets used across the tests."""
+
+import torch
+from skorch import NeuralNetClassifier
+
+
+class DigitsMLP(torch.nn.Module):
+    """Two-layer MLP for 64 digits features; softmax output when ``probabilities``."""
+
+    def __init__(self, hidden=16, probabilities=False, dropout=0.0, dtype=torch.float32):
+        super().__init__()
+        layers = [torch.nn.Linear(64, hidden), torch.nn.ReLU()]
+        if dropout:
+            layers.append(torch.nn.Dropout(dropout))
+        layers.append(torch.nn.Linear(hidden, 10))
+        if probabilities:
+            layers.append(torch.nn.Softmax(dim=-1))
+        self.layers = torch.nn.Sequential(*layers)
+        self.to(dtype)
+
+    def forward(self, X):
+        return self.layers(X)
+
+
+class DigitsCNN(torch.nn.Module):
+    """Small CNN with BatchNorm and Dropout for 1x8x8 digits images."""
+
+    def __init__(self, probabilities=False, dtype=torch.float32):
+        super().__init__()
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 3, padding=1),
+            torch.nn.BatchNorm2d(4),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(0.2),
+            torch.nn.Conv2d(4, 6, 3, stride=2),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(),
+        )
+        self.head = torch.nn.Linear(6, 10)
+        self.probabilities = probabilities
+        self.to(dtype)
+
+    def forward(self, X):
+        logits = self.head(self.features(X))
+        return torch.softmax(logits, dim=-1) if self.probabilities else logits
+
+
+def make_net(module=DigitsMLP, criterion=torch.nn.CrossEntropyLoss, max_epochs=3, **kwargs):
+    """An unfitted skorch classifier set up as in the README (warm start, no split)."""
+    return NeuralNetClassifier(
+        module,
+        criterion=criterion,
+        max_epochs=max_epochs,
+        lr=0.1,
+        batch_size=32,
+        warm_start=True,
+        train_split=None,
+        verbose=0,
+        **kwargs,
+    )
+
+
+def fitted_net(X, y, seed=0, **kwargs):
+    """A net from :func:`make_net` fitted on ``(X, y)`` with a fixed torch seed."""
+    torch.manual_seed(seed)
+    return make_net(**kwargs).fit(X, y)

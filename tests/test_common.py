@@ -1,0 +1,264 @@
+"""The contract every query strategy exported by skdynal follows.
+
+Strategies are found by discovery: every class in ``skdynal.__all__`` that derives from the
+package's query-strategy base class is tested here without being listed.
+"""
+
+import inspect
+
+import numpy as np
+import pytest
+import torch
+from _nets import fitted_net, make_net
+from modAL.models import ActiveLearner
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+
+import skdynal
+from skdynal._base import BaseQueryStrategy, BaseScoringStrategy
+
+
+def _exported_strategies():
+    classes = []
+    for name in skdynal.__all__:
+        obj = getattr(skdynal, name)
+        if inspect.isclass(obj) and issubclass(obj, BaseQueryStrategy):
+            classes.append(obj)
+    return classes
+
+
+STRATEGIES = _exported_strategies()
+
+
+def build(strategy_class, **params):
+    """A strategy with a fixed random_state and any per-class test settings."""
+    test_params = getattr(strategy_class, "_test_params", {})
+    return strategy_class(**{"random_state": 0, **test_params, **params})
+
+
+def snapshot(module):
+    return (
+        {k: v.detach().clone() for k, v in module.state_dict().items()},
+        [m.training for m in module.modules()],
+        [None if p.grad is None else p.grad.clone() for p in module.parameters()],
+    )
+
+
+def assert_unchanged(module, before):
+    state, modes, grads = before
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    assert [m.training for m in module.modules()] == modes
+    for p, grad in zip(module.parameters(), grads, strict=True):
+        assert (p.grad is None) == (grad is None)
+        assert grad is None or torch.equal(p.grad, grad)
+
+
+def test_strategies_are_discovered():
+    assert skdynal.DynamicALSampler in STRATEGIES
+
+
+@pytest.fixture(params=STRATEGIES, ids=lambda cls: cls.__name__)
+def strategy_class(request):
+    return request.param
+
+
+def test_returns_unique_in_range_indices(strategy_class, fitted_mlp, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    indices, _ = build(strategy_class).select(
+        fitted_mlp, X_pool, n_instances=7, X_labeled=X_lab, y_labeled=y_lab
+    )
+    assert indices.dtype.kind == "i"
+    assert indices.shape == (7,)
+    assert len(set(indices.tolist())) == 7
+    assert indices.min() >= 0 and indices.max() < len(X_pool)
+
+
+def test_query_whole_pool(strategy_class, fitted_mlp, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    X_pool = X_pool[:25]
+    indices, _ = build(strategy_class).select(
+        fitted_mlp, X_pool, n_instances=25, X_labeled=X_lab, y_labeled=y_lab
+    )
+    assert sorted(indices.tolist()) == list(range(25))
+
+
+def test_same_random_state_same_indices(strategy_class, fitted_mlp, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    first, _ = build(strategy_class, random_state=3).select(
+        fitted_mlp, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
+    )
+    second, _ = build(strategy_class, random_state=3).select(
+        fitted_mlp, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
+    )
+    np.testing.assert_array_equal(first, second)
+
+
+def test_net_left_unchanged(strategy_class, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    net = fitted_net(X_lab, y_lab, module__dropout=0.1)
+    net.module_.train()
+    before = snapshot(net.module_)
+    strategy = build(strategy_class)
+    strategy.select(net, X_pool, 5, X_labeled=X_lab, y_labeled=y_lab)
+    if isinstance(strategy, BaseScoringStrategy):
+        strategy.score(net, X_pool, X_labeled=X_lab, y_labeled=y_lab)
+    assert_unchanged(net.module_, before)
+    net.module_.eval()
+    before = snapshot(net.module_)
+    strategy.select(net, X_pool, 5, X_labeled=X_lab, y_labeled=y_lab)
+    assert_unchanged(net.module_, before)
+
+
+def test_two_rounds_in_modal_active_learner(strategy_class, digits):
+    X, y = digits
+    X_pool, y_pool = X[40:200], y[40:200]
+    torch.manual_seed(0)
+    learner = ActiveLearner(
+        estimator=make_net(max_epochs=2),
+        query_strategy=build(strategy_class),
+        X_training=X[:40],
+        y_training=y[:40],
+    )
+    remaining = np.arange(len(X_pool))
+    for _ in range(2):
+        idx, X_query = learner.query(X_pool[remaining], n_instances=8)
+        assert len(set(np.asarray(idx).tolist())) == 8
+        np.testing.assert_array_equal(X_query, X_pool[remaining][idx])
+        learner.teach(X_query, y_pool[remaining][idx])
+        remaining = np.delete(remaining, idx)
+    assert len(learner.X_training) == 40 + 16
+    assert len(remaining) == len(X_pool) - 16
+
+
+def test_clone_and_params_round_trip(strategy_class):
+    strategy = build(strategy_class)
+    cloned = clone(strategy)
+    assert type(cloned) is strategy_class
+    assert cloned.get_params() == strategy.get_params()
+    assert cloned.set_params(random_state=5).get_params()["random_state"] == 5
+    assert strategy.get_params()["random_state"] == 0
+
+
+def test_returned_form_follows_installed_modal(strategy_class, fitted_mlp, labeled_and_pool,
+                                               monkeypatch):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    strategy = build(strategy_class)
+    plain = strategy(fitted_mlp, X_pool, 4, X_labeled=X_lab, y_labeled=y_lab)
+    monkeypatch.setattr("skdynal._selection.modal_returns_scores", lambda: False)
+    indices = strategy(fitted_mlp, X_pool, 4, X_labeled=X_lab, y_labeled=y_lab)
+    assert isinstance(indices, np.ndarray) and indices.shape == (4,)
+    monkeypatch.setattr("skdynal._selection.modal_returns_scores", lambda: True)
+    indices_and_scores = strategy(fitted_mlp, X_pool, 4, X_labeled=X_lab, y_labeled=y_lab)
+    assert isinstance(indices_and_scores, tuple) and len(indices_and_scores) == 2
+    np.testing.assert_array_equal(indices_and_scores[0], indices)
+    if isinstance(plain, tuple):
+        np.testing.assert_array_equal(plain[0], indices)
+    else:
+        np.testing.assert_array_equal(plain, indices)
+
+
+# --- bad input: a clear error, and nothing modified -------------------------------------
+
+
+@pytest.mark.parametrize("n_instances", [0, -2, 121])
+def test_bad_n_instances(strategy_class, fitted_mlp, labeled_and_pool, n_instances):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    with pytest.raises(ValueError, match="n_instances"):
+        build(strategy_class)(fitted_mlp, X_pool, n_instances, X_labeled=X_lab, y_labeled=y_lab)
+
+
+def test_non_integer_n_instances(strategy_class, fitted_mlp, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    with pytest.raises(TypeError, match="n_instances must be an integer"):
+        build(strategy_class)(fitted_mlp, X_pool, 2.5, X_labeled=X_lab, y_labeled=y_lab)
+
+
+def test_empty_pool(strategy_class, fitted_mlp, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    with pytest.raises(ValueError, match="empty"):
+        build(strategy_class)(fitted_mlp, X_pool[:0], 1, X_labeled=X_lab, y_labeled=y_lab)
+
+
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
+def test_non_finite_pool(strategy_class, fitted_mlp, labeled_and_pool, bad_value):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    X_bad = X_pool.copy()
+    X_bad[17, 5] = bad_value
+    before = snapshot(fitted_mlp.module_)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        build(strategy_class)(fitted_mlp, X_bad, 3, X_labeled=X_lab, y_labeled=y_lab)
+    assert_unchanged(fitted_mlp.module_, before)
+
+
+def test_unfitted_net(strategy_class, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    with pytest.raises(NotFittedError, match="not fitted"):
+        build(strategy_class)(make_net(), X_pool, 3, X_labeled=X_lab, y_labeled=y_lab)
+
+
+def test_unfitted_learner(strategy_class, labeled_and_pool):
+    _, _, X_pool = labeled_and_pool
+    learner = ActiveLearner(estimator=make_net(), query_strategy=build(strategy_class))
+    with pytest.raises(NotFittedError, match="not fitted"):
+        learner.query(X_pool, n_instances=3)
+
+
+def test_missing_labeled_data(strategy_class, fitted_mlp, labeled_and_pool):
+    _, _, X_pool = labeled_and_pool
+    strategy = build(strategy_class)
+    if not strategy._needs_labeled:
+        indices, _ = strategy.select(fitted_mlp, X_pool, 3)
+        assert len(indices) == 3
+        return
+    with pytest.raises(ValueError, match="needs the labeled set"):
+        strategy(fitted_mlp, X_pool, 3)
+
+
+def test_only_half_of_labeled_set(strategy_class, fitted_mlp, labeled_and_pool):
+    X_lab, _, X_pool = labeled_and_pool
+    with pytest.raises(ValueError, match="both X_labeled and y_labeled"):
+        build(strategy_class)(fitted_mlp, X_pool, 3, X_labeled=X_lab)
+
+
+def test_pool_shape_mismatch_names_shapes(strategy_class, fitted_mlp, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    with pytest.raises(ValueError, match=r"\(63,\).*\(64,\)"):
+        build(strategy_class)(
+            fitted_mlp, X_pool[:, :63], 3, X_labeled=X_lab, y_labeled=y_lab
+        )
+
+
+def test_pool_shape_mismatch_without_labeled_set(strategy_class, fitted_mlp, labeled_and_pool):
+    _, _, X_pool = labeled_and_pool
+    strategy = build(strategy_class)
+    expected = "needs the labeled set" if strategy._needs_labeled else r"shape \(63,\)"
+    with pytest.raises(ValueError, match=expected):
+        strategy(fitted_mlp, X_pool[:, :63], 3)
+
+
+def test_not_a_skorch_net(strategy_class, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    learner = ActiveLearner(
+        estimator=LogisticRegression(max_iter=200),
+        query_strategy=build(strategy_class),
+        X_training=X_lab,
+        y_training=y_lab,
+    )
+    with pytest.raises(TypeError, match="skorch NeuralNet"):
+        learner.query(X_pool, n_instances=2)
+
+
+def test_not_a_learner(strategy_class, labeled_and_pool):
+    _, _, X_pool = labeled_and_pool
+    with pytest.raises(TypeError, match="modAL learner"):
+        build(strategy_class)(object(), X_pool, 2)
+
+
+def test_pool_of_strings(strategy_class, fitted_mlp, labeled_and_pool):
+    X_lab, y_lab, _ = labeled_and_pool
+    with pytest.raises(TypeError, match="X_pool"):
+        build(strategy_class)(
+            fitted_mlp, np.array([["a"] * 64] * 3), 1, X_labeled=X_lab, y_labeled=y_lab
+        )
