@@ -27,3 +27,12 @@ def labeled_and_pool(digits):
 def fitted_mlp(labeled_and_pool):
     X_lab, y_lab, _ = labeled_and_pool
     return fitted_net(X_lab, y_lab)
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs CUDA (torch.cuda.is_available() is False)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
