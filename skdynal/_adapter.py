@@ -12,6 +12,7 @@ from skorch import NeuralNet
 from skorch.exceptions import NotInitializedError
 from skorch.utils import to_tensor
 
+from ._validation import row_shape
 from .gradients import forward
 
 __all__ = ["NetAdapter", "eval_mode", "explain_shape_errors", "resolve_learner"]
@@ -222,9 +223,9 @@ def explain_shape_errors(X_pool, module):
         message = str(exc)
         if "out of memory" in message.lower():
             raise
-        row_shape = tuple(np.shape(X_pool)[1:]) if not isinstance(X_pool, dict) else "dict"
         raise ValueError(
-            f"The module {type(module).__name__} failed on pool rows of shape {row_shape}; "
+            f"The module {type(module).__name__} failed on pool rows of shape "
+            f"{row_shape(X_pool)}; "
             f"check that X_pool has the feature shape and dtype the net was trained on. "
             f"The module said: {message}"
         ) from exc

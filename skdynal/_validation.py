@@ -4,8 +4,15 @@ import numbers
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
-__all__ = ["check_feature_shape", "check_n_instances", "check_pool"]
+__all__ = [
+    "check_feature_shape",
+    "check_finite_batch",
+    "check_n_instances",
+    "check_pool",
+    "row_shape",
+]
 
 _FINITE_CHUNK_ROWS = 8192
 
@@ -13,8 +20,10 @@ _FINITE_CHUNK_ROWS = 8192
 def check_pool(X_pool):
     """Validate a pool of unlabeled inputs and return it as an array or tensor.
 
-    Accepts numpy arrays (memory-mapped ones included, checked in chunks), torch tensors and
-    nested sequences (converted with ``np.asarray``).
+    Accepts numpy arrays (memory-mapped ones included, checked in chunks), torch tensors,
+    torch ``Dataset`` objects (yielding ``(X, y)`` pairs as skorch expects, ``y`` unused; their values are
+    checked batch by batch while scoring, never loaded whole) and nested sequences (converted
+    with ``np.asarray``).
 
     Raises
     ------
@@ -23,6 +32,10 @@ def check_pool(X_pool):
     ValueError
         If the pool is empty, zero-dimensional, or holds NaN or infinite values.
     """
+    if isinstance(X_pool, Dataset):
+        if len(X_pool) == 0:
+            raise ValueError("X_pool is empty: there is nothing to query.")
+        return X_pool
     if isinstance(X_pool, (str, bytes)) or X_pool is None:
         raise TypeError(f"X_pool must be an array or tensor, got {type(X_pool).__name__}.")
     if not (isinstance(X_pool, np.ndarray) or torch.is_tensor(X_pool)):
@@ -51,10 +64,32 @@ def check_pool(X_pool):
 
 
 def _non_finite_message(X_pool):
+    shape = f" of shape {tuple(X_pool.shape)}" if hasattr(X_pool, "shape") else ""
     return (
-        f"X_pool of shape {tuple(X_pool.shape)} contains NaN or infinite values; "
+        f"X_pool{shape} contains NaN or infinite values; "
         "remove or impute them before querying."
     )
+
+
+def check_finite_batch(X_batch, X_pool):
+    """Raise the pool's non-finite error if a floating batch holds NaN or infinity."""
+    tensors = X_batch.values() if isinstance(X_batch, dict) else [X_batch]
+    for tensor in tensors:
+        if torch.is_tensor(tensor) and tensor.is_floating_point():
+            if not bool(torch.isfinite(tensor).all()):
+                raise ValueError(_non_finite_message(X_pool))
+
+
+def row_shape(X):
+    """Shape of one row of an array, tensor or ``Dataset`` (``None`` when unknown)."""
+    if isinstance(X, Dataset):
+        item = X[0]
+        if isinstance(item, (tuple, list)):
+            item = item[0]
+        return tuple(np.shape(item)) if not isinstance(item, dict) else None
+    if isinstance(X, dict):
+        return None
+    return tuple(X.shape[1:]) if torch.is_tensor(X) else tuple(np.shape(X)[1:])
 
 
 def check_n_instances(n_instances, n_pool):
@@ -72,13 +107,10 @@ def check_n_instances(n_instances, n_pool):
 
 def check_feature_shape(X_pool, X_reference):
     """Raise if the rows of the pool and of the labeled set differ in shape."""
-    if X_reference is None or isinstance(X_reference, dict) or isinstance(X_pool, dict):
+    if X_reference is None:
         return
-    pool_shape = tuple(X_pool.shape[1:])
-    ref_shape = tuple(np.shape(X_reference)[1:]) if not torch.is_tensor(X_reference) else tuple(
-        X_reference.shape[1:]
-    )
-    if pool_shape != ref_shape:
+    pool_shape, ref_shape = row_shape(X_pool), row_shape(X_reference)
+    if pool_shape is not None and ref_shape is not None and pool_shape != ref_shape:
         raise ValueError(
             f"X_pool rows have shape {pool_shape} but the labeled data the net was trained "
             f"on has rows of shape {ref_shape}."

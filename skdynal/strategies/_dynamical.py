@@ -3,12 +3,11 @@
 import math
 import numbers
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from .._adapter import eval_mode, explain_shape_errors
+from .._adapter import eval_mode
 from .._base import BaseScoringStrategy
+from .._streaming import map_pool
 from ..gradients import reference_grad_stats, summed_loss_gradient
 
 __all__ = ["DynamicALSampler"]
@@ -79,9 +78,6 @@ class DynamicALSampler(BaseScoringStrategy):
         stats_fn = _check_method(self.method)
         batch_size = _check_batch_size(self.batch_size)
         module = adapter.module
-        n_pool = len(X_pool)
-        sq_norms = np.empty(n_pool, dtype=np.float64)
-        dots = np.zeros(n_pool, dtype=np.float64)
         with eval_mode(module):
             direction = None
             if gamma != 0:
@@ -91,21 +87,18 @@ class DynamicALSampler(BaseScoringStrategy):
                     adapter.iterate(adapter.X_labeled, adapter.y_labeled, batch_size),
                 )
             loss_fn = _wrap_outputs(adapter, adapter.pseudo_label_loss())
-            batches = adapter.iterate(X_pool, batch_size=batch_size)
-            start = 0
-            with tqdm(
-                total=n_pool, disable=not self.progress, desc="dynamicAL", unit="sample"
-            ) as bar:
-                for X_batch, _ in batches:
-                    n = _batch_len(X_batch)
-                    dummy_targets = torch.zeros(n, dtype=torch.long, device=adapter.device)
-                    with explain_shape_errors(X_pool, module):
-                        stats = stats_fn(module, loss_fn, X_batch, dummy_targets, direction)
-                    sq_norms[start : start + n] = stats.sq_norms.detach().double().cpu().numpy()
-                    if stats.dots is not None:
-                        dots[start : start + n] = stats.dots.detach().double().cpu().numpy()
-                    start += n
-                    bar.update(n)
+
+            def batch_stats(X_batch):
+                n = _batch_len(X_batch)
+                dummy_targets = torch.zeros(n, dtype=torch.long, device=adapter.device)
+                stats = stats_fn(module, loss_fn, X_batch, dummy_targets, direction)
+                dots = stats.sq_norms.new_zeros(n) if stats.dots is None else stats.dots
+                return stats.sq_norms, dots
+
+            sq_norms, dots = map_pool(
+                adapter, X_pool, batch_stats, batch_size=batch_size,
+                progress=self.progress, desc="dynamicAL",
+            )
         if math.isinf(gamma):
             return dots
         return sq_norms + gamma * dots
