@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, os.path.abspath(".."))
 
-from skdynal import __version__  # noqa: E402
+from skdynal import __version__
 
 project = "skdynal"
 author = "skdynal developers"
@@ -33,6 +33,5 @@ autodoc_default_options = {
 }
 exclude_patterns = ["_build", "_generated/**"]
 html_theme = "alabaster"
-html_static_path = ["_static"]
 nitpicky = False
 suppress_warnings = ["myst.header"]

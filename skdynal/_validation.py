@@ -21,9 +21,9 @@ def check_pool(X_pool):
     """Validate a pool of unlabeled inputs and return it as an array or tensor.
 
     Accepts numpy arrays (memory-mapped ones included, checked in chunks), torch tensors,
-    torch ``Dataset`` objects (yielding ``(X, y)`` pairs as skorch expects, ``y`` unused; their values are
-    checked batch by batch while scoring, never loaded whole) and nested sequences (converted
-    with ``np.asarray``).
+    torch ``Dataset`` objects (yielding ``(X, y)`` pairs as skorch expects, ``y`` unused;
+    their values are checked batch by batch while scoring, never loaded whole) and nested
+    sequences (converted with ``np.asarray``).
 
     Raises
     ------
