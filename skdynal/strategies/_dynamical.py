@@ -73,35 +73,53 @@ class DynamicALSampler(BaseScoringStrategy):
     def _needs_labeled(self):
         return _check_gamma(self.gamma) != 0
 
-    def _score(self, adapter, X_pool):
+    def _scoring_state(self, adapter):
+        """Driver-side state of a scoring round: the labeled-set gradient ``G``.
+
+        Returns a dict that is cheap to ship to workers: ``{"direction": G or None}`` with
+        ``G`` keyed by parameter name, on the module's device.
+        """
+        gamma = _check_gamma(self.gamma)
+        _check_method(self.method)
+        batch_size = _check_batch_size(self.batch_size)
+        if gamma == 0:
+            return {"direction": None}
+        module = adapter.module
+        with eval_mode(module):
+            direction = summed_loss_gradient(
+                module,
+                _wrap_outputs(adapter, adapter.per_sample_loss()),
+                adapter.iterate(adapter.X_labeled, adapter.y_labeled, batch_size),
+            )
+        return {"direction": direction}
+
+    def _score_rows(self, adapter, state, X_rows):
+        """Scores of ``X_rows`` given the round's :meth:`_scoring_state` (shardable)."""
         gamma = _check_gamma(self.gamma)
         stats_fn = _check_method(self.method)
         batch_size = _check_batch_size(self.batch_size)
         module = adapter.module
+        direction = state["direction"]
+        loss_fn = _wrap_outputs(adapter, adapter.pseudo_label_loss())
+
+        def batch_stats(X_batch):
+            n = _batch_len(X_batch)
+            dummy_targets = torch.zeros(n, dtype=torch.long, device=adapter.device)
+            stats = stats_fn(module, loss_fn, X_batch, dummy_targets, direction)
+            dots = stats.sq_norms.new_zeros(n) if stats.dots is None else stats.dots
+            return stats.sq_norms, dots
+
         with eval_mode(module):
-            direction = None
-            if gamma != 0:
-                direction = summed_loss_gradient(
-                    module,
-                    _wrap_outputs(adapter, adapter.per_sample_loss()),
-                    adapter.iterate(adapter.X_labeled, adapter.y_labeled, batch_size),
-                )
-            loss_fn = _wrap_outputs(adapter, adapter.pseudo_label_loss())
-
-            def batch_stats(X_batch):
-                n = _batch_len(X_batch)
-                dummy_targets = torch.zeros(n, dtype=torch.long, device=adapter.device)
-                stats = stats_fn(module, loss_fn, X_batch, dummy_targets, direction)
-                dots = stats.sq_norms.new_zeros(n) if stats.dots is None else stats.dots
-                return stats.sq_norms, dots
-
             sq_norms, dots = map_pool(
-                adapter, X_pool, batch_stats, batch_size=batch_size,
+                adapter, X_rows, batch_stats, batch_size=batch_size,
                 progress=self.progress, desc="dynamicAL",
             )
         if math.isinf(gamma):
             return dots
         return sq_norms + gamma * dots
+
+    def _score(self, adapter, X_pool):
+        return self._score_rows(adapter, self._scoring_state(adapter), X_pool)
 
 
 def _wrap_outputs(adapter, loss_fn):
