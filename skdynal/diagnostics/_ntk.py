@@ -229,6 +229,8 @@ def generalization_bound(
     ``Theta(X, X)`` the ``nK x nK`` empirical NTK and ``lambda`` the ``ridge``. With
     ``structure="trace"``, ``Theta`` is the ``n x n`` class-averaged kernel and the
     quadratic form is ``Tr[Y^T (Theta + lambda I)^{-1} Y]`` over the ``n x K`` label matrix.
+    (The paper writes ``Tr[Y^T Theta^{-1} Y]``; which class structure it means could not be
+    checked against its text, so both are offered.)
 
     Parameters
     ----------
@@ -307,7 +309,9 @@ def ntk_mmd(learner, X_initial, X_current, *, batch_size=32, dtype=torch.float64
             - \\frac{1}{|S|} \\sum_{x \\in S} J(x) \\Big\\rVert_F \\Big/ \\sqrt{K},
 
     equal to ``sqrt(mean k(S0, S0) + mean k(S, S) - 2 mean k(S0, S))``. Only the mean
-    Jacobians are formed (memory ``K x P``), never the kernel.
+    Jacobians are formed (memory ``K x P``), never the kernel. The paper's exact choice of
+    kernel normalisation and estimator could not be checked against its text; this scalar
+    kernel and the V-statistic are our reading.
 
     Parameters
     ----------
