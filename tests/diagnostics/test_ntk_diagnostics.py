@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import (
+from _diagnostics_nets import (
     N_CLASSES,
     brute_jacobian,
     brute_kernel,

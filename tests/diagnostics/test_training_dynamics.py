@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import brute_loss_gradient, make_data, make_net, one_hot
+from _diagnostics_nets import brute_loss_gradient, make_data, make_net, one_hot
 from modAL.models import ActiveLearner
 from torch import nn
 
