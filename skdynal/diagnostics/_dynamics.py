@@ -25,7 +25,7 @@ class SubsetApproximation(NamedTuple):
     ----------
     change : float
         ``Delta(Q | S) = G(S u Q) - G(S)``, the exact change for the whole set.
-    singles : ndarray of float64, shape (|Q|,)
+    singles : ndarray of float64, shape (n_query,)
         ``Delta({x_u} | S)`` for every ``x_u`` in ``Q``; with the net's own loss and
         pseudo labels these are dynamicAL's scores with ``gamma = 2``.
     cross_terms : float
