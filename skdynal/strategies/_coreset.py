@@ -56,25 +56,27 @@ def k_center_greedy(pool, centers, n_instances, random_state, chunk_rows=_CHUNK_
         (``inf`` for a first row drawn without centers).
     """
     n_pool = len(pool)
+    # Distances are kept in the order of a random permutation of the pool, so that argmax
+    # (the first maximum) breaks ties at random.
     permutation = random_state.permutation(n_pool)
-    pool = pool[torch.as_tensor(permutation, device=pool.device)]
+    order = torch.as_tensor(permutation, device=pool.device)
     has_centers = centers is not None and len(centers) > 0
     if has_centers:
-        nearest = _min_squared_distances(pool, centers, chunk_rows)
+        nearest = _min_squared_distances(pool, centers, chunk_rows)[order]
     else:
         nearest = torch.full((n_pool,), float("inf"), dtype=pool.dtype, device=pool.device)
     chosen = np.empty(n_instances, dtype=np.intp)
     distances = np.empty(n_instances, dtype=np.float64)
     for step in range(n_instances):
-        # Without centers the first row is row 0 of the random permutation.
+        # Without centers the first row is the permutation's first, a uniform draw.
         best = int(torch.argmax(nearest)) if has_centers or step else 0
         chosen[step] = best
         distances[step] = float(nearest[best])
         if step + 1 == n_instances:
             break
-        to_new = ((pool - pool[best]) ** 2).sum(dim=1)
+        to_new = ((pool - pool[permutation[best]]) ** 2).sum(dim=1)[order]
         torch.minimum(nearest, to_new, out=nearest)
-        nearest[torch.as_tensor(chosen[: step + 1], device=pool.device)] = -float("inf")
+        nearest[best] = -float("inf")
     return permutation[chosen], np.sqrt(distances)
 
 
