@@ -50,11 +50,14 @@ def check_probabilities(probabilities):
             "Expected class probabilities of shape (n_samples, n_classes) from the net's "
             f"predict_proba semantics, got shape {tuple(probabilities.shape)}."
         )
+    atol = _PROBABILITY_ATOL
+    if probabilities.is_floating_point():
+        atol = max(atol, 4 * torch.finfo(probabilities.dtype).eps)  # float16, bfloat16
     sums = probabilities.sum(dim=1)
     if (
         not bool(torch.isfinite(probabilities).all())
-        or bool((probabilities < -_PROBABILITY_ATOL).any())
-        or bool(((sums - 1).abs() > _PROBABILITY_ATOL).any())
+        or bool((probabilities < -atol).any())
+        or bool(((sums - 1).abs() > atol).any())
     ):
         raise ValueError(
             "The net's outputs after its predict nonlinearity are not probabilities (rows "
