@@ -101,6 +101,10 @@ class NetAdapter:
         if kwargs["batch_size"] == -1:
             kwargs["batch_size"] = len(dataset)
         kwargs["shuffle"] = False
+        if _is_data_loader(self.net.iterator_valid) and "generator" not in kwargs:
+            # DataLoader draws a base seed even without shuffling; a private generator keeps
+            # scoring from moving torch's global random state (and so the next training run).
+            kwargs["generator"] = torch.Generator()
         for X_batch, y_batch in self.net.iterator_valid(dataset, **kwargs):
             yield self.to_device(X_batch), (None if y is None else to_tensor(y_batch, self.device))
 
@@ -160,6 +164,10 @@ class NetAdapter:
             return loss_fn(y_pred, y_pred.detach().argmax(dim=-1))
 
         return pseudo_loss
+
+
+def _is_data_loader(iterator):
+    return isinstance(iterator, type) and issubclass(iterator, torch.utils.data.DataLoader)
 
 
 def resolve_learner(learner, X_labeled=None, y_labeled=None):

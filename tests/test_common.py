@@ -130,6 +130,15 @@ def test_net_left_unchanged(strategy_class, labeled_and_pool):
     assert_unchanged(net.module_, before)
 
 
+def test_global_random_state_untouched(strategy_class, fitted_mlp, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()  # noqa: NPY002
+    build(strategy_class).select(fitted_mlp, X_pool, 5, X_labeled=X_lab, y_labeled=y_lab)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    after = np.random.get_state()  # noqa: NPY002
+    assert after[0] == numpy_state[0] and np.array_equal(after[1], numpy_state[1])
+
+
 def test_two_rounds_in_modal_active_learner(strategy_class, digits):
     X, y = digits
     X_pool, y_pool = X[40:200], y[40:200]
