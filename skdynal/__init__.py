@@ -1,6 +1,12 @@
 """skdynal: deep active learning by leveraging training dynamics, for skorch and modAL."""
 
 from ._version import __version__
-from .strategies import DynamicALSampler
+from .strategies import DynamicALSampler, TiDALMixin, TiDALNetClassifier, TiDALSampler
 
-__all__ = ["DynamicALSampler", "__version__"]
+__all__ = [
+    "DynamicALSampler",
+    "TiDALMixin",
+    "TiDALNetClassifier",
+    "TiDALSampler",
+    "__version__",
+]

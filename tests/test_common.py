@@ -37,6 +37,22 @@ def build(strategy_class, **params):
     return strategy_class(**{"random_state": 0, **test_params, **params})
 
 
+def net_params(strategy_class):
+    """Extra :func:`make_net` arguments a strategy needs from the net it queries with.
+
+    A strategy that only works with a particular net (for example one trained with a net
+    mixin) sets the class attribute ``_test_net_params``, e.g. ``{"net_class": MyNet}``.
+    """
+    return dict(getattr(strategy_class, "_test_net_params", {}))
+
+
+@pytest.fixture
+def fitted_mlp(strategy_class, labeled_and_pool):
+    """The conftest fixture of the same name, with the strategy's ``net_params``."""
+    X_lab, y_lab, _ = labeled_and_pool
+    return fitted_net(X_lab, y_lab, **net_params(strategy_class))
+
+
 def snapshot(module):
     return (
         {k: v.detach().clone() for k, v in module.state_dict().items()},
@@ -97,7 +113,7 @@ def test_same_random_state_same_indices(strategy_class, fitted_mlp, labeled_and_
 
 def test_net_left_unchanged(strategy_class, labeled_and_pool):
     X_lab, y_lab, X_pool = labeled_and_pool
-    net = fitted_net(X_lab, y_lab, module__dropout=0.1)
+    net = fitted_net(X_lab, y_lab, module__dropout=0.1, **net_params(strategy_class))
     net.module_.train()
     before = snapshot(net.module_)
     strategy = build(strategy_class)
@@ -116,7 +132,7 @@ def test_two_rounds_in_modal_active_learner(strategy_class, digits):
     X_pool, y_pool = X[40:200], y[40:200]
     torch.manual_seed(0)
     learner = ActiveLearner(
-        estimator=make_net(max_epochs=2),
+        estimator=make_net(max_epochs=2, **net_params(strategy_class)),
         query_strategy=build(strategy_class),
         X_training=X[:40],
         y_training=y[:40],
@@ -195,12 +211,16 @@ def test_non_finite_pool(strategy_class, fitted_mlp, labeled_and_pool, bad_value
 def test_unfitted_net(strategy_class, labeled_and_pool):
     X_lab, y_lab, X_pool = labeled_and_pool
     with pytest.raises(NotFittedError, match="not fitted"):
-        build(strategy_class)(make_net(), X_pool, 3, X_labeled=X_lab, y_labeled=y_lab)
+        build(strategy_class)(
+            make_net(**net_params(strategy_class)), X_pool, 3, X_labeled=X_lab, y_labeled=y_lab
+        )
 
 
 def test_unfitted_learner(strategy_class, labeled_and_pool):
     _, _, X_pool = labeled_and_pool
-    learner = ActiveLearner(estimator=make_net(), query_strategy=build(strategy_class))
+    learner = ActiveLearner(
+        estimator=make_net(**net_params(strategy_class)), query_strategy=build(strategy_class)
+    )
     with pytest.raises(NotFittedError, match="not fitted"):
         learner.query(X_pool, n_instances=3)
 

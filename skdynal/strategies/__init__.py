@@ -1,5 +1,6 @@
 """Query strategies, each callable as a modAL ``query_strategy``."""
 
 from ._dynamical import DynamicALSampler
+from ._tidal import TiDALMixin, TiDALNetClassifier, TiDALSampler
 
-__all__ = ["DynamicALSampler"]
+__all__ = ["DynamicALSampler", "TiDALMixin", "TiDALNetClassifier", "TiDALSampler"]
