@@ -2,16 +2,36 @@
 
 from ._version import __version__
 from .strategies import (
+    ALBLSampler,
+    BADGESampler,
+    BALDSampler,
+    CoresetSampler,
     DynamicALSampler,
+    EGLSampler,
+    EntropySampler,
+    InfluenceSampler,
+    LeastConfidenceSampler,
+    MarginSampler,
     NTKLookaheadSampler,
+    RandomSampler,
     TiDALMixin,
     TiDALNetClassifier,
     TiDALSampler,
 )
 
 __all__ = [
+    "ALBLSampler",
+    "BADGESampler",
+    "BALDSampler",
+    "CoresetSampler",
     "DynamicALSampler",
+    "EGLSampler",
+    "EntropySampler",
+    "InfluenceSampler",
+    "LeastConfidenceSampler",
+    "MarginSampler",
     "NTKLookaheadSampler",
+    "RandomSampler",
     "TiDALMixin",
     "TiDALNetClassifier",
     "TiDALSampler",

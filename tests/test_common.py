@@ -31,26 +31,19 @@ def _exported_strategies():
 STRATEGIES = _exported_strategies()
 
 
-def build(strategy_class, **params):
-    """A strategy with a fixed random_state and any per-class test settings."""
-    test_params = getattr(strategy_class, "_test_params", {})
-    return strategy_class(**{"random_state": 0, **test_params, **params})
-
-
 def net_params(strategy_class):
-    """Extra :func:`make_net` arguments a strategy needs from the net it queries with.
+    """Per-class settings of the test net, ``_test_net_params``.
 
-    A strategy that only works with a particular net (for example one trained with a net
-    mixin) sets the class attribute ``_test_net_params``, e.g. ``{"net_class": MyNet}``.
+    For example dropout for BALD, or ``{"net_class": TiDALNetClassifier}`` for a strategy
+    that needs a net mixin (``net_class`` is an argument of ``_nets.make_net``).
     """
     return dict(getattr(strategy_class, "_test_net_params", {}))
 
 
-@pytest.fixture
-def fitted_mlp(strategy_class, labeled_and_pool):
-    """The conftest fixture of the same name, with the strategy's ``net_params``."""
-    X_lab, y_lab, _ = labeled_and_pool
-    return fitted_net(X_lab, y_lab, **net_params(strategy_class))
+def build(strategy_class, **params):
+    """A strategy with a fixed random_state and any per-class test settings."""
+    test_params = getattr(strategy_class, "_test_params", {})
+    return strategy_class(**{"random_state": 0, **test_params, **params})
 
 
 def snapshot(module):
@@ -78,6 +71,13 @@ def test_strategies_are_discovered():
 @pytest.fixture(params=STRATEGIES, ids=lambda cls: cls.__name__)
 def strategy_class(request):
     return request.param
+
+
+@pytest.fixture
+def fitted_mlp(strategy_class, labeled_and_pool):
+    """The conftest net, with the strategy's ``_test_net_params`` when it has any."""
+    X_lab, y_lab, _ = labeled_and_pool
+    return fitted_net(X_lab, y_lab, **net_params(strategy_class))
 
 
 def test_returns_unique_in_range_indices(strategy_class, fitted_mlp, labeled_and_pool):
@@ -113,7 +113,7 @@ def test_same_random_state_same_indices(strategy_class, fitted_mlp, labeled_and_
 
 def test_net_left_unchanged(strategy_class, labeled_and_pool):
     X_lab, y_lab, X_pool = labeled_and_pool
-    net = fitted_net(X_lab, y_lab, module__dropout=0.1, **net_params(strategy_class))
+    net = fitted_net(X_lab, y_lab, **{"module__dropout": 0.1, **net_params(strategy_class)})
     net.module_.train()
     before = snapshot(net.module_)
     strategy = build(strategy_class)
