@@ -253,3 +253,15 @@ def test_nll_net_with_probability_outputs(unique_digits):
     dynamics = net.tidal_dynamics_.numpy()
     np.testing.assert_allclose(dynamics.sum(1), 1.0, rtol=1e-12)
     assert TiDALSampler().score(net, X[30:]).shape == (len(X) - 30,)
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "message"),
+    [({"tidal_width": 0}, ValueError, "tidal_width"),
+     ({"tidal_weight": -1.0}, ValueError, "tidal_weight"),
+     ({"tidal_detach": "yes"}, TypeError, "tidal_detach"),
+     ({"tidal_stages": ["layers.9"]}, ValueError, "not a submodule")],
+)
+def test_bad_mixin_parameters(params, error, message):
+    with pytest.raises(error, match=message):
+        tidal_net(**params).initialize()

@@ -201,6 +201,16 @@ class TiDALMixin:
         """Initialise the backbone, then the prediction module on the backbone's device."""
         super().initialize_module()
         _check_positive_int(self.tidal_width, "tidal_width")
+        weight = self.tidal_weight
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, numbers.Real)
+            or not math.isfinite(weight)
+            or weight < 0
+        ):
+            raise ValueError(f"tidal_weight must be a finite number >= 0, got {weight!r}.")
+        if not isinstance(self.tidal_detach, bool):
+            raise TypeError(f"tidal_detach must be True or False, got {self.tidal_detach!r}.")
         stages = resolve_stages(self.module_, self.tidal_stages)
         reference = next(self.module_.parameters(), None)
         dtype = reference.dtype if reference is not None else None
