@@ -265,3 +265,30 @@ def test_nll_net_with_probability_outputs(unique_digits):
 def test_bad_mixin_parameters(params, error, message):
     with pytest.raises(error, match=message):
         tidal_net(**params).initialize()
+
+
+def test_training_callbacks_see_ordinary_batches(unique_digits):
+    from skorch.callbacks import EpochScoring
+
+    X, y = unique_digits
+    torch.manual_seed(7)
+    net = tidal_net(
+        max_epochs=2,
+        callbacks=[("train_acc", EpochScoring("accuracy", on_train=True, name="train_acc"))],
+    ).fit(X[:40], y[:40])
+    assert 0.0 <= net.history[-1, "train_acc"] <= 1.0
+    assert net.tidal_batch_index_ is None  # cleared after the epoch
+
+
+def test_optimizer_closure_called_twice_records_once(unique_digits):
+    X, y = unique_digits
+    recorder = RecordSoftmax()
+    torch.manual_seed(8)
+    net = tidal_net(max_epochs=3, batch_size=40, optimizer=torch.optim.LBFGS,
+                    optimizer__max_iter=3, optimizer__lr=0.5, callbacks=[recorder])
+    net.fit(X[:40], y[:40])
+    # LBFGS evaluates each batch several times; skorch reports the first evaluation's
+    # y_pred, which is the one recorded.
+    np.testing.assert_allclose(
+        net.tidal_dynamics_.numpy(), brute_force_mean(X[:40], recorder), rtol=0, atol=1e-12
+    )

@@ -111,6 +111,25 @@ class _IndexedDataset(torch.utils.data.Dataset):
         return Xi, yi, i
 
 
+class _IndexedLoader:
+    """Iterate ``(X, y)`` batches of an indexed loader, handing each batch's row indices to
+    the net before the batch is used, so skorch and its callbacks see ordinary batches."""
+
+    def __init__(self, loader, net):
+        self.loader = loader
+        self.net = net
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for X_batch, y_batch, index in self.loader:
+            self.net.tidal_batch_index_ = index
+            self.net.tidal_batch_recorded_ = False
+            yield X_batch, y_batch
+        self.net.tidal_batch_index_ = None
+
+
 class TiDALMixin:
     """Net mixin that records training dynamics and trains TiDAL's prediction module.
 
@@ -219,11 +238,16 @@ class TiDALMixin:
         return self
 
     def get_iterator(self, dataset, training=False):
-        """As skorch's, but training batches carry their row indices ``(X, y, index)``."""
-        if training:
-            self.tidal_n_train_ = len(dataset)
-            dataset = _IndexedDataset(dataset)
-        return super().get_iterator(dataset, training=training)
+        """As skorch's; for training, the row indices of each batch reach the training step.
+
+        The loader reads ``(X_i, y_i, i)`` items; the batches it yields are the usual
+        ``(X, y)``, with the indices set on the net just before each batch is used.
+        """
+        if not training:
+            return super().get_iterator(dataset, training=False)
+        self.tidal_n_train_ = len(dataset)
+        loader = super().get_iterator(_IndexedDataset(dataset), training=True)
+        return _IndexedLoader(loader, self)
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """Reset the recorded dynamics, then run skorch's fit loop."""
@@ -241,20 +265,26 @@ class TiDALMixin:
 
     def train_step_single(self, batch, **fit_params):
         """Backbone loss plus ``tidal_weight`` times the module's KL loss, and record."""
-        if not (isinstance(batch, (tuple, list)) and len(batch) == 3):
+        index = getattr(self, "tidal_batch_index_", None)
+        if index is None:
             raise ValueError(
-                "TiDALMixin expects training batches (X, y, index) from its own "
-                "get_iterator; a subclass that overrides get_iterator must call "
-                "super().get_iterator for training data."
+                "TiDALMixin records training dynamics per row, so training batches must come "
+                "from its own get_iterator (a subclass that overrides get_iterator must call "
+                "super().get_iterator for training data)."
             )
-        Xi, yi, index = batch
+        Xi, yi = unpack_data(batch)
         self._set_training(True)
         stages = resolve_stages(self.module_, self.tidal_stages)
         with capture_stage_features(self.module_, stages) as features:
             y_pred = self.infer(Xi, **fit_params)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         probs = backbone_probabilities(self, y_pred).detach()
-        target = self._record_dynamics(index, probs)
+        if self.tidal_batch_recorded_:
+            # The optimizer re-evaluates the same batch (e.g. LBFGS): record it once.
+            target = self.tidal_dynamics_[torch.as_tensor(index).cpu()].to(probs.device)
+        else:
+            target = self._record_dynamics(index, probs)
+            self.tidal_batch_recorded_ = True
         pooled = [f.detach() if self.tidal_detach else f for f in features]
         logits = self.tidal_module_(pooled, probs.shape[1])
         module_loss = F.kl_div(
