@@ -292,3 +292,15 @@ def test_optimizer_closure_called_twice_records_once(unique_digits):
     np.testing.assert_allclose(
         net.tidal_dynamics_.numpy(), brute_force_mean(X[:40], recorder), rtol=0, atol=1e-12
     )
+
+
+def test_module_is_trained_by_the_nets_optimizer(unique_digits):
+    X, y = unique_digits
+    torch.manual_seed(9)
+    net = tidal_net(max_epochs=1).fit(X[:32], y[:32])
+    optimized = {id(p) for group in net.optimizer_.param_groups for p in group["params"]}
+    head = list(net.tidal_module_.parameters())
+    assert {id(p) for p in head} <= optimized
+    before = [p.detach().clone() for p in head]
+    net.fit(X[:32], y[:32])
+    assert max((a - b).abs().max().item() for a, b in zip(before, head, strict=True)) > 0
