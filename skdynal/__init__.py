@@ -12,7 +12,11 @@ from .strategies import (
     InfluenceSampler,
     LeastConfidenceSampler,
     MarginSampler,
+    NTKLookaheadSampler,
     RandomSampler,
+    TiDALMixin,
+    TiDALNetClassifier,
+    TiDALSampler,
 )
 
 __all__ = [
@@ -26,6 +30,10 @@ __all__ = [
     "InfluenceSampler",
     "LeastConfidenceSampler",
     "MarginSampler",
+    "NTKLookaheadSampler",
     "RandomSampler",
+    "TiDALMixin",
+    "TiDALNetClassifier",
+    "TiDALSampler",
     "__version__",
 ]

@@ -46,9 +46,18 @@ class DigitsCNN(torch.nn.Module):
         return torch.softmax(logits, dim=-1) if self.probabilities else logits
 
 
-def make_net(module=DigitsMLP, criterion=torch.nn.CrossEntropyLoss, max_epochs=3, **kwargs):
-    """An unfitted skorch classifier set up as in the README (warm start, no split)."""
-    return NeuralNetClassifier(
+def make_net(
+    module=DigitsMLP,
+    criterion=torch.nn.CrossEntropyLoss,
+    max_epochs=3,
+    net_class=NeuralNetClassifier,
+    **kwargs,
+):
+    """An unfitted skorch classifier set up as in the README (warm start, no split).
+
+    ``net_class`` is the skorch class (a strategy that needs a net mixin names its own).
+    """
+    return net_class(
         module,
         criterion=criterion,
         max_epochs=max_epochs,

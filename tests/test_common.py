@@ -33,7 +33,11 @@ STRATEGIES = _exported_strategies()
 
 
 def net_params(strategy_class):
-    """Per-class settings of the test net (e.g. dropout for BALD), ``_test_net_params``."""
+    """Per-class settings of the test net, ``_test_net_params``.
+
+    For example dropout for BALD, or ``{"net_class": TiDALNetClassifier}`` for a strategy
+    that needs a net mixin (``net_class`` is an argument of ``_nets.make_net``).
+    """
     return dict(getattr(strategy_class, "_test_net_params", {}))
 
 
@@ -116,7 +120,7 @@ def test_same_random_state_same_indices(strategy_class, fitted_mlp, labeled_and_
 
 def test_net_left_unchanged(strategy_class, labeled_and_pool):
     X_lab, y_lab, X_pool = labeled_and_pool
-    net = fitted_net(X_lab, y_lab, module__dropout=0.1)
+    net = fitted_net(X_lab, y_lab, **{"module__dropout": 0.1, **net_params(strategy_class)})
     net.module_.train()
     before = snapshot(net.module_)
     strategy = build(strategy_class)
@@ -251,12 +255,16 @@ def test_non_finite_pool(strategy_class, fitted_mlp, labeled_and_pool, bad_value
 def test_unfitted_net(strategy_class, labeled_and_pool):
     X_lab, y_lab, X_pool = labeled_and_pool
     with pytest.raises(NotFittedError, match="not fitted"):
-        build(strategy_class)(make_net(), X_pool, 3, X_labeled=X_lab, y_labeled=y_lab)
+        build(strategy_class)(
+            make_net(**net_params(strategy_class)), X_pool, 3, X_labeled=X_lab, y_labeled=y_lab
+        )
 
 
 def test_unfitted_learner(strategy_class, labeled_and_pool):
     _, _, X_pool = labeled_and_pool
-    learner = ActiveLearner(estimator=make_net(), query_strategy=build(strategy_class))
+    learner = ActiveLearner(
+        estimator=make_net(**net_params(strategy_class)), query_strategy=build(strategy_class)
+    )
     with pytest.raises(NotFittedError, match="not fitted"):
         learner.query(X_pool, n_instances=3)
 

@@ -6,7 +6,9 @@ from ._bald import BALDSampler
 from ._coreset import CoresetSampler
 from ._dynamical import DynamicALSampler
 from ._gradient_variants import EGLSampler, InfluenceSampler
+from ._ntk_lookahead import NTKLookaheadSampler
 from ._random import RandomSampler
+from ._tidal import TiDALMixin, TiDALNetClassifier, TiDALSampler
 from ._uncertainty import EntropySampler, LeastConfidenceSampler, MarginSampler
 
 __all__ = [
@@ -20,5 +22,9 @@ __all__ = [
     "InfluenceSampler",
     "LeastConfidenceSampler",
     "MarginSampler",
+    "NTKLookaheadSampler",
     "RandomSampler",
+    "TiDALMixin",
+    "TiDALNetClassifier",
+    "TiDALSampler",
 ]
