@@ -14,6 +14,7 @@ from _dying import DiesOnceSampler
 from _nets import fitted_net, make_net
 from modAL.models import ActiveLearner
 from sklearn.base import clone
+from sklearn.datasets import load_digits
 
 from skdynal import (
     BADGESampler,
@@ -53,8 +54,6 @@ def local_ray():
 @pytest.fixture(scope="module")
 def data():
     """Float64 digits: 60 labeled rows, a pool of 300, and a net fitted in float64."""
-    from sklearn.datasets import load_digits
-
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
     net = fitted_net(X[:60], y[:60], module__dtype=torch.float64)
@@ -97,7 +96,7 @@ def test_score_equals_local_score(strategy, data):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_ties_broken_as_locally(seed, data):
-    net, X_lab, y_lab, _ = data
+    net, X_lab, _, _ = data
     # 12 copies of each of 10 rows, scattered over 4 shards: the top 15 is decided by ties.
     X_pool = np.repeat(X_lab[:10], 12, axis=0)[np.random.RandomState(7).permutation(120)]
     strategy = MarginSampler(random_state=seed)
@@ -112,7 +111,7 @@ def test_ties_broken_as_locally(seed, data):
 
 
 def test_wrapper_random_state_overrides_the_strategys(data):
-    net, X_lab, y_lab, _ = data
+    net, X_lab, _, _ = data
     X_pool = np.repeat(X_lab[:10], 12, axis=0)
     expected, _ = MarginSampler(random_state=5).select(net, X_pool, 15)
     indices, _ = RayScorer(MarginSampler(random_state=0), random_state=5).select(
@@ -137,7 +136,7 @@ def test_npy_path_and_memmap_pools(data, tmp_path):
 
 
 def test_non_finite_values_in_a_file_pool_are_found_by_workers(data, tmp_path):
-    net, X_lab, y_lab, X_pool = data
+    net, _, _, X_pool = data
     X_bad = X_pool.copy()
     X_bad[250, 3] = np.nan
     path = tmp_path / "bad.npy"
@@ -152,36 +151,7 @@ def test_missing_file(data, tmp_path):
         RayScorer(EGLSampler()).select(net, tmp_path / "absent.npy", 3)
 
 
-def test_worker_killed_mid_round_gives_the_same_answer(data, tmp_path):
-    net, X_lab, y_lab, X_pool = data
-    marker = str(tmp_path / "died")
-    expected, expected_scores = DynamicALSampler(random_state=0).select(
-        net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
-    )
-    dying = DiesOnceSampler(marker=marker, random_state=0)
-    indices, scores = RayScorer(dying, shard_size=96, max_retries=2).select(
-        net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
-    )
-    assert os.path.exists(marker)  # one worker did die
-    scored_rows = [int(line) for line in Path(marker + ".log").read_text().split()]
-    assert sorted(scored_rows) == [12, 96, 96, 96]  # every shard scored exactly once after
-    np.testing.assert_array_equal(indices, expected)
-    np.testing.assert_allclose(scores, expected_scores, rtol=1e-12, atol=0)
-
-
-def test_without_retries_the_dead_worker_fails_the_round(data, tmp_path):
-    net, X_lab, y_lab, X_pool = data
-    dying = DiesOnceSampler(marker=str(tmp_path / "died"), random_state=0)
-    with pytest.raises(ray.exceptions.WorkerCrashedError):
-        RayScorer(dying, max_retries=0).select(
-            net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
-        )
-
-
-def test_modal_active_learner_rounds_match_local(data):
-    _, X_lab, y_lab, _ = data
-    from sklearn.datasets import load_digits
-
+def test_modal_active_learner_rounds_match_local():
     X, y = load_digits(return_X_y=True)
     X, X_pool, y_pool = X[:40] / 16.0, X[200:400] / 16.0, y[200:400]
     chosen = {}
@@ -272,3 +242,32 @@ def test_clone_and_params():
     assert cloned.set_params(strategy__batch_size=8).strategy.batch_size == 8
     assert scorer.strategy.batch_size == 16
     assert RayScorer()._needs_labeled and not RayScorer(EGLSampler())._needs_labeled
+
+
+# Last: these end worker processes, and Ray needs seconds to start new ones.
+
+
+def test_worker_killed_mid_round_gives_the_same_answer(data, tmp_path):
+    net, X_lab, y_lab, X_pool = data
+    marker = str(tmp_path / "died")
+    expected, expected_scores = DynamicALSampler(random_state=0).select(
+        net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
+    )
+    dying = DiesOnceSampler(marker=marker, random_state=0)
+    indices, scores = RayScorer(dying, shard_size=96, max_retries=2).select(
+        net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
+    )
+    assert os.path.exists(marker)  # one worker did die
+    scored_rows = [int(line) for line in Path(marker + ".log").read_text().split()]
+    assert sorted(scored_rows) == [12, 96, 96, 96]  # every shard scored exactly once after
+    np.testing.assert_array_equal(indices, expected)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-12, atol=0)
+
+
+def test_without_retries_the_dead_worker_fails_the_round(data, tmp_path):
+    net, X_lab, y_lab, X_pool = data
+    dying = DiesOnceSampler(marker=str(tmp_path / "died"), random_state=0)
+    with pytest.raises(ray.exceptions.WorkerCrashedError):
+        RayScorer(dying, max_retries=0).select(
+            net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
+        )
