@@ -121,6 +121,8 @@ def _pool_source(X_pool, ray):
     if _is_whole_file_memmap(X_pool):
         return _check_lazy_pool(X_pool, "X_pool"), _MemmapFile(X_pool)
     X_pool = check_pool(X_pool)
+    if torch.is_tensor(X_pool):
+        X_pool = X_pool.cpu()  # workers may have no GPU, or another one
     return X_pool, _StoredPool(ray.put(X_pool))
 
 
@@ -503,15 +505,20 @@ class RayScorer(BaseQueryStrategy):
         results = [None] * len(bounds)
         in_flight = {}
         next_shard = 0
-        while next_shard < len(bounds) or in_flight:
-            while next_shard < len(bounds) and len(in_flight) < self.num_workers:
-                start, stop = bounds[next_shard]
-                ref = remote.remote(
-                    [payload_ref], source, start, stop, task, [ranks_ref], device, threads
-                )
-                in_flight[ref] = next_shard
-                next_shard += 1
-            done, _ = ray.wait(list(in_flight), num_returns=1)
-            for ref in done:
-                results[in_flight.pop(ref)] = ray.get(ref)
+        try:
+            while next_shard < len(bounds) or in_flight:
+                while next_shard < len(bounds) and len(in_flight) < self.num_workers:
+                    start, stop = bounds[next_shard]
+                    ref = remote.remote(
+                        [payload_ref], source, start, stop, task, [ranks_ref], device, threads
+                    )
+                    in_flight[ref] = next_shard
+                    next_shard += 1
+                done, _ = ray.wait(list(in_flight), num_returns=1)
+                for ref in done:
+                    results[in_flight.pop(ref)] = ray.get(ref)
+        except BaseException:
+            for ref in in_flight:
+                ray.cancel(ref)
+            raise
         return results

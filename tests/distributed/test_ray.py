@@ -4,6 +4,7 @@ One Ray instance (2 CPUs) serves the whole module. Skipped when ray is not insta
 deselect with ``-m "not ray"``.
 """
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from _nets import fitted_net, make_net
 from modAL.models import ActiveLearner
 from sklearn.base import clone
 from sklearn.datasets import load_digits
+from torch.utils.data import TensorDataset
 
 from skdynal import (
     BADGESampler,
@@ -135,6 +137,31 @@ def test_npy_path_and_memmap_pools(data, tmp_path):
         np.testing.assert_allclose(scores, expected_scores, rtol=1e-12, atol=0)
 
 
+def test_dataset_and_tensor_pools(data):
+    net, X_lab, y_lab, X_pool = data
+    strategy = BADGESampler(random_state=0)
+    expected, _ = strategy.select(net, X_pool, 8, X_labeled=X_lab, y_labeled=y_lab)
+    tensor = torch.from_numpy(X_pool)
+    for pool in (tensor, TensorDataset(tensor, torch.zeros(len(X_pool)))):
+        indices, _ = RayScorer(strategy, shard_size=100).select(net, pool, 8)
+        np.testing.assert_array_equal(indices, expected)
+
+
+@pytest.mark.gpu
+def test_gpu_workers_match_local_cpu_scoring(data):
+    net, X_lab, y_lab, X_pool = data
+    strategy = DynamicALSampler(random_state=0)
+    expected, expected_scores = strategy.select(
+        net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
+    )
+    indices, scores = RayScorer(strategy, num_gpus_per_worker=0.5).select(
+        net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
+    )
+    assert net.device == "cpu"
+    np.testing.assert_array_equal(indices, expected)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-9)
+
+
 def test_non_finite_values_in_a_file_pool_are_found_by_workers(data, tmp_path):
     net, _, _, X_pool = data
     X_bad = X_pool.copy()
@@ -242,6 +269,17 @@ def test_clone_and_params():
     assert cloned.set_params(strategy__batch_size=8).strategy.batch_size == 8
     assert scorer.strategy.batch_size == 16
     assert RayScorer()._needs_labeled and not RayScorer(EGLSampler())._needs_labeled
+
+
+def test_docs_example_runs_on_the_local_instance():
+    spec = importlib.util.spec_from_file_location(
+        "ray_scoring_example", ROOT / "examples" / "ray_scoring.py"
+    )
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    indices, scores = example.main(n_instances=15)  # asserts equality with local itself
+    assert len(set(indices.tolist())) == 15
+    assert np.all(np.diff(scores) <= 0)
 
 
 # Last: these end worker processes, and Ray needs seconds to start new ones.
