@@ -324,7 +324,9 @@ class RayScorer(BaseQueryStrategy):
     -----
     Workers see the net without the labeled set; whatever they need from it is in the
     round's state. Workers must be able to import skdynal and the net's module class (install
-    them on every node, or use Ray's ``runtime_env``).
+    them on every node, or use Ray's ``runtime_env``): skorch pickles the module with the
+    standard pickle, so a module class defined in a script's ``__main__`` or in a notebook
+    cannot be loaded on the workers; define it in an importable module.
 
     The wrapped strategy's row-wise hooks are ``_scoring_state``, ``_score_rows`` (top-k
     strategies) or ``_row_outputs`` and ``_select_from_outputs`` (global ones); see
