@@ -1,5 +1,6 @@
 """Score the pool on a Ray cluster, shard by shard, with the same answer as local scoring."""
 
+import copy
 import math
 import mmap
 import numbers
@@ -140,11 +141,15 @@ def _rows(X, start, stop):
 _WORKER_CACHE = {}
 
 
-def _inference_view(net):
-    """A view of the net with what scoring needs: no callbacks, history or optimizers.
+def _inference_payload(net):
+    """What workers need of the net: ``(view, parts)``.
 
-    Those are not needed on workers, can be large, and may hold things that do not pickle
-    (open files, loggers, ``print`` as a sink).
+    ``view`` is a shallow view of the net without callbacks, history and optimizers (not
+    needed for scoring, possibly large, possibly unpicklable: open files, loggers, ``print``
+    as a sink) and without its modules and criteria, which are in ``parts``, on the CPU.
+    skorch pickles modules with the standard pickle, which cannot load a module class
+    defined in a script's ``__main__``, a notebook or a function on the workers; shipped
+    apart, they go through Ray's cloudpickle, which pickles such classes by value.
     """
     view = object.__new__(type(net))
     view.__dict__.update(net.__dict__)
@@ -153,7 +158,21 @@ def _inference_view(net):
     view.__dict__.pop("history_", None)
     for name in getattr(net, "_optimizers", ["optimizer"]):
         view.__dict__.pop(name + "_", None)
-    return view
+    parts = {}
+    for name in [*getattr(net, "_modules", ["module"]), *getattr(net, "_criteria", [])]:
+        if name + "_" in view.__dict__:
+            parts[name + "_"] = _on_cpu(view.__dict__.pop(name + "_"))
+    return view, parts
+
+
+def _on_cpu(part):
+    """``part`` itself when it is on the CPU, else a CPU copy (the net is left alone)."""
+    if not isinstance(part, torch.nn.Module):
+        return part
+    tensors = [*part.parameters(), *part.buffers()]
+    if all(tensor.device.type == "cpu" for tensor in tensors):
+        return part
+    return copy.deepcopy(part).cpu()
 
 
 def _to_device(value, device):
@@ -181,7 +200,9 @@ def _load_round(payload_ref, device):
     if key not in _WORKER_CACHE:
         _WORKER_CACHE.clear()
         payload = import_ray().get(payload_ref)
-        adapter = NetAdapter(net=_net_on(payload["net"], device))
+        net = payload["net"]
+        net.__dict__.update(payload["net_parts"])
+        adapter = NetAdapter(net=_net_on(net, device))
         _WORKER_CACHE[key] = (adapter, payload["strategy"], _to_device(payload["state"], device))
     return _WORKER_CACHE[key]
 
@@ -323,10 +344,9 @@ class RayScorer(BaseQueryStrategy):
     Notes
     -----
     Workers see the net without the labeled set; whatever they need from it is in the
-    round's state. Workers must be able to import skdynal and the net's module class (install
-    them on every node, or use Ray's ``runtime_env``): skorch pickles the module with the
-    standard pickle, so a module class defined in a script's ``__main__`` or in a notebook
-    cannot be loaded on the workers; define it in an importable module.
+    round's state. Workers must be able to import skdynal (install it on every node, or use
+    Ray's ``runtime_env``); the net's module is shipped with Ray's cloudpickle, so a module
+    class defined in a script or a notebook works too.
 
     The wrapped strategy's row-wise hooks are ``_scoring_state``, ``_score_rows`` (top-k
     strategies) or ``_row_outputs`` and ``_select_from_outputs`` (global ones); see
@@ -489,9 +509,11 @@ class RayScorer(BaseQueryStrategy):
         n_rows = len(view)
         shard_size = self.shard_size or -(-n_rows // self.num_workers)
         bounds = shard_bounds(n_rows, shard_size, self._batch_size(adapter, strategy))
+        view, parts = _inference_payload(adapter.net)
         payload_ref = ray.put(
             {
-                "net": _inference_view(adapter.net),
+                "net": view,
+                "net_parts": parts,
                 "strategy": strategy,
                 "state": _to_device(state, "cpu"),
             }

@@ -6,6 +6,7 @@ deselect with ``-m "not ray"``.
 
 import importlib.util
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +217,30 @@ def test_net_left_unchanged(data):
     for key, value in net.module_.state_dict().items():
         assert torch.equal(value, before[key])
     net.module_.eval()
+
+
+def test_module_class_defined_in_a_function(data):
+    _, X_lab, y_lab, X_pool = data
+
+    class LocalModule(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden = torch.nn.Linear(64, 8, dtype=torch.float64)
+            self.out = torch.nn.Linear(8, 10, dtype=torch.float64)
+
+        def forward(self, X):
+            return self.out(torch.tanh(self.hidden(X)))
+
+    torch.manual_seed(0)
+    net = make_net(module=LocalModule).fit(X_lab, y_lab)
+    with pytest.raises((AttributeError, pickle.PicklingError)):
+        pickle.dumps(net)  # skorch's own pickling cannot ship this class
+    expected, expected_scores = EGLSampler(random_state=0).select(net, X_pool, 6)
+    indices, scores = RayScorer(EGLSampler(random_state=0), shard_size=100).select(
+        net, X_pool, 6
+    )
+    np.testing.assert_array_equal(indices, expected)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("strategy", [BALDSampler(), RandomSampler()],
