@@ -20,10 +20,41 @@ class BaseQueryStrategy(BaseEstimator):
 
     Subclasses implement ``_query(adapter, X_pool, n_instances, random_state)`` returning
     ``(indices, scores_or_None)``.
+
+    Strategies whose selection is global (it looks at the whole pool at once, as k-center or
+    k-means++ do) can also be run on shards of the pool, for example by
+    :class:`skdynal.distributed.RayScorer`, by implementing three hooks:
+
+    - ``_scoring_state(adapter) -> dict``: the round's driver-side state, computed once
+      (for example the labeled set's embeddings); cheap to pickle.
+    - ``_row_outputs(adapter, state, X_rows) -> tuple of ndarray``: per-row outputs (for
+      example embeddings), each with one row per row of ``X_rows``; a row's outputs must not
+      depend on the other rows.
+    - ``_select_from_outputs(adapter, state, outputs, n_instances, random_state)``: the
+      selection from the outputs of the whole pool (concatenated in row order), returning
+      what ``_query`` returns.
+
+    ``_query`` and the three hooks must give the same answer for the same random state.
     """
 
     #: Whether the strategy needs the labeled set (and raises without it).
     _needs_labeled = False
+
+    def _scoring_state(self, adapter):
+        """Driver-side state of a round, shared by every shard of the pool (default: none)."""
+        return {}
+
+    def _row_outputs(self, adapter, state, X_rows):
+        """Per-row outputs of ``X_rows`` for a global selection (see the class docstring)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not split its work into per-row outputs."
+        )
+
+    def _select_from_outputs(self, adapter, state, outputs, n_instances, random_state):
+        """Selection from the per-row outputs of the whole pool (see the class docstring)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not select from per-row outputs."
+        )
 
     def __call__(self, learner, X_pool, n_instances=1, *, X_labeled=None, y_labeled=None):
         """Choose ``n_instances`` rows of ``X_pool`` to label (modAL's query protocol).
@@ -78,8 +109,20 @@ class BaseQueryStrategy(BaseEstimator):
 class BaseScoringStrategy(BaseQueryStrategy):
     """Base class of strategies that rank the pool by a score and query the largest.
 
-    Subclasses implement ``_score(adapter, X_pool) -> ndarray of float64``.
+    Subclasses implement ``_score_rows(adapter, state, X_rows) -> ndarray of float64``, the
+    scores of some rows of the pool given the round's state from ``_scoring_state(adapter)``
+    (default: an empty dict; override it to compute something once per round, such as
+    dynamicAL's labeled-set gradient). A row's score must not depend on the other rows, so
+    that shards of the pool can be scored apart (for example on a Ray cluster by
+    :class:`skdynal.distributed.RayScorer`) and their top-k merged exactly. Subclasses that
+    cannot be sharded may override ``_score(adapter, X_pool)`` instead.
     """
+
+    def _score_rows(self, adapter, state, X_rows):
+        """Scores of ``X_rows`` given the round's ``_scoring_state`` (shardable)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} implements neither _score_rows nor _score."
+        )
 
     def score(self, learner, X_pool, *, X_labeled=None, y_labeled=None):
         """Score every row of ``X_pool``; larger means more worth labeling.
@@ -99,6 +142,9 @@ class BaseScoringStrategy(BaseQueryStrategy):
         """
         adapter, X_pool = self._prepare(learner, X_pool, X_labeled, y_labeled)
         return self._score(adapter, X_pool)
+
+    def _score(self, adapter, X_pool):
+        return self._score_rows(adapter, self._scoring_state(adapter), X_pool)
 
     def _query(self, adapter, X_pool, n_instances, random_state):
         scores = self._score(adapter, X_pool)

@@ -147,3 +147,18 @@ class BADGESampler(BaseQueryStrategy):
             output_gradients=True,
         )
         return kmeans_plusplus_seeding(A, H, n_instances, random_state)
+
+    # Sharded form of _query (RayScorer): per-row (H, A) on workers, seeding on the driver.
+    def _row_outputs(self, adapter, state, X_rows):
+        H, A = embeddings(
+            adapter,
+            X_rows,
+            layer_name=self.embedding_layer,
+            batch_size=check_batch_size(self.batch_size),
+            output_gradients=True,
+        )
+        return H.cpu().numpy(), A.cpu().numpy()
+
+    def _select_from_outputs(self, adapter, state, outputs, n_instances, random_state):
+        H, A = (torch.as_tensor(array, device=adapter.device) for array in outputs)
+        return kmeans_plusplus_seeding(A, H, n_instances, random_state)

@@ -142,3 +142,25 @@ class CoresetSampler(BaseQueryStrategy):
                 batch_size=batch_size,
             )
         return k_center_greedy(pool, centers, n_instances, random_state)
+
+    # Sharded form of _query (RayScorer): labeled-set embeddings once on the driver, pool
+    # embeddings on workers, k-center on the driver.
+    def _scoring_state(self, adapter):
+        centers = None
+        if adapter.X_labeled is not None and len(adapter.X_labeled):
+            centers, _ = embeddings(
+                adapter, adapter.X_labeled, layer_name=self.embedding_layer,
+                batch_size=check_batch_size(self.batch_size),
+            )
+        return {"centers": centers}
+
+    def _row_outputs(self, adapter, state, X_rows):
+        pool, _ = embeddings(
+            adapter, X_rows, layer_name=self.embedding_layer,
+            batch_size=check_batch_size(self.batch_size),
+        )
+        return (pool.cpu().numpy(),)
+
+    def _select_from_outputs(self, adapter, state, outputs, n_instances, random_state):
+        pool = torch.as_tensor(outputs[0], device=adapter.device)
+        return k_center_greedy(pool, state["centers"], n_instances, random_state)

@@ -118,9 +118,6 @@ class DynamicALSampler(BaseScoringStrategy):
             return dots
         return sq_norms + gamma * dots
 
-    def _score(self, adapter, X_pool):
-        return self._score_rows(adapter, self._scoring_state(adapter), X_pool)
-
 
 def _wrap_outputs(adapter, loss_fn):
     """Apply ``loss_fn`` to the module output's first element when it returns a tuple."""

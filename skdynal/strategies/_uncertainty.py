@@ -22,6 +22,10 @@ class _UncertaintySampler(BaseScoringStrategy):
         )
         return self._uncertainty(probabilities)
 
+    def _score_rows(self, adapter, state, X_rows):
+        # Row-wise scores: shards of the pool can be scored apart (RayScorer).
+        return self._score(adapter, X_rows)
+
 
 _PARAMETERS = """
     Parameters

@@ -1,0 +1,336 @@
+"""RayScorer on a local Ray instance gives the answer of local scoring.
+
+One Ray instance (2 CPUs) serves the whole module. Skipped when ray is not installed;
+deselect with ``-m "not ray"``.
+"""
+
+import importlib.util
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _dying import DiesOnceSampler
+from _nets import fitted_net, make_net
+from modAL.models import ActiveLearner
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from torch.utils.data import TensorDataset
+
+from skdynal import (
+    BADGESampler,
+    BALDSampler,
+    CoresetSampler,
+    DynamicALSampler,
+    EGLSampler,
+    EntropySampler,
+    InfluenceSampler,
+    MarginSampler,
+    RandomSampler,
+)
+from skdynal.distributed import RayScorer
+
+ray = pytest.importorskip("ray")
+
+pytestmark = pytest.mark.ray
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    # Workers import skdynal, the test nets (tests/_nets.py) and _dying.py by name.
+    path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), str(HERE)])
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path}},
+    )
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Float64 digits: 60 labeled rows, a pool of 300, and a net fitted in float64."""
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    net = fitted_net(X[:60], y[:60], module__dtype=torch.float64)
+    return net, X[:60], y[:60], X[60:360]
+
+
+TOP_K = [
+    DynamicALSampler(random_state=0),
+    EGLSampler(random_state=0),
+    InfluenceSampler(random_state=0),
+    MarginSampler(random_state=0),
+    EntropySampler(random_state=0),
+]
+GLOBAL = [BADGESampler(random_state=0), CoresetSampler(random_state=0)]
+
+
+@pytest.mark.parametrize("strategy", TOP_K + GLOBAL, ids=lambda s: type(s).__name__)
+def test_same_indices_and_scores_as_local(strategy, data):
+    net, X_lab, y_lab, X_pool = data
+    expected, expected_scores = clone(strategy).select(
+        net, X_pool, 12, X_labeled=X_lab, y_labeled=y_lab
+    )
+    # 300 rows in shards of 64 (rounded from 50 to the batch size 32): 5 shards, 2 at a time.
+    ray_scorer = RayScorer(clone(strategy), num_workers=2, shard_size=50)
+    indices, scores = ray_scorer.select(net, X_pool, 12, X_labeled=X_lab, y_labeled=y_lab)
+    np.testing.assert_array_equal(indices, expected)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("strategy", TOP_K[:1] + TOP_K[3:4], ids=lambda s: type(s).__name__)
+def test_score_equals_local_score(strategy, data):
+    net, X_lab, y_lab, X_pool = data
+    expected = strategy.score(net, X_pool, X_labeled=X_lab, y_labeled=y_lab)
+    scores = RayScorer(strategy, shard_size=70).score(
+        net, X_pool, X_labeled=X_lab, y_labeled=y_lab
+    )
+    assert scores.shape == (300,)
+    np.testing.assert_allclose(scores, expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ties_broken_as_locally(seed, data):
+    net, X_lab, _, _ = data
+    # 12 copies of each of 10 rows, scattered over 4 shards: the top 15 is decided by ties.
+    X_pool = np.repeat(X_lab[:10], 12, axis=0)[np.random.RandomState(7).permutation(120)]
+    strategy = MarginSampler(random_state=seed)
+    scores = strategy.score(net, X_pool)
+    assert len(np.unique(scores)) <= 10
+    expected, _ = strategy.select(net, X_pool, 15)
+    indices, _ = RayScorer(strategy, shard_size=32).select(net, X_pool, 15)
+    np.testing.assert_array_equal(indices, expected)
+    if seed:
+        first, _ = MarginSampler(random_state=0).select(net, X_pool, 15)
+        assert first.tolist() != expected.tolist()
+
+
+def test_wrapper_random_state_overrides_the_strategys(data):
+    net, X_lab, _, _ = data
+    X_pool = np.repeat(X_lab[:10], 12, axis=0)
+    expected, _ = MarginSampler(random_state=5).select(net, X_pool, 15)
+    indices, _ = RayScorer(MarginSampler(random_state=0), random_state=5).select(
+        net, X_pool, 15
+    )
+    np.testing.assert_array_equal(indices, expected)
+
+
+def test_npy_path_and_memmap_pools(data, tmp_path):
+    net, X_lab, y_lab, X_pool = data
+    path = tmp_path / "pool.npy"
+    np.save(path, X_pool)
+    strategy = DynamicALSampler(random_state=0)
+    expected, expected_scores = strategy.select(
+        net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
+    )
+    scorer = RayScorer(strategy, shard_size=100)
+    for pool in (str(path), path, np.load(path, mmap_mode="r")):
+        indices, scores = scorer.select(net, pool, 10, X_labeled=X_lab, y_labeled=y_lab)
+        np.testing.assert_array_equal(indices, expected)
+        np.testing.assert_allclose(scores, expected_scores, rtol=1e-12, atol=0)
+
+
+def test_dataset_and_tensor_pools(data):
+    net, X_lab, y_lab, X_pool = data
+    strategy = BADGESampler(random_state=0)
+    expected, _ = strategy.select(net, X_pool, 8, X_labeled=X_lab, y_labeled=y_lab)
+    tensor = torch.from_numpy(X_pool)
+    for pool in (tensor, TensorDataset(tensor, torch.zeros(len(X_pool)))):
+        indices, _ = RayScorer(strategy, shard_size=100).select(net, pool, 8)
+        np.testing.assert_array_equal(indices, expected)
+
+
+@pytest.mark.gpu
+def test_gpu_workers_match_local_cpu_scoring(data):
+    net, X_lab, y_lab, X_pool = data
+    strategy = DynamicALSampler(random_state=0)
+    expected, expected_scores = strategy.select(
+        net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
+    )
+    indices, scores = RayScorer(strategy, num_gpus_per_worker=0.5).select(
+        net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
+    )
+    assert net.device == "cpu"
+    np.testing.assert_array_equal(indices, expected)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-9)
+
+
+def test_non_finite_values_in_a_file_pool_are_found_by_workers(data, tmp_path):
+    net, _, _, X_pool = data
+    X_bad = X_pool.copy()
+    X_bad[250, 3] = np.nan
+    path = tmp_path / "bad.npy"
+    np.save(path, X_bad)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        RayScorer(EGLSampler(), shard_size=100).select(net, path, 3)
+
+
+def test_missing_file(data, tmp_path):
+    net, _, _, _ = data
+    with pytest.raises(FileNotFoundError, match="not a file"):
+        RayScorer(EGLSampler()).select(net, tmp_path / "absent.npy", 3)
+
+
+def test_modal_active_learner_rounds_match_local():
+    X, y = load_digits(return_X_y=True)
+    X, X_pool, y_pool = X[:40] / 16.0, X[200:400] / 16.0, y[200:400]
+    chosen = {}
+    for name, strategy in [
+        ("local", EGLSampler(random_state=0)),
+        ("ray", RayScorer(EGLSampler(random_state=0), shard_size=60)),
+    ]:
+        torch.manual_seed(0)
+        learner = ActiveLearner(
+            estimator=make_net(max_epochs=2, module__dtype=torch.float64),
+            query_strategy=strategy,
+            X_training=X,
+            y_training=y[:40],
+        )
+        remaining = np.arange(len(X_pool))
+        rounds = []
+        for _ in range(2):
+            idx, X_query = learner.query(X_pool[remaining], n_instances=6)
+            idx = np.asarray(idx)
+            np.testing.assert_array_equal(X_query, X_pool[remaining][idx])
+            rounds.append(remaining[idx].tolist())
+            learner.teach(X_query, y_pool[remaining][idx])
+            remaining = np.delete(remaining, idx)
+        chosen[name] = rounds
+    assert chosen["ray"] == chosen["local"]
+
+
+def test_net_left_unchanged(data):
+    net, X_lab, y_lab, X_pool = data
+    net.module_.train()
+    before = {k: v.clone() for k, v in net.module_.state_dict().items()}
+    RayScorer(DynamicALSampler()).select(net, X_pool, 5, X_labeled=X_lab, y_labeled=y_lab)
+    assert net.module_.training
+    assert net.device == "cpu" and len(net.callbacks_) > 0 and len(net.history_) > 0
+    for key, value in net.module_.state_dict().items():
+        assert torch.equal(value, before[key])
+    net.module_.eval()
+
+
+def test_module_class_defined_in_a_function(data):
+    _, X_lab, y_lab, X_pool = data
+
+    class LocalModule(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden = torch.nn.Linear(64, 8, dtype=torch.float64)
+            self.out = torch.nn.Linear(8, 10, dtype=torch.float64)
+
+        def forward(self, X):
+            return self.out(torch.tanh(self.hidden(X)))
+
+    torch.manual_seed(0)
+    net = make_net(module=LocalModule).fit(X_lab, y_lab)
+    with pytest.raises((AttributeError, pickle.PicklingError)):
+        pickle.dumps(net)  # skorch's own pickling cannot ship this class
+    expected, expected_scores = EGLSampler(random_state=0).select(net, X_pool, 6)
+    indices, scores = RayScorer(EGLSampler(random_state=0), shard_size=100).select(
+        net, X_pool, 6
+    )
+    np.testing.assert_array_equal(indices, expected)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("strategy", [BALDSampler(), RandomSampler()],
+                         ids=lambda s: type(s).__name__)
+def test_strategies_that_cannot_be_sharded(strategy, data):
+    net, X_lab, y_lab, X_pool = data
+    with pytest.raises(TypeError, match="cannot be split into shards"):
+        RayScorer(strategy).select(net, X_pool, 3, X_labeled=X_lab, y_labeled=y_lab)
+
+
+def test_score_needs_a_scoring_strategy(data):
+    net, _, _, X_pool = data
+    with pytest.raises(TypeError, match="use select"):
+        RayScorer(BADGESampler()).score(net, X_pool)
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"num_workers": 0}, "num_workers"),
+        ({"num_cpus_per_worker": 0}, "num_cpus_per_worker"),
+        ({"num_gpus_per_worker": -1}, "num_gpus_per_worker"),
+        ({"shard_size": 0}, "shard_size"),
+        ({"max_retries": -1}, "max_retries"),
+    ],
+)
+def test_bad_parameters(params, match, data):
+    net, _, _, X_pool = data
+    with pytest.raises(ValueError, match=match):
+        RayScorer(EGLSampler(), **params).select(net, X_pool, 3)
+
+
+def test_input_errors_as_local(data):
+    net, X_lab, y_lab, X_pool = data
+    with pytest.raises(ValueError, match="needs the labeled set"):
+        RayScorer().select(net, X_pool, 3)
+    with pytest.raises(ValueError, match=r"\(63,\).*\(64,\)"):
+        RayScorer().select(net, X_pool[:, :63], 3, X_labeled=X_lab, y_labeled=y_lab)
+    with pytest.raises(ValueError, match="n_instances"):
+        RayScorer(EGLSampler()).select(net, X_pool, 301)
+    X_bad = X_pool.copy()
+    X_bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        RayScorer(EGLSampler()).select(net, X_bad, 3)
+
+
+def test_clone_and_params():
+    scorer = RayScorer(EGLSampler(batch_size=16), num_workers=3, random_state=0)
+    cloned = clone(scorer)
+    assert cloned.get_params()["strategy__batch_size"] == 16
+    assert cloned.set_params(strategy__batch_size=8).strategy.batch_size == 8
+    assert scorer.strategy.batch_size == 16
+    assert RayScorer()._needs_labeled and not RayScorer(EGLSampler())._needs_labeled
+
+
+def test_docs_example_runs_on_the_local_instance():
+    spec = importlib.util.spec_from_file_location(
+        "ray_scoring_example", ROOT / "examples" / "ray_scoring.py"
+    )
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    indices, scores = example.main(n_instances=15)  # asserts equality with local itself
+    assert len(set(indices.tolist())) == 15
+    assert np.all(np.diff(scores) <= 0)
+
+
+# Last: these end worker processes, and Ray needs seconds to start new ones.
+
+
+def test_worker_killed_mid_round_gives_the_same_answer(data, tmp_path):
+    net, X_lab, y_lab, X_pool = data
+    marker = str(tmp_path / "died")
+    expected, expected_scores = DynamicALSampler(random_state=0).select(
+        net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
+    )
+    dying = DiesOnceSampler(marker=marker, random_state=0)
+    indices, scores = RayScorer(dying, shard_size=96, max_retries=2).select(
+        net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
+    )
+    assert os.path.exists(marker)  # one worker did die
+    scored_rows = [int(line) for line in Path(marker + ".log").read_text().split()]
+    assert sorted(scored_rows) == [12, 96, 96, 96]  # every shard scored exactly once after
+    np.testing.assert_array_equal(indices, expected)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-12, atol=0)
+
+
+def test_without_retries_the_dead_worker_fails_the_round(data, tmp_path):
+    net, X_lab, y_lab, X_pool = data
+    dying = DiesOnceSampler(marker=str(tmp_path / "died"), random_state=0)
+    with pytest.raises(ray.exceptions.WorkerCrashedError):
+        RayScorer(dying, max_retries=0).select(
+            net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
+        )
