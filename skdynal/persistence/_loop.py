@@ -11,7 +11,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from modAL.models import ActiveLearner
 
 from ._checkpoint import CheckpointError, list_checkpoints, read_checkpoint, write_checkpoint
 from ._journal import JournalError, LabelJournal, _as_id_list, _as_label
@@ -28,6 +27,12 @@ _SKORCH_FILES = {
 
 class ResumeWarning(UserWarning):
     """Resuming skipped a damaged checkpoint, or a replayed query differs from the journal."""
+
+
+def _active_learner(estimator, query_strategy):
+    from modAL.models import ActiveLearner  # imported late: the journal alone needs no modAL
+
+    return ActiveLearner(estimator, query_strategy)
 
 
 def _is_skorch(estimator):
@@ -238,7 +243,7 @@ class ResumableLoop:
                 "pool_fingerprint": _pool_fingerprint(X_pool, ids),
                 "n_pool": len(ids),
             }, overwrite=True)
-            loop = cls(directory, ActiveLearner(estimator, query_strategy), journal, X_pool,
+            loop = cls(directory, _active_learner(estimator, query_strategy), journal, X_pool,
                        ids, random_state=int(random_state), keep_checkpoints=keep_checkpoints,
                        score_fn=score_fn, queried=-1, trained=-1)
             unknown = [pid for pid in _as_id_list(initial_ids, "initial_ids")
@@ -346,7 +351,7 @@ class ResumableLoop:
                         "no checkpoint was written yet (the loop stopped during round 0); "
                         "pass query_strategy= to rebuild the loop from the journal."
                     )
-                loop = cls(directory, ActiveLearner(estimator, query_strategy), journal,
+                loop = cls(directory, _active_learner(estimator, query_strategy), journal,
                            X_pool, ids, random_state=config["random_state"],
                            keep_checkpoints=config["keep_checkpoints"], score_fn=score_fn,
                            queried=0, trained=-1)
@@ -389,7 +394,7 @@ class ResumableLoop:
             raise
         except Exception as exc:
             raise CheckpointError(f"checkpoint {ckpt} could not be loaded: {exc!r}") from exc
-        learner = ActiveLearner(estimator, strategy)
+        learner = _active_learner(estimator, strategy)
         loop = cls(directory, learner, journal, X_pool, ids,
                    random_state=config["random_state"],
                    keep_checkpoints=config["keep_checkpoints"], score_fn=score_fn,

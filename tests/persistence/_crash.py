@@ -201,7 +201,11 @@ class Zygote:
 
     def close(self):
         self.proc.stdin.close()
-        self.proc.wait(timeout=30)
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:  # idle, only tearing down torch: no need to wait
+            self.proc.kill()
+            self.proc.wait()
 
 
 def _journal_state(directory):
@@ -245,25 +249,77 @@ def _classify(directory, events, injected):
     return f"timer:after_{events[-1]['event']}" if events else "timer:at_startup"
 
 
+def run_trial(zygote, directory, plans, cfg, reference, y):
+    """Run one loop in ``directory`` with the given kill plans, then to completion.
+
+    Each plan is ``("inject", point, nth)`` or ``("timer", event_index, delay_s)``. After
+    every run: the journal passes :meth:`LabelJournal.check_integrity`, every label whose
+    ``label()`` call returned in an earlier run is still there with the oracle's value, and
+    no committed label disappeared or changed. At the end: the journal's rounds (ids and
+    labels, including the next open query), the newest checkpoint's state, the net's
+    parameters and the strategy's random state equal ``reference`` bit for bit.
+
+    Returns the phases of the kills that happened (a plan whose run finished before its
+    kill point is skipped and the remaining plans are dropped).
+    """
+    import torch
+
+    phases = []
+    committed = {}
+    for kind, where, when in plans:
+        if kind == "inject":
+            events, killed = zygote.run({**cfg, "dir": str(directory), "inject": [where, when]})
+        else:
+            events, killed = zygote.run({**cfg, "dir": str(directory)},
+                                        kill_after_event=where, delay=when)
+        if killed:
+            phases.append(_classify(directory, events, f"inject:{where}"
+                                    if kind == "inject" else None))
+        acknowledged = {e["id"] for e in events if e["event"] == "labeled"}
+        labels = _journal_state(directory)
+        lost = [pid for pid in committed if labels.get(pid) != committed[pid]]
+        assert not lost, f"committed labels lost or changed: {lost}"
+        missing = acknowledged - set(labels)
+        assert not missing, f"acknowledged labels missing from the journal: {missing}"
+        wrong = {pid: v for pid, v in labels.items() if v != int(y[pid])}
+        assert not wrong, f"labels differ from the oracle: {wrong}"
+        committed = labels
+        if not killed:
+            break
+    events, killed = zygote.run({**cfg, "dir": str(directory)})
+    assert not killed and events[-1]["event"] == "done", events[-1:]
+    rounds, state, params, rng_state = _final_state(directory)
+    ref_rounds, ref_state, ref_params, ref_rng = reference
+    assert rounds == ref_rounds, "resumed run queried or labeled differently"
+    assert state == ref_state, "checkpoint state differs"
+    assert params.keys() == ref_params.keys()
+    for key in params:
+        assert torch.equal(params[key], ref_params[key]), f"parameter {key} differs"
+    assert ref_rng[0] == rng_state[0] and np.array_equal(ref_rng[1], rng_state[1])
+    assert ref_rng[2:] == rng_state[2:], "strategy random state differs"
+    return phases
+
+
+def reference_run(zygote, workdir, cfg):
+    """An uninterrupted run; returns its final state for :func:`run_trial`."""
+    directory = Path(workdir) / "reference"
+    events, killed = zygote.run({**cfg, "dir": str(directory)})
+    assert not killed and events[-1]["event"] == "done"
+    return _final_state(directory)
+
+
 def crash_campaign(workdir, *, n_kills=32, kills_per_trial=8, seed=0, rounds=5, batch=4,
                    zygote=None):
-    """Kill loops until ``n_kills`` kills happened, restarting and verifying after each.
+    """Kill loops at seeded random points until ``n_kills`` kills happened.
 
-    Each trial is a fresh loop in its own directory, killed up to ``kills_per_trial``
-    times (fewer if it finishes first) and then run to completion. After every kill: the
-    journal passes :meth:`LabelJournal.check_integrity`, every label whose ``label()``
-    call returned in an earlier run is still there with the oracle's value, and no
-    committed label disappeared or changed. After each trial: the journal's rounds (ids
-    and labels, including the next open query), the final net parameters and the
-    strategy's random state equal those of an uninterrupted run, bit for bit.
+    Each trial is a fresh loop, killed up to ``kills_per_trial`` times (half at a random
+    internal point, half at a random time) and checked by :func:`run_trial`.
 
     Returns
     -------
     stats : dict
-        ``kills`` (total), ``phases`` (kills per phase), ``trials``, ``runs``.
+        ``kills`` (total), ``phases`` (kills per phase), ``trials``.
     """
-    import torch
-
     from ._helpers import make_pool
 
     _, y = make_pool()
@@ -271,62 +327,28 @@ def crash_campaign(workdir, *, n_kills=32, kills_per_trial=8, seed=0, rounds=5, 
     own = zygote is None
     zygote = Zygote() if own else zygote
     phases = Counter()
-    n_runs = trial = 0
+    trial = 0
+    cfg = {"rounds": rounds, "batch": batch, "seed": seed}
     try:
-        reference_dir = Path(workdir) / "reference"
-        cfg = {"rounds": rounds, "batch": batch, "seed": seed}
-        events, killed = zygote.run({**cfg, "dir": str(reference_dir)})
-        n_runs += 1
-        assert not killed and events[-1]["event"] == "done"
-        reference = _final_state(reference_dir)
+        reference = reference_run(zygote, workdir, cfg)
         while sum(phases.values()) < n_kills:
-            directory = Path(workdir) / f"trial{trial}"
-            trial += 1
-            committed = {}
+            plans = []
             for _ in range(min(kills_per_trial, n_kills - sum(phases.values()))):
-                injected = None
                 if rng.random() < 0.5:
                     name = str(rng.choice(sorted(INJECTION_POINTS)))
                     nth = int(rng.integers(1, INJECTION_POINTS[name][3] + 1))
-                    injected = f"inject:{name}"
-                    events, killed = zygote.run({**cfg, "dir": str(directory),
-                                                 "inject": [name, nth]})
+                    plans.append(("inject", name, nth))
                 else:
-                    events, killed = zygote.run(
-                        {**cfg, "dir": str(directory)},
-                        kill_after_event=int(rng.integers(1, 16)),
-                        delay=float(rng.uniform(0, 0.02)))
-                n_runs += 1
-                if killed:
-                    phases[_classify(directory, events, injected)] += 1
-                acknowledged = {e["id"] for e in events if e["event"] == "labeled"}
-                labels = _journal_state(directory)
-                lost = [pid for pid in committed if labels.get(pid) != committed[pid]]
-                assert not lost, f"committed labels lost or changed: {lost}"
-                missing = acknowledged - set(labels)
-                assert not missing, f"acknowledged labels missing from the journal: {missing}"
-                wrong = {pid: v for pid, v in labels.items() if v != int(y[pid])}
-                assert not wrong, f"labels differ from the oracle: {wrong}"
-                committed = labels
-                if not killed:
-                    break
-            events, killed = zygote.run({**cfg, "dir": str(directory)})
-            n_runs += 1
-            assert not killed and events[-1]["event"] == "done", events[-1:]
-            rounds_, state, params, rng_state = _final_state(directory)
-            ref_rounds, ref_state, ref_params, ref_rng = reference
-            assert rounds_ == ref_rounds, "resumed run queried or labeled differently"
-            assert state == ref_state
-            assert params.keys() == ref_params.keys()
-            for key in params:
-                assert torch.equal(params[key], ref_params[key]), f"parameter {key} differs"
-            assert ref_rng[0] == rng_state[0] and np.array_equal(ref_rng[1], rng_state[1])
-            assert ref_rng[2:] == rng_state[2:]
+                    plans.append(("timer", int(rng.integers(1, 16)),
+                                  float(rng.uniform(0, 0.02))))
+            phases.update(run_trial(zygote, Path(workdir) / f"trial{trial}", plans, cfg,
+                                    reference, y))
+            trial += 1
     finally:
         if own:
             zygote.close()
     return {"kills": sum(phases.values()), "phases": dict(sorted(phases.items())),
-            "trials": trial, "runs": n_runs}
+            "trials": trial}
 
 
 if __name__ == "__main__":  # pragma: no cover
