@@ -493,13 +493,17 @@ class LabelJournal:
         JournalIntegrityError
             Listing every violated check.
         """
+        try:
+            result = [r[0] for r in self._conn.execute("PRAGMA integrity_check")]
+            fk = self._conn.execute("PRAGMA foreign_key_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise JournalIntegrityError(f"{self.path}: SQLite cannot read it: {exc}") from exc
+        if result != ["ok"] or fk:
+            raise JournalIntegrityError(
+                f"{self.path}: PRAGMA integrity_check: {result[:5]}; "
+                f"PRAGMA foreign_key_check: {fk[:5]}"
+            )
         problems = []
-        result = [r[0] for r in self._conn.execute("PRAGMA integrity_check")]
-        if result != ["ok"]:
-            problems.append(f"PRAGMA integrity_check: {result}")
-        fk = self._conn.execute("PRAGMA foreign_key_check").fetchall()
-        if fk:
-            problems.append(f"PRAGMA foreign_key_check: {fk}")
         rounds = self.rounds()
         if [r.round for r in rounds] != list(range(len(rounds))):
             problems.append(f"round numbers are not 0..n-1: {[r.round for r in rounds]}")
