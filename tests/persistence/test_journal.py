@@ -167,5 +167,5 @@ def test_integrity_check_runs_sqlite_integrity_check(path):
         data[page * page_size + 100: page * page_size + 300] = b"\x00" * 200
     path.write_bytes(bytes(data))
     with LabelJournal(path) as journal, pytest.raises(JournalIntegrityError,
-                                                      match="integrity_check|cannot read"):
+                                                      match=r"integrity_check|cannot read"):
         journal.check_integrity()

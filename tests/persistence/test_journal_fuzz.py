@@ -74,8 +74,8 @@ def draw_operation(data, model):
                 labels[data.draw(st.integers(0, len(labels) - 1))] = data.draw(
                     st.sampled_from(BAD_LABELS))
             else:
-                ids = ids + [data.draw(st.sampled_from(GOOD_IDS + BAD_IDS))]
-                labels = labels + [0]
+                ids = [*ids, data.draw(st.sampled_from(GOOD_IDS + BAD_IDS))]
+                labels = [*labels, 0]
         return kind, ids, labels
     return kind, data.draw(containers(ids_lists)), data.draw(containers(label_lists))
 
