@@ -9,7 +9,7 @@ never stopped.
 
 from ._checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from ._journal import JournalError, JournalIntegrityError, LabelJournal, RoundRecord
-from ._loop import ResumableLoop
+from ._loop import ResumableLoop, ResumeWarning
 
 __all__ = [
     "CheckpointError",
@@ -17,6 +17,7 @@ __all__ = [
     "JournalIntegrityError",
     "LabelJournal",
     "ResumableLoop",
+    "ResumeWarning",
     "RoundRecord",
     "read_checkpoint",
     "write_checkpoint",
