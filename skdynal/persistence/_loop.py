@@ -367,6 +367,11 @@ class ResumableLoop:
         state, files = read_checkpoint(ckpt)
         rounds = journal.rounds()
         trained = state["trained"]
+        if state["queried"] >= len(rounds):
+            raise CheckpointError(
+                f"checkpoint {ckpt} has queried round {state['queried']}, which the journal "
+                "does not hold."
+            )
         if trained >= len(rounds) or any(r.is_open for r in rounds[: trained + 1]):
             raise CheckpointError(
                 f"checkpoint {ckpt} has trained round {trained}, which the journal does not "
@@ -454,6 +459,7 @@ class ResumableLoop:
         -------
         pool_ids : list of int or str
         """
+        self._replay()  # train any round whose training failed earlier (e.g. an exception)
         pending = self.pending
         if pending:
             return pending

@@ -278,3 +278,37 @@ def test_replay_mismatch_warns(tmp_path):
         loop = ResumableLoop.resume(tmp_path, make_net(), X)
     assert loop.pending == queried
     loop.close()
+
+
+class FlakyLogisticRegression(LogisticRegression):
+    """Fails its second fit, once (a training crash without a process crash)."""
+
+    fits = 0
+
+    def fit(self, X, y):
+        type(self).fits += 1
+        if type(self).fits == 2:
+            raise RuntimeError("out of memory")
+        return super().fit(X, y)
+
+
+def test_failed_training_is_redone_before_the_next_query(tmp_path):
+    def run(directory, estimator):
+        loop = ResumableLoop.start(directory, estimator, uncertainty_sampling, X, INIT,
+                                   Y[INIT], random_state=0)
+        queried = loop.query(2)
+        loop.label(queried[0], Y[queried[0]])
+        try:
+            loop.label(queried[1], Y[queried[1]])
+        except RuntimeError:
+            assert loop.n_rounds_trained == 1
+            assert loop.labeled()[0] == [*INIT, *queried]  # the labels are kept
+        out = loop.query(2)
+        assert loop.n_rounds_trained == 2
+        loop.close()
+        return out
+
+    FlakyLogisticRegression.fits = 0
+    flaky = run(tmp_path / "flaky", FlakyLogisticRegression(max_iter=200))
+    assert FlakyLogisticRegression.fits == 3
+    assert flaky == run(tmp_path / "plain", LogisticRegression(max_iter=200))
