@@ -19,6 +19,8 @@ from ._crash import INJECTION_POINTS, Zygote, crash_campaign, reference_run, run
 from ._helpers import make_pool
 
 CFG = {"rounds": 5, "batch": 4, "seed": 0}
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(signal, "SIGKILL"),
+                                reason="needs os.fork and SIGKILL (POSIX)")
 
 
 @pytest.fixture(scope="module")
