@@ -448,16 +448,18 @@ class LabelJournal:
             ).fetchall()
             labels = self._conn.execute("SELECT round, pool_id, label FROM labels ORDER BY seq")
             labels = labels.fetchall()
-        out = []
-        for number, strategy, params, created, closed in meta:
-            q = [(pid, s) for r, pid, s in queries if r == number]
-            out.append(RoundRecord(
-                round=number, strategy=strategy, params=json.loads(params),
-                pool_ids=[pid for pid, _ in q], scores=[s for _, s in q],
-                labels={pid: y for r, pid, y in labels if r == number},
-                created=created, closed=closed,
-            ))
-        return out
+        by_round = {number: ([], [], {}) for number, *_ in meta}
+        for number, pid, score in queries:
+            by_round[number][0].append(pid)
+            by_round[number][1].append(score)
+        for number, pid, label in labels:
+            by_round[number][2][pid] = label
+        return [
+            RoundRecord(round=number, strategy=strategy, params=json.loads(params),
+                        pool_ids=by_round[number][0], scores=by_round[number][1],
+                        labels=by_round[number][2], created=created, closed=closed)
+            for number, strategy, params, created, closed in meta
+        ]
 
     def open_round(self):
         """The round still waiting for labels, as a :class:`RoundRecord`, or None."""
