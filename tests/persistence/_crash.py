@@ -16,6 +16,7 @@ and restarts it. Forking from a warm zygote makes a restart cost milliseconds in
 the seconds that importing torch takes.
 """
 
+import faulthandler
 import json
 import os
 import select
@@ -76,6 +77,8 @@ def run_child(cfg, pool):
     from ._helpers import HalfRandomUncertainty, initial_ids, make_net
 
     _emit("pid", pid=os.getpid())
+    # a child stuck for a minute dumps every thread's stack to stderr and exits
+    faulthandler.dump_traceback_later(60, exit=True)
     if cfg.get("inject"):
         _install_injection(*cfg["inject"])
     X, y = pool
@@ -154,9 +157,13 @@ class Zygote:
 
     def __init__(self, timeout=120.0):
         self.timeout = timeout
+        # one thread per process: worker pools of OpenMP/MKL/OpenBLAS do not survive fork
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+               "OPENBLAS_NUM_THREADS": "1"}
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from tests.persistence._crash import zygote; zygote()"],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+            env=env,
         )
         self._expect("zygote-ready")
 
@@ -188,6 +195,9 @@ class Zygote:
         while True:
             message = self._read()
             if message["event"] == "exit":
+                if not message["killed"] and message["code"] != 0:
+                    raise RuntimeError(f"crash-test child exited with code {message['code']} "
+                                       "(a hang dumps its stack to stderr)")
                 return events, message["killed"]
             if message["event"] == "error":
                 raise RuntimeError("crash-test child failed:\n" + message["trace"])
