@@ -1,0 +1,24 @@
+"""Never lose a paid label: a crash-safe label journal and resumable active learning loops.
+
+:class:`LabelJournal` records every query round before its ids are handed out and commits
+every label as it arrives (SQLite, WAL mode). :class:`ResumableLoop` wraps a modAL
+``ActiveLearner`` with a journal and atomic, checksummed checkpoints, so that a loop killed
+at any point resumes where it stopped and asks for the same next query as a loop that
+never stopped.
+"""
+
+from ._checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from ._journal import JournalError, JournalIntegrityError, LabelJournal, RoundRecord
+from ._loop import ResumableLoop, ResumeWarning
+
+__all__ = [
+    "CheckpointError",
+    "JournalError",
+    "JournalIntegrityError",
+    "LabelJournal",
+    "ResumableLoop",
+    "ResumeWarning",
+    "RoundRecord",
+    "read_checkpoint",
+    "write_checkpoint",
+]

@@ -1,0 +1,591 @@
+"""A modAL active learning loop that survives being killed at any point."""
+
+import contextlib
+import functools
+import hashlib
+import json
+import numbers
+import pickle
+import random
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ._checkpoint import CheckpointError, list_checkpoints, read_checkpoint, write_checkpoint
+from ._journal import JournalError, LabelJournal, _as_id_list, _as_label
+
+__all__ = ["ResumableLoop", "ResumeWarning"]
+
+JOURNAL_FILE = "journal.sqlite"
+CHECKPOINT_DIR = "checkpoints"
+_QUERY, _FIT = 0, 1
+_SKORCH_FILES = {
+    "params.pt": "f_params", "optimizer.pt": "f_optimizer", "history.json": "f_history",
+}
+
+
+class ResumeWarning(UserWarning):
+    """Resuming skipped a damaged checkpoint, or a replayed query differs from the journal."""
+
+
+def _active_learner(estimator, query_strategy):
+    from modAL.models import ActiveLearner  # imported late: the journal alone needs no modAL
+
+    return ActiveLearner(estimator, query_strategy)
+
+
+def _is_skorch(estimator):
+    return hasattr(estimator, "save_params") and hasattr(estimator, "load_params")
+
+
+def _strategy_description(strategy):
+    if hasattr(strategy, "get_params"):
+        name = type(strategy).__name__
+        params = strategy.get_params(deep=False)
+    else:
+        name = getattr(strategy, "__qualname__", type(strategy).__name__)
+        name = f"{getattr(strategy, '__module__', '')}.{name}".lstrip(".")
+        params = {}
+    return name, params
+
+
+def _save_param_file(net, arg, path):
+    net.save_params(**{arg: path})
+
+
+def _derived_seed(random_state, round_number, purpose):
+    return int(np.random.SeedSequence([random_state, round_number, purpose]).generate_state(1)[0])
+
+
+@contextlib.contextmanager
+def _seeded_rngs(seed):
+    """Seed the global torch, numpy and ``random`` generators; restore them afterwards."""
+    import torch
+
+    devices = []
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        devices = list(range(torch.cuda.device_count()))
+    # the global generators are what skorch, torch and legacy strategies draw from
+    np_state = np.random.get_state()  # noqa: NPY002
+    py_state = random.getstate()
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        np.random.seed(seed)  # noqa: NPY002
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)  # noqa: NPY002
+            random.setstate(py_state)
+
+
+def _pool_fingerprint(X_pool, pool_ids):
+    digest = hashlib.sha256()
+    digest.update(json.dumps([str(X_pool.dtype), list(X_pool.shape), pool_ids]).encode())
+    if X_pool.dtype == object:
+        digest.update(pickle.dumps(X_pool, protocol=4))
+    else:
+        digest.update(np.ascontiguousarray(X_pool).tobytes())
+    return digest.hexdigest()
+
+
+def _check_pool(X_pool, pool_ids):
+    X_pool = np.asarray(X_pool)
+    if X_pool.ndim < 1 or len(X_pool) == 0:
+        raise ValueError("X_pool must be a non-empty array with one row per pool sample.")
+    if pool_ids is None:
+        ids = list(range(len(X_pool)))
+    else:
+        try:
+            ids = _as_id_list(pool_ids)
+        except JournalError as exc:
+            raise ValueError(f"invalid pool_ids: {exc}") from None
+        if len(ids) != len(X_pool):
+            raise ValueError(f"pool_ids has {len(ids)} ids but X_pool has {len(X_pool)} rows.")
+    return X_pool, ids
+
+
+class ResumableLoop:
+    """A modAL ``ActiveLearner`` whose labels, rounds and state survive a crash.
+
+    Construct one with :meth:`start` (a new loop) or :meth:`resume` (after a crash or a
+    planned stop), never directly. The loop owns a directory holding
+
+    - ``journal.sqlite``: a :class:`LabelJournal`; each round is recorded before its ids
+      are returned by :meth:`query`, each label is committed by :meth:`label` as it
+      arrives;
+    - ``checkpoints/ckpt-NNNNNN/``: atomic, checksummed checkpoints (see
+      :func:`write_checkpoint`) with the net's parameters, optimizer state and history
+      (skorch's ``save_params``; other estimators are pickled), the pickled query strategy
+      (with its random generators) and the labeled set. The two newest are kept.
+
+    The learner is trained (``ActiveLearner.teach`` with the round's samples, in query
+    order) exactly when the last label of a round is committed, and a checkpoint is
+    written right after. Round 0 is the initial labeled set.
+
+    Determinism: every query and every training runs with torch's, numpy's and Python's
+    global random generators seeded from ``(random_state, round, purpose)`` and restored
+    afterwards, so training (skorch's shuffling, dropout, a fresh net's initialisation) does
+    not depend on what the process did before. :meth:`resume` loads the newest good
+    checkpoint and replays from the journal whatever happened after it: queries are
+    recomputed (advancing the strategy's state exactly as the first time, and checked
+    against the journal's ids) and completed rounds are trained. A resumed loop therefore
+    asks for the same next query as a loop that never stopped.
+
+    Attributes
+    ----------
+    learner : modAL.models.ActiveLearner
+        The wrapped learner; use it for predictions. Do not teach it directly.
+    journal : LabelJournal
+        The loop's journal.
+    directory : pathlib.Path
+        The loop's directory.
+    n_rounds_trained : int
+        Number of rounds (including round 0) the learner has been trained on.
+
+    Examples
+    --------
+    >>> loop = ResumableLoop.start(path, net, strategy, X_pool, init_ids, y_init,
+    ...                            random_state=0)                       # doctest: +SKIP
+    >>> for _ in range(10):                                               # doctest: +SKIP
+    ...     for pool_id in loop.query(n_instances=8):
+    ...         loop.label(pool_id, ask_the_oracle(pool_id))
+    >>> loop = ResumableLoop.resume(path, new_net(), X_pool)  # after a crash # doctest: +SKIP
+    """
+
+    def __init__(self, directory, learner, journal, X_pool, pool_ids, *, random_state,
+                 keep_checkpoints, score_fn, queried, trained):
+        self.directory = Path(directory)
+        self.learner = learner
+        self.journal = journal
+        self._X_pool = X_pool
+        self._ids = pool_ids
+        self._row = {pid: i for i, pid in enumerate(pool_ids)}
+        self._random_state = random_state
+        self._keep = keep_checkpoints
+        self._score_fn = score_fn
+        self._queried = queried
+        self._trained = trained
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def start(cls, directory, estimator, query_strategy, X_pool, initial_ids, y_initial, *,
+              pool_ids=None, random_state=None, keep_checkpoints=2, score_fn=None):
+        """Start a new loop in an empty (or new) directory and train on the initial labels.
+
+        Parameters
+        ----------
+        directory : str or path-like
+            Where the journal and checkpoints go. Must not hold a started loop.
+        estimator : estimator
+            A skorch net (saved with ``save_params``; use ``warm_start=True`` to keep
+            training across rounds) or any picklable sklearn-style estimator.
+        query_strategy : callable
+            Any modAL-protocol strategy ``strategy(learner, X_pool, n_instances=1)``
+            returning indices into ``X_pool`` (or ``(indices, scores)``). Must be
+            picklable: it is saved with its state (e.g. a ``RandomState``) in every
+            checkpoint.
+        X_pool : array-like of shape (n_samples, ...)
+            The whole pool, labeled rows included. Must be passed unchanged to
+            :meth:`resume` (it is fingerprinted).
+        initial_ids : sequence of int or str
+            Pool ids of the initial labeled set (round 0).
+        y_initial : sequence of int or str
+            Their class labels.
+        pool_ids : sequence of int or str, default=None
+            A stable id per pool row; default ``0 .. n_samples - 1``.
+        random_state : int, default=None
+            Seed of the loop's training and queries. None draws one from the OS and
+            records it in the journal, so a resumed loop still reproduces the run.
+        keep_checkpoints : int, default=2
+            Number of checkpoints kept (at least 2 allows falling back from a damaged one).
+        score_fn : callable, default=None
+            ``score_fn(learner, X_unlabeled) -> scores`` (one per row) computed at each
+            query and recorded with the queried ids. Without it, scores are recorded only
+            if the strategy returns ``(indices, scores)``.
+
+        Returns
+        -------
+        loop : ResumableLoop
+        """
+        directory = Path(directory)
+        X_pool, ids = _check_pool(X_pool, pool_ids)
+        if random_state is None:
+            random_state = int(np.random.SeedSequence().entropy % (2**63))
+        if (not isinstance(random_state, numbers.Integral) or isinstance(random_state, bool)
+                or random_state < 0):
+            raise TypeError(
+                "random_state must be a non-negative int or None (a RandomState instance "
+                f"cannot be recorded in the journal), got {random_state!r}."
+            )
+        if not callable(query_strategy):
+            raise TypeError(f"query_strategy must be callable, got {query_strategy!r}.")
+        try:
+            pickle.dumps(query_strategy)
+        except Exception as exc:
+            raise TypeError(
+                f"query_strategy must be picklable to be saved in checkpoints ({exc}); "
+                "use a module-level function or a class instance, not a lambda."
+            ) from None
+        if not isinstance(keep_checkpoints, int) or keep_checkpoints < 1:
+            raise ValueError(f"keep_checkpoints must be a positive int, got {keep_checkpoints!r}.")
+        directory.mkdir(parents=True, exist_ok=True)
+        journal = LabelJournal(directory / JOURNAL_FILE)
+        try:
+            if journal.rounds() or list_checkpoints(directory / CHECKPOINT_DIR):
+                raise ValueError(
+                    f"{directory} already holds a started loop; use ResumableLoop.resume."
+                )
+            journal.set_meta("loop", {
+                "random_state": int(random_state),
+                "keep_checkpoints": keep_checkpoints,
+                "pool_fingerprint": _pool_fingerprint(X_pool, ids),
+                "n_pool": len(ids),
+            }, overwrite=True)
+            loop = cls(directory, _active_learner(estimator, query_strategy), journal, X_pool,
+                       ids, random_state=int(random_state), keep_checkpoints=keep_checkpoints,
+                       score_fn=score_fn, queried=-1, trained=-1)
+            unknown = [pid for pid in _as_id_list(initial_ids, "initial_ids")
+                       if pid not in loop._row]
+            if unknown:
+                raise ValueError(f"initial_ids {unknown!r} are not in pool_ids.")
+            y_checked = [_as_label(y) for y in y_initial]
+            if len(y_checked) != len(initial_ids):
+                raise ValueError(
+                    f"got {len(initial_ids)} initial_ids but {len(y_checked)} labels."
+                )
+            journal.record_round(initial_ids, strategy="initial",
+                                 params={"n_instances": len(initial_ids)})
+            loop._queried = 0
+            loop.label_many(initial_ids, y_checked)
+        except BaseException:
+            journal.close()
+            raise
+        return loop
+
+    @classmethod
+    def resume(cls, directory, estimator, X_pool, *, pool_ids=None, query_strategy=None,
+               fallback=True, score_fn=None):
+        """Reopen a loop after a crash or a planned stop.
+
+        Loads the newest checkpoint that verifies, checks it against the journal, then
+        replays from the journal what happened after it (queries are recomputed and
+        compared with the journal; completed rounds are trained) and saves a checkpoint if
+        it trained anything. The open round's remaining queries are returned by the next
+        :meth:`query`.
+
+        Parameters
+        ----------
+        directory : str or path-like
+            The loop's directory.
+        estimator : estimator
+            For a skorch net: a net built like the original (it is initialised and its
+            parameters, optimizer state and history are loaded). For other estimators it
+            is ignored when a checkpoint exists (the pickled one is used).
+        X_pool, pool_ids
+            The same pool and ids as given to :meth:`start` (checked by fingerprint).
+        query_strategy : callable, default=None
+            Only used when no checkpoint was ever written (a crash during round 0): the
+            loop is then rebuilt from ``estimator`` and ``query_strategy``. Otherwise the
+            strategy pickled in the checkpoint is used, with its state.
+        fallback : bool, default=True
+            If the newest checkpoint is damaged, warn (:class:`ResumeWarning`) and use the
+            previous one. With False, raise :class:`CheckpointError` instead.
+        score_fn : callable, default=None
+            As in :meth:`start`.
+
+        Raises
+        ------
+        CheckpointError
+            If no checkpoint can be used (each is missing files, truncated, corrupted or
+            does not match the journal), or the newest one is damaged and ``fallback`` is
+            False. The journal is only read, so it stays usable.
+        ValueError
+            If the directory holds no loop, or the pool differs from the one it started
+            with.
+        """
+        directory = Path(directory)
+        path = directory / JOURNAL_FILE
+        if not path.is_file():
+            raise ValueError(f"{directory} holds no loop journal ({JOURNAL_FILE}); use start.")
+        X_pool, ids = _check_pool(X_pool, pool_ids)
+        journal = LabelJournal(path)
+        try:
+            journal.check_integrity()
+            if not journal.rounds():
+                raise ValueError(
+                    f"the loop in {directory} stopped before recording its initial labels; "
+                    "call ResumableLoop.start again."
+                )
+            config = journal.get_meta("loop")
+            if config is None:
+                raise ValueError(f"{path} was not written by ResumableLoop.start.")
+            if config["pool_fingerprint"] != _pool_fingerprint(X_pool, ids):
+                raise ValueError(
+                    f"X_pool or pool_ids differ from the pool the loop in {directory} started "
+                    "with; pass the same pool (same rows, order, dtype and ids)."
+                )
+            loop = None
+            errors = []
+            for ckpt in list_checkpoints(directory / CHECKPOINT_DIR):
+                try:
+                    loop = cls._from_checkpoint(ckpt, directory, estimator, journal, X_pool,
+                                                ids, config, score_fn)
+                    break
+                except CheckpointError as exc:
+                    if not fallback:
+                        raise
+                    errors.append(str(exc))
+                    warnings.warn(f"skipping damaged checkpoint: {exc}", ResumeWarning,
+                                  stacklevel=2)
+            if loop is None and errors:
+                raise CheckpointError(
+                    "no usable checkpoint in " f"{directory / CHECKPOINT_DIR}: "
+                    + " | ".join(errors) + f". The journal {path} is intact and was not "
+                    "modified; its labels can be read with LabelJournal."
+                )
+            if loop is None:
+                if query_strategy is None:
+                    raise ValueError(
+                        "no checkpoint was written yet (the loop stopped during round 0); "
+                        "pass query_strategy= to rebuild the loop from the journal."
+                    )
+                loop = cls(directory, _active_learner(estimator, query_strategy), journal,
+                           X_pool, ids, random_state=config["random_state"],
+                           keep_checkpoints=config["keep_checkpoints"], score_fn=score_fn,
+                           queried=0, trained=-1)
+            loop._replay()
+        except BaseException:
+            journal.close()
+            raise
+        return loop
+
+    @classmethod
+    def _from_checkpoint(cls, ckpt, directory, estimator, journal, X_pool, ids, config,
+                         score_fn):
+        state, files = read_checkpoint(ckpt)
+        rounds = journal.rounds()
+        trained = state["trained"]
+        if state["queried"] >= len(rounds):
+            raise CheckpointError(
+                f"checkpoint {ckpt} has queried round {state['queried']}, which the journal "
+                "does not hold."
+            )
+        if trained >= len(rounds) or any(r.is_open for r in rounds[: trained + 1]):
+            raise CheckpointError(
+                f"checkpoint {ckpt} has trained round {trained}, which the journal does not "
+                "hold as completed."
+            )
+        labeled_ids, labels = cls._training_set(rounds[: trained + 1])
+        if state["labeled_ids"] != labeled_ids or state["labels"] != labels:
+            raise CheckpointError(f"checkpoint {ckpt} holds a labeled set the journal lacks.")
+        try:
+            with open(files["strategy.pkl"], "rb") as f:
+                strategy = pickle.load(f)
+            if state["estimator_format"] == "skorch":
+                if not _is_skorch(estimator):
+                    raise CheckpointError(
+                        f"checkpoint {ckpt} holds a skorch net; pass a skorch net to resume."
+                    )
+                with _seeded_rngs(0):
+                    estimator.initialize()
+                    estimator.load_params(**{arg: files[name]
+                                             for name, arg in _SKORCH_FILES.items()})
+            else:
+                with open(files["estimator.pkl"], "rb") as f:
+                    estimator = pickle.load(f)
+        except CheckpointError:
+            raise
+        except Exception as exc:
+            raise CheckpointError(f"checkpoint {ckpt} could not be loaded: {exc!r}") from exc
+        learner = _active_learner(estimator, strategy)
+        loop = cls(directory, learner, journal, X_pool, ids,
+                   random_state=config["random_state"],
+                   keep_checkpoints=config["keep_checkpoints"], score_fn=score_fn,
+                   queried=state["queried"], trained=trained)
+        rows = [loop._row[pid] for pid in labeled_ids]
+        learner.X_training = X_pool[rows]
+        learner.y_training = np.asarray(labels)
+        return loop
+
+    def _replay(self):
+        """Bring the learner and strategy up to the journal's state."""
+        trained_any = False
+        for record in self.journal.rounds():
+            if record.round > self._queried:
+                if record.round > 0:
+                    ids = self._run_query(record.round, record.params["n_instances"])[0]
+                    if ids != record.pool_ids:
+                        warnings.warn(
+                            f"replaying round {record.round}'s query gave {ids}, the journal "
+                            f"holds {record.pool_ids}; keeping the journal's ids. The strategy "
+                            "or the training is not deterministic.", ResumeWarning,
+                            stacklevel=3)
+                self._queried = record.round
+            if not record.is_open and record.round > self._trained:
+                self._teach(record)
+                trained_any = True
+        if trained_any:
+            self.save()
+
+    # ------------------------------------------------------------------ the loop
+    @property
+    def n_rounds_trained(self):
+        return self._trained + 1
+
+    @property
+    def pending(self):
+        """Pool ids queried by the open round and not labeled yet (empty list if none)."""
+        record = self.journal.open_round()
+        return [] if record is None else record.remaining
+
+    def labeled(self):
+        """The labeled set so far as ``(pool_ids, labels)``, in commit order."""
+        return self.journal.labels()
+
+    def query(self, n_instances=1):
+        """Ids to label next; recorded in the journal before they are returned.
+
+        If a round is still open (its ids were handed out but not all labeled, e.g. before
+        a crash) its remaining ids are returned again and no new query is made.
+
+        Parameters
+        ----------
+        n_instances : int, default=1
+            Number of pool samples to query in a new round.
+
+        Returns
+        -------
+        pool_ids : list of int or str
+        """
+        self._replay()  # train any round whose training failed earlier (e.g. an exception)
+        pending = self.pending
+        if pending:
+            return pending
+        if (not isinstance(n_instances, numbers.Integral) or isinstance(n_instances, bool)
+                or n_instances < 1):
+            raise ValueError(f"n_instances must be a positive int, got {n_instances!r}.")
+        n_instances = int(n_instances)
+        number = self._queried + 1
+        ids, scores = self._run_query(number, n_instances)
+        name, params = _strategy_description(self.learner.query_strategy)
+        recorded = self.journal.record_round(
+            ids, scores=scores, strategy=name,
+            params={"n_instances": n_instances, "strategy_params": params})
+        if recorded != number:  # another writer touched the journal
+            raise JournalError(f"the journal recorded round {recorded}, expected {number}.")
+        self._queried = number
+        return ids
+
+    def _run_query(self, number, n_instances):
+        labeled = {pid for r in self.journal.rounds() if r.round < number for pid in r.labels}
+        rows = np.array([i for i, pid in enumerate(self._ids) if pid not in labeled], dtype=int)
+        if n_instances > len(rows):
+            raise ValueError(
+                f"n_instances={n_instances} but only {len(rows)} pool samples are unlabeled."
+            )
+        X_unlabeled = self._X_pool[rows]
+        with _seeded_rngs(_derived_seed(self._random_state, number, _QUERY)):
+            result = self.learner.query_strategy(self.learner, X_unlabeled,
+                                                 n_instances=n_instances)
+            scores = None
+            if isinstance(result, tuple):
+                result, scores = result
+            if self._score_fn is not None:
+                scores = np.asarray(self._score_fn(self.learner, X_unlabeled))[
+                    np.asarray(result, dtype=int)]
+        idx = np.asarray(result).reshape(-1)
+        if (idx.dtype.kind not in "iu" or len(idx) != n_instances
+                or len(np.unique(idx)) != len(idx) or idx.min() < 0 or idx.max() >= len(rows)):
+            raise ValueError(
+                f"the query strategy returned {result!r}; expected {n_instances} distinct "
+                f"integer indices into the {len(rows)} unlabeled samples."
+            )
+        return [self._ids[rows[i]] for i in idx], scores
+
+    def label(self, pool_id, y):
+        """Commit the label of one queried id; train and save when the round completes.
+
+        Raises
+        ------
+        JournalError
+            If ``pool_id`` is not an open query or ``y`` not a class label (nothing is
+            written).
+
+        Returns
+        -------
+        round_completed : bool
+        """
+        return self.label_many([pool_id], [y])
+
+    def label_many(self, pool_ids, ys):
+        """Commit several labels of the open round in one transaction (all or nothing)."""
+        if not self.journal.commit_labels(pool_ids, ys):
+            return False
+        self._teach(self.journal.rounds()[-1])
+        self.save()
+        return True
+
+    def _teach(self, record):
+        rows = [self._row[pid] for pid in record.pool_ids]
+        y_new = np.asarray([record.labels[pid] for pid in record.pool_ids])
+        with _seeded_rngs(_derived_seed(self._random_state, record.round, _FIT)), \
+                warnings.catch_warnings():
+            # modAL 0.4.1 passes scikit-learn's deprecated ``force_all_finite``
+            warnings.filterwarnings("ignore", message=".*force_all_finite.*",
+                                    category=FutureWarning)
+            self.learner.teach(self._X_pool[rows], y_new)
+        self._trained = record.round
+
+    @staticmethod
+    def _training_set(rounds):
+        ids = [pid for r in rounds for pid in r.pool_ids]
+        return ids, [r.labels[pid] for r in rounds for pid in r.pool_ids]
+
+    def save(self):
+        """Write a checkpoint of the learner, the strategy and the labeled set.
+
+        Called automatically after each round's training; call it yourself to also save
+        the strategy's state right after a query. Returns the checkpoint directory.
+        """
+        if self._trained < 0:
+            raise ValueError("nothing to save: round 0 (the initial labels) is not trained yet.")
+        estimator = self.learner.estimator
+        strategy = self.learner.query_strategy
+        rounds = self.journal.rounds()[: self._trained + 1]
+        labeled_ids, labels = self._training_set(rounds)
+
+        def pickler(obj):
+            def write(path):
+                with open(path, "wb") as f:
+                    pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+            return write
+
+        writers = {"strategy.pkl": pickler(strategy)}
+        if _is_skorch(estimator):
+            fmt = "skorch"
+            for name, arg in _SKORCH_FILES.items():
+                writers[name] = functools.partial(_save_param_file, estimator, arg)
+        else:
+            fmt = "pickle"
+            writers["estimator.pkl"] = pickler(estimator)
+        state = {
+            "queried": self._queried,
+            "trained": self._trained,
+            "labeled_ids": labeled_ids,
+            "labels": labels,
+            "estimator_format": fmt,
+        }
+        return write_checkpoint(self.directory / CHECKPOINT_DIR, writers, state,
+                                keep=self._keep)
+
+    def close(self):
+        """Close the journal."""
+        self.journal.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
