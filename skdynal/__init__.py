@@ -1,5 +1,6 @@
 """skdynal: deep active learning by leveraging training dynamics, for skorch and modAL."""
 
+from ._streaming import BatchSizeReducedWarning
 from ._version import __version__
 from .strategies import (
     ALBLSampler,
@@ -23,6 +24,7 @@ __all__ = [
     "ALBLSampler",
     "BADGESampler",
     "BALDSampler",
+    "BatchSizeReducedWarning",
     "CoresetSampler",
     "DynamicALSampler",
     "EGLSampler",

@@ -487,11 +487,15 @@ class ResumableLoop:
             )
         X_unlabeled = self._X_pool[rows]
         with _seeded_rngs(_derived_seed(self._random_state, number, _QUERY)):
-            result = self.learner.query_strategy(self.learner, X_unlabeled,
-                                                 n_instances=n_instances)
-            scores = None
-            if isinstance(result, tuple):
-                result, scores = result
+            strategy = self.learner.query_strategy
+            if hasattr(strategy, "select"):
+                # skdynal strategies give their scores whatever modAL version is installed
+                result, scores = strategy.select(self.learner, X_unlabeled, n_instances)
+            else:
+                result = strategy(self.learner, X_unlabeled, n_instances=n_instances)
+                scores = None
+                if isinstance(result, tuple):
+                    result, scores = result
             if self._score_fn is not None:
                 scores = np.asarray(self._score_fn(self.learner, X_unlabeled))[
                     np.asarray(result, dtype=int)]

@@ -312,3 +312,16 @@ def test_failed_training_is_redone_before_the_next_query(tmp_path):
     flaky = run(tmp_path / "flaky", FlakyLogisticRegression(max_iter=200))
     assert FlakyLogisticRegression.fits == 3
     assert flaky == run(tmp_path / "plain", LogisticRegression(max_iter=200))
+
+
+def test_skdynal_strategy_scores_are_recorded_without_score_fn(tmp_path):
+    from skdynal import MarginSampler
+
+    loop = ResumableLoop.start(tmp_path, make_net(), MarginSampler(random_state=0), X, INIT,
+                               Y[INIT], random_state=0)
+    queried = loop.query(3)
+    record = loop.journal.open_round()
+    proba = np.sort(loop.learner.predict_proba(X[queried]), axis=1)
+    np.testing.assert_allclose(record.scores, 1.0 - (proba[:, -1] - proba[:, -2]), rtol=1e-9)
+    assert record.strategy.endswith("MarginSampler")
+    loop.close()
