@@ -31,6 +31,11 @@ def _exported_strategies():
 STRATEGIES = _exported_strategies()
 
 
+def net_params(strategy_class):
+    """Per-class settings of the test net (e.g. dropout for BALD), ``_test_net_params``."""
+    return dict(getattr(strategy_class, "_test_net_params", {}))
+
+
 def build(strategy_class, **params):
     """A strategy with a fixed random_state and any per-class test settings."""
     test_params = getattr(strategy_class, "_test_params", {})
@@ -62,6 +67,13 @@ def test_strategies_are_discovered():
 @pytest.fixture(params=STRATEGIES, ids=lambda cls: cls.__name__)
 def strategy_class(request):
     return request.param
+
+
+@pytest.fixture
+def fitted_mlp(strategy_class, labeled_and_pool):
+    """The conftest net, with the strategy's ``_test_net_params`` when it has any."""
+    X_lab, y_lab, _ = labeled_and_pool
+    return fitted_net(X_lab, y_lab, **net_params(strategy_class))
 
 
 def test_returns_unique_in_range_indices(strategy_class, fitted_mlp, labeled_and_pool):
@@ -116,7 +128,7 @@ def test_two_rounds_in_modal_active_learner(strategy_class, digits):
     X_pool, y_pool = X[40:200], y[40:200]
     torch.manual_seed(0)
     learner = ActiveLearner(
-        estimator=make_net(max_epochs=2),
+        estimator=make_net(max_epochs=2, **net_params(strategy_class)),
         query_strategy=build(strategy_class),
         X_training=X[:40],
         y_training=y[:40],

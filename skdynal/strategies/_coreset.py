@@ -1,0 +1,141 @@
+"""Core-set selection by greedy k-center on embeddings (Sener & Savarese, ICLR 2018)."""
+
+import numpy as np
+import torch
+
+from .._base import BaseQueryStrategy
+from ._outputs import check_batch_size, embeddings
+
+__all__ = ["CoresetSampler", "k_center_greedy"]
+
+_CHUNK_ROWS = 1024
+
+
+def _squared_distances(X, Y):
+    """Squared Euclidean distances between the rows of ``X`` and ``Y`` (one chunk)."""
+    distances = (X * X).sum(1)[:, None] + (Y * Y).sum(1)[None, :] - 2.0 * (X @ Y.T)
+    return distances.clamp_(min=0.0)
+
+
+def _min_squared_distances(X, centers, chunk_rows=_CHUNK_ROWS):
+    """Squared distance from every row of ``X`` to its nearest row of ``centers``.
+
+    Blocks of ``chunk_rows x chunk_rows`` distances at a time: memory O(n + chunk_rows²).
+    """
+    nearest = torch.full((len(X),), float("inf"), dtype=X.dtype, device=X.device)
+    for start in range(0, len(X), chunk_rows):
+        rows = X[start : start + chunk_rows]
+        best = nearest[start : start + chunk_rows]
+        for c_start in range(0, len(centers), chunk_rows):
+            block = _squared_distances(rows, centers[c_start : c_start + chunk_rows])
+            torch.minimum(best, block.min(dim=1).values, out=best)
+    return nearest
+
+
+def k_center_greedy(pool, centers, n_instances, random_state, chunk_rows=_CHUNK_ROWS):
+    """Greedy k-center: repeatedly take the pool row farthest from every center so far.
+
+    Parameters
+    ----------
+    pool : torch.Tensor of shape (n_pool, n_features)
+    centers : torch.Tensor of shape (n_centers, n_features) or None
+        The starting centers (the labeled set's embeddings). With none, the first row is
+        drawn uniformly at random.
+    n_instances : int
+    random_state : numpy.random.RandomState
+        Breaks ties (and draws the first row when there are no centers).
+    chunk_rows : int
+        Block size of the distance computations.
+
+    Returns
+    -------
+    indices : ndarray of shape (n_instances,)
+        Pool rows in the order chosen.
+    distances : ndarray of shape (n_instances,)
+        Each chosen row's distance to its nearest center at the time it was chosen
+        (``inf`` for a first row drawn without centers).
+    """
+    n_pool = len(pool)
+    permutation = random_state.permutation(n_pool)
+    pool = pool[torch.as_tensor(permutation, device=pool.device)]
+    has_centers = centers is not None and len(centers) > 0
+    if has_centers:
+        nearest = _min_squared_distances(pool, centers, chunk_rows)
+    else:
+        nearest = torch.full((n_pool,), float("inf"), dtype=pool.dtype, device=pool.device)
+    chosen = np.empty(n_instances, dtype=np.intp)
+    distances = np.empty(n_instances, dtype=np.float64)
+    for step in range(n_instances):
+        # Without centers the first row is row 0 of the random permutation.
+        best = int(torch.argmax(nearest)) if has_centers or step else 0
+        chosen[step] = best
+        distances[step] = float(nearest[best])
+        if step + 1 == n_instances:
+            break
+        to_new = ((pool - pool[best]) ** 2).sum(dim=1)
+        torch.minimum(nearest, to_new, out=nearest)
+        nearest[torch.as_tensor(chosen[: step + 1], device=pool.device)] = -float("inf")
+    return permutation[chosen], np.sqrt(distances)
+
+
+class CoresetSampler(BaseQueryStrategy):
+    """Core-set selection: greedy k-center cover of the pool in embedding space.
+
+    Every pool row and every labeled row is embedded (by default the input of the net's
+    last ``torch.nn.Linear``, i.e. the penultimate representation). Starting from the
+    labeled set as centers, the pool row farthest from its nearest center is queried and
+    becomes a center, ``n_instances`` times (the 2-approximation of the k-center problem
+    that Sener & Savarese use as their core-set solution). Without a labeled set the first
+    row is drawn at random.
+
+    Cost: one forward pass over the pool and the labeled set, plus
+    ``O((n_labeled + n_instances) x n_pool x n_features)`` distance arithmetic. Memory:
+    the embeddings (``(n_pool + n_labeled) x n_features`` in float64) and distance blocks of
+    at most ``1024 x 1024``; no full distance matrix is formed.
+
+    Parameters
+    ----------
+    embedding_layer : str, default=None
+        Name (as in ``module.named_modules()``) of the layer whose **input** is the
+        embedding. ``None`` takes the last ``torch.nn.Linear``.
+    batch_size : int, default=None
+        Rows per forward pass. ``None`` uses the net's validation batch size.
+    random_state : int, RandomState instance or None, default=None
+        Breaks ties between equally far rows, and draws the first row without a labeled
+        set.
+
+    Notes
+    -----
+    Embeddings are taken with the module in ``eval()`` mode and compared in float64 on the
+    module's device. The scores returned by ``select`` are each chosen row's Euclidean
+    distance to its nearest center when it was chosen.
+
+    References
+    ----------
+    .. [1] O. Sener and S. Savarese, "Active Learning for Convolutional Neural Networks: A
+       Core-Set Approach", ICLR 2018.
+
+    Examples
+    --------
+    >>> from skdynal import CoresetSampler
+    >>> CoresetSampler(embedding_layer="layers.0")
+    CoresetSampler(embedding_layer='layers.0')
+    """
+
+    def __init__(self, embedding_layer=None, batch_size=None, random_state=None):
+        self.embedding_layer = embedding_layer
+        self.batch_size = batch_size
+        self.random_state = random_state
+
+    def _query(self, adapter, X_pool, n_instances, random_state):
+        batch_size = check_batch_size(self.batch_size)
+        pool, _ = embeddings(
+            adapter, X_pool, layer_name=self.embedding_layer, batch_size=batch_size
+        )
+        centers = None
+        if adapter.X_labeled is not None and len(adapter.X_labeled):
+            centers, _ = embeddings(
+                adapter, adapter.X_labeled, layer_name=self.embedding_layer,
+                batch_size=batch_size,
+            )
+        return k_center_greedy(pool, centers, n_instances, random_state)

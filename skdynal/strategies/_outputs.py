@@ -1,0 +1,230 @@
+"""Class probabilities and layer embeddings of a fitted net, computed in batches."""
+
+import numbers
+
+import numpy as np
+import torch
+
+from .._adapter import eval_mode, explain_shape_errors
+
+__all__ = [
+    "check_batch_size",
+    "check_probabilities",
+    "embeddings",
+    "predict_nonlinearity",
+    "predict_probabilities",
+    "resolve_embedding_layer",
+]
+
+_PROBABILITY_ATOL = 1e-3
+
+
+def check_batch_size(batch_size):
+    """Validate a ``batch_size`` parameter (``None`` or a positive integer)."""
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f"batch_size must be a positive integer or None, got {batch_size!r}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size}.")
+    return int(batch_size)
+
+
+def predict_nonlinearity(net):
+    """The function the net's ``predict_proba`` applies to the module output.
+
+    skorch's ``NeuralNetClassifier`` applies softmax when its criterion is
+    ``CrossEntropyLoss`` and nothing when it is ``NLLLoss`` (the module then returns
+    probabilities); ``predict_nonlinearity`` overrides both.
+    """
+    get = getattr(net, "_get_predict_nonlinearity", None)
+    if get is None:
+        return lambda outputs: outputs
+    return get()
+
+
+def check_probabilities(probabilities):
+    """Raise unless ``probabilities`` is ``(B, n_classes)``, non-negative, rows summing to 1."""
+    if probabilities.dim() != 2:
+        raise ValueError(
+            "Expected class probabilities of shape (n_samples, n_classes) from the net's "
+            f"predict_proba semantics, got shape {tuple(probabilities.shape)}."
+        )
+    sums = probabilities.sum(dim=1)
+    if (
+        not bool(torch.isfinite(probabilities).all())
+        or bool((probabilities < -_PROBABILITY_ATOL).any())
+        or bool(((sums - 1).abs() > _PROBABILITY_ATOL).any())
+    ):
+        raise ValueError(
+            "The net's outputs after its predict nonlinearity are not probabilities (rows "
+            "must be non-negative and sum to 1). With CrossEntropyLoss the module should "
+            "return logits, with NLLLoss probabilities; for any other criterion set the "
+            "net's predict_nonlinearity."
+        )
+    return probabilities
+
+
+def predict_probabilities(adapter, X_pool, batch_size=None):
+    """Class probabilities of every pool row, as the net's ``predict_proba`` defines them.
+
+    Computed in batches through the adapter, with the module in ``eval()`` mode and its
+    previous modes restored.
+
+    Returns
+    -------
+    probabilities : ndarray of shape (n_pool, n_classes), dtype float64
+    """
+    module = adapter.module
+    nonlinearity = predict_nonlinearity(adapter.net)
+    chunks = []
+    with eval_mode(module), torch.no_grad():
+        for X_batch, _ in adapter.iterate(X_pool, batch_size=batch_size):
+            with explain_shape_errors(X_pool, module):
+                outputs = adapter.forward(X_batch)
+            probabilities = check_probabilities(nonlinearity(outputs))
+            chunks.append(probabilities.double().cpu().numpy())
+    return np.concatenate(chunks, axis=0)
+
+
+def resolve_embedding_layer(module, name=None):
+    """The submodule whose input is the embedding: the last ``nn.Linear``, or ``name``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    name : str or None
+        A name from ``module.named_modules()``; ``None`` takes the last ``torch.nn.Linear``
+        in that order.
+
+    Returns
+    -------
+    name : str
+    layer : torch.nn.Module
+    """
+    if name is None:
+        linears = [(n, m) for n, m in module.named_modules() if isinstance(m, torch.nn.Linear)]
+        if not linears:
+            raise ValueError(
+                f"The module {type(module).__name__} has no torch.nn.Linear layer, so there "
+                "is no default embedding; name the layer whose input is the embedding with "
+                "embedding_layer='<name from module.named_modules()>'."
+            )
+        return linears[-1]
+    if not isinstance(name, str):
+        raise TypeError(f"embedding_layer must be a module name (str) or None, got {name!r}.")
+    layers = dict(module.named_modules())
+    if name not in layers:
+        available = [n for n in layers if n]
+        shown = ", ".join(repr(n) for n in available[:20])
+        more = f" and {len(available) - 20} more" if len(available) > 20 else ""
+        raise ValueError(
+            f"embedding_layer={name!r} is not a submodule of {type(module).__name__}; "
+            f"names from module.named_modules() are: {shown}{more}."
+        )
+    return name, layers[name]
+
+
+class _LayerCapture:
+    """Forward hook keeping a layer's input; with ``detach_output`` its output becomes a leaf
+    tensor that requires grad, so the loss gradient w.r.t. the layer output is cheap."""
+
+    def __init__(self, name, detach_output):
+        self.name = name
+        self.detach_output = detach_output
+        self.inputs = []
+        self.outputs = []
+
+    def __call__(self, layer, args, output):
+        if not args or not torch.is_tensor(args[0]):
+            raise ValueError(
+                f"The embedding layer {self.name!r} is not called with a tensor as its first "
+                "argument; choose another embedding_layer."
+            )
+        self.inputs.append(args[0].detach())
+        if not self.detach_output:
+            return None
+        if not torch.is_tensor(output):
+            raise ValueError(
+                f"The embedding layer {self.name!r} does not return a tensor; choose a layer "
+                "such as the classifier's last torch.nn.Linear."
+            )
+        leaf = output.detach().requires_grad_(True)
+        self.outputs.append(leaf)
+        return leaf
+
+    def take(self, n_rows):
+        if len(self.inputs) != 1:
+            raise ValueError(
+                f"The embedding layer {self.name!r} ran {len(self.inputs)} times in one "
+                "forward pass; choose a layer that runs exactly once per forward."
+            )
+        inputs = self.inputs[0]
+        output = self.outputs[0] if self.outputs else None
+        self.inputs, self.outputs = [], []
+        if inputs.dim() == 0 or inputs.shape[0] != n_rows:
+            raise ValueError(
+                f"The input of the embedding layer {self.name!r} has shape "
+                f"{tuple(inputs.shape)}, not one row per sample ({n_rows}, ...)."
+            )
+        return inputs, output
+
+
+def embeddings(adapter, X, *, layer_name=None, batch_size=None, output_gradients=False,
+               shape_source=None):
+    """Input of the embedding layer for every row of ``X``, in batches, in ``eval()`` mode.
+
+    Parameters
+    ----------
+    adapter : NetAdapter
+    X : array-like
+        Rows to embed.
+    layer_name : str or None
+        See :func:`resolve_embedding_layer`.
+    batch_size : int or None
+        Rows per forward pass (``None``: the net's validation batch size).
+    output_gradients : bool
+        Also return, for every row, the gradient of the net's own loss at the pseudo label
+        ``argmax f(x)`` w.r.t. the layer's output (BADGE's ``a`` in ``g = a ⊗ h``).
+    shape_source : array-like or None
+        The array named in the error raised when the module fails on the rows.
+
+    Returns
+    -------
+    H : torch.Tensor of shape (n_rows, n_features), float64, on the module's device
+        Layer inputs, flattened per row.
+    A : torch.Tensor of shape (n_rows, n_outputs), float64, or None
+        Output gradients when ``output_gradients``.
+    """
+    module = adapter.module
+    name, layer = resolve_embedding_layer(module, layer_name)
+    capture = _LayerCapture(name, detach_output=output_gradients)
+    pseudo_loss = adapter.pseudo_label_loss() if output_gradients else None
+    H_chunks, A_chunks = [], []
+    handle = layer.register_forward_hook(capture)
+    try:
+        with eval_mode(module):
+            for X_batch, _ in adapter.iterate(X, batch_size=batch_size):
+                with explain_shape_errors(X if shape_source is None else shape_source, module):
+                    with torch.set_grad_enabled(output_gradients):
+                        outputs = adapter.forward(X_batch)
+                n_rows = outputs.shape[0]
+                inputs, layer_output = capture.take(n_rows)
+                if output_gradients:
+                    if inputs.dim() != 2 or layer_output.dim() != 2:
+                        raise ValueError(
+                            f"BADGE needs an embedding layer applied to one feature vector "
+                            f"per sample; {name!r} maps {tuple(inputs.shape)} to "
+                            f"{tuple(layer_output.shape)}. Choose a layer with 2-D input "
+                            "and output, such as the last torch.nn.Linear."
+                        )
+                    with torch.enable_grad():
+                        loss = pseudo_loss(outputs).sum()
+                        (grad,) = torch.autograd.grad(loss, layer_output)
+                    A_chunks.append(grad.detach().double())
+                H_chunks.append(inputs.reshape(n_rows, -1).double())
+    finally:
+        handle.remove()
+    H = torch.cat(H_chunks)
+    A = torch.cat(A_chunks) if output_gradients else None
+    return H, A
