@@ -181,6 +181,8 @@ def build_parser():
     training.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam",
                           help="optimizer (sgd: momentum 0.9)")
     training.add_argument("--weight-decay", type=float, default=0.0, help="weight decay")
+    training.add_argument("--dropout", type=float, default=None,
+                          help="dropout probability of the model (mlp only); BALD needs it")
     training.add_argument("--reinit", action="store_true",
                           help="re-initialise the net before each round instead of "
                           "warm-starting")
@@ -227,6 +229,14 @@ def _resolve(args, parser):
         )
     if args.dataset == "digits" and (args.n_train or args.n_test):
         parser.error("--n-train and --n-test apply to the image datasets, not to digits")
+    if args.dropout is not None:
+        if args.model != "mlp":
+            parser.error(f"--dropout applies to the mlp model only, not to {args.model}")
+        if not 0.0 <= args.dropout < 1.0:
+            parser.error(f"--dropout must be in [0, 1), got {args.dropout}")
+    if "bald" in args.strategies and not args.dropout:
+        hint = "add --dropout 0.2" if args.model == "mlp" else "use --model mlp --dropout 0.2"
+        parser.error(f"strategy bald needs a model with dropout layers ({hint})")
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     elif args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -276,6 +286,7 @@ def _run(args, parser):
         f"{args.model}, M={args.initial}, b={args.query}, R={args.rounds}, "
         f"{len(seeds)} seeds, {args.epochs} epochs, lr={args.lr:g}, batch {args.batch_size}, "
         f"{args.optimizer}, {'re-initialised' if args.reinit else 'warm start'}, "
+        f"{'' if args.dropout is None else f'dropout {args.dropout:g}, '}"
         f"device {args.device}; strategies: {', '.join(args.strategies)}",
         flush=True,
     )
@@ -285,6 +296,7 @@ def _run(args, parser):
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
         optimizer=args.optimizer, weight_decay=args.weight_decay, device=args.device,
         reinit=args.reinit, dataset=args.dataset,
+        module_kwargs=None if args.dropout is None else {"dropout": args.dropout},
         baseline=args.baseline if args.baseline in args.strategies else None,
         out=args.out, resume=args.resume, progress=args.progress, plot=args.plot,
         n_threads=args.threads,

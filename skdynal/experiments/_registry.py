@@ -6,6 +6,7 @@ skdynal does not have are listed as unavailable instead of breaking the import.
 """
 
 import importlib
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,19 +26,25 @@ class _Entry:
     requires: tuple = field(default=())
 
 
-def _strategy_class(class_name, **params):
-    """A factory building ``skdynal.strategies.<class_name>(random_state=..., **params)``."""
+def _strategy_class(class_name, params, from_protocol=None):
+    """A factory building ``skdynal.strategies.<class_name>(random_state=..., **params)``.
 
-    def factory(random_state):
+    ``from_protocol`` maps constructor parameters to protocol keys (e.g. ALBL's horizon
+    ``n_rounds`` is the experiment's ``rounds``); they are set when the protocol is known.
+    """
+
+    def factory(random_state, protocol=None):
         module = importlib.import_module("skdynal.strategies")
-        return getattr(module, class_name)(random_state=random_state, **params)
+        kwargs = dict(params)
+        for param, key in (from_protocol or {}).items():
+            if protocol and protocol.get(key):
+                kwargs[param] = protocol[key]
+        return getattr(module, class_name)(random_state=random_state, **kwargs)
 
-    factory.class_name = class_name
-    factory.params = params
     return factory
 
 
-# name: (class in skdynal.strategies, constructor parameters, description)
+# name: (class in skdynal.strategies, constructor parameters, description[, from protocol])
 _BUILTIN = {
     "dynamical": ("DynamicALSampler", {"gamma": 2.0}, "dynamicAL, gamma=2 (the paper's Eq. 15)"),
     "dynamical-gamma0": ("DynamicALSampler", {"gamma": 0.0}, "dynamicAL with gamma=0 (= EGL)"),
@@ -51,17 +58,20 @@ _BUILTIN = {
     "entropy": ("EntropySampler", {}, "entropy of the predicted distribution"),
     "coreset": ("CoresetSampler", {}, "greedy k-center on last-layer embeddings"),
     "badge": ("BADGESampler", {}, "k-means++ on last-layer gradient embeddings"),
-    "albl": ("ALBLSampler", {}, "active learning by learning (bandit over strategies)"),
+    "albl": (
+        "ALBLSampler", {}, "active learning by learning (EXP4.P over random, margin, "
+        "entropy, coreset)", {"n_rounds": "rounds"},
+    ),
     "egl": ("EGLSampler", {}, "expected gradient length"),
     "influence": ("InfluenceSampler", {}, "influence of the pseudo-labeled sample"),
-    "bald": ("BALDSampler", {}, "BALD with Monte Carlo dropout"),
+    "bald": ("BALDSampler", {}, "BALD with Monte Carlo dropout (needs dropout layers)"),
     "tidal": ("TiDALSampler", {}, "TiDAL: training dynamics prediction"),
     "ntk": ("NTKLookAheadSampler", {}, "NTK look-ahead"),
 }
 
 _REGISTRY = {
-    name: _Entry(_strategy_class(cls, **params), description, requires=(cls,))
-    for name, (cls, params, description) in _BUILTIN.items()
+    name: _Entry(_strategy_class(cls, params, *rest), description, requires=(cls,))
+    for name, (cls, params, description, *rest) in _BUILTIN.items()
 }
 
 
@@ -75,7 +85,9 @@ def register_strategy(name, factory, *, description="", overwrite=False):
     factory : callable
         ``factory(random_state) -> strategy``; called once per (strategy, seed) cell with
         the cell's seed, so that a fresh strategy (no state carried between cells) is
-        seeded like the rest of the cell.
+        seeded like the rest of the cell. A factory that also accepts a ``protocol``
+        keyword gets the experiment's protocol (a dict with ``initial``, ``query``,
+        ``rounds``, ``epochs``, ...).
     description : str, default=""
         One line shown by ``skdynal list``.
     overwrite : bool, default=False
@@ -119,16 +131,17 @@ def registered_strategies():
 
 
 def available_strategies():
-    """Sorted names of the registered strategies that this installation can build.
+    """Names of the registered strategies that this installation can build, in
+    registration order.
 
     Returns
     -------
     names : list of str
     """
-    return sorted(name for name, entry in _REGISTRY.items() if _is_available(entry))
+    return [name for name, entry in _REGISTRY.items() if _is_available(entry)]
 
 
-def make_strategy(name, random_state=None):
+def make_strategy(name, random_state=None, protocol=None):
     """Build the strategy registered under ``name``, seeded with ``random_state``.
 
     Parameters
@@ -137,6 +150,9 @@ def make_strategy(name, random_state=None):
         A name from :func:`available_strategies`.
     random_state : int or None, default=None
         Passed to the strategy's factory.
+    protocol : dict, default=None
+        The experiment's protocol (``rounds``, ``query``, ...), for strategies whose
+        parameters depend on it (ALBL's horizon ``n_rounds`` is ``rounds``).
 
     Returns
     -------
@@ -155,4 +171,13 @@ def make_strategy(name, random_state=None):
         raise ValueError(
             f"Strategy {name!r} is {state}; choose from {', '.join(available_strategies())}."
         )
+    if protocol is not None and _accepts_protocol(entry.factory):
+        return entry.factory(random_state, protocol=protocol)
     return entry.factory(random_state)
+
+
+def _accepts_protocol(factory):
+    try:
+        return "protocol" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False

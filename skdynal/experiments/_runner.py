@@ -254,10 +254,10 @@ def _normalize_strategies(strategies):
     return items
 
 
-def _strategy_for_cell(spec, seed):
+def _strategy_for_cell(spec, seed, config):
     """A fresh, seeded strategy for one (strategy, seed) cell."""
     if isinstance(spec, str):
-        return make_strategy(spec, random_state=seed)
+        return make_strategy(spec, random_state=seed, protocol=config)
     if hasattr(spec, "get_params"):
         strategy = clone(spec)
         if "random_state" in strategy.get_params(deep=False) and strategy.random_state is None:
@@ -661,7 +661,7 @@ def _run_cells(items, seeds, config, cells_dir, resume, progress, build_net, arr
                     bar.update(n_points)
                 else:
                     cell_rows = _run_cell(
-                        label, _strategy_for_cell(spec, seed), seed, build_net, arrays,
+                        label, _strategy_for_cell(spec, seed, config), seed, build_net, arrays,
                         config, on_round=lambda: bar.update(1),
                     )
                     bar.update(n_points - len(cell_rows))
