@@ -234,3 +234,15 @@ def test_standins_command_line(tmp_path, capsys):
     caltech = load_dataset("caltech101", root=tmp_path, random_state=0)
     assert cifar.X_train.shape == (10, 3, 32, 32) and svhn.X_test.shape == (5, 3, 32, 32)
     assert len(caltech.classes) == 3 and len(caltech.y_test) == 3
+
+
+def test_download_flag_does_not_refetch_present_standins(root, monkeypatch):
+    tv_datasets = import_torchvision().datasets
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("tried to download although the files are present")
+
+    monkeypatch.setattr(tv_datasets.cifar, "download_and_extract_archive", no_network)
+    monkeypatch.setattr(tv_datasets.svhn, "download_url", no_network)
+    assert load_cifar10(root, download=True, verify_checksums=False).X_train.shape[0] == 23
+    assert load_svhn(root, download=True, verify_checksums=False).X_train.shape[0] == 30
