@@ -5,6 +5,7 @@ package's query-strategy base class is tested here without being listed.
 """
 
 import inspect
+import pickle
 
 import numpy as np
 import pytest
@@ -62,6 +63,12 @@ def assert_unchanged(module, before):
 
 def test_strategies_are_discovered():
     assert skdynal.DynamicALSampler in STRATEGIES
+    names = {cls.__name__ for cls in STRATEGIES}
+    assert {
+        "RandomSampler", "LeastConfidenceSampler", "MarginSampler", "EntropySampler",
+        "CoresetSampler", "BADGESampler", "ALBLSampler", "EGLSampler", "InfluenceSampler",
+        "BALDSampler",
+    } <= names
 
 
 @pytest.fixture(params=STRATEGIES, ids=lambda cls: cls.__name__)
@@ -142,6 +149,34 @@ def test_two_rounds_in_modal_active_learner(strategy_class, digits):
         remaining = np.delete(remaining, idx)
     assert len(learner.X_training) == 40 + 16
     assert len(remaining) == len(X_pool) - 16
+
+
+def test_pickled_after_a_query_selects_the_same(strategy_class, fitted_mlp,
+                                                labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    strategy = build(strategy_class)
+    strategy.select(fitted_mlp, X_pool, 3, X_labeled=X_lab, y_labeled=y_lab)
+    restored = pickle.loads(pickle.dumps(strategy))
+    assert type(restored) is strategy_class
+    first, _ = strategy.select(fitted_mlp, X_pool, 6, X_labeled=X_lab, y_labeled=y_lab)
+    second, _ = restored.select(fitted_mlp, X_pool, 6, X_labeled=X_lab, y_labeled=y_lab)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_scores_agree_with_selection(strategy_class, fitted_mlp, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    strategy = build(strategy_class)
+    indices, chosen_scores = strategy.select(
+        fitted_mlp, X_pool, 9, X_labeled=X_lab, y_labeled=y_lab
+    )
+    if not isinstance(strategy, BaseScoringStrategy):
+        assert chosen_scores is None or len(chosen_scores) == 9
+        return
+    scores = strategy.score(fitted_mlp, X_pool, X_labeled=X_lab, y_labeled=y_lab)
+    assert scores.dtype == np.float64 and scores.shape == (len(X_pool),)
+    assert np.all(np.isfinite(scores))
+    np.testing.assert_array_equal(chosen_scores, scores[indices])
+    assert chosen_scores.min() >= np.delete(scores, indices).max()
 
 
 def test_clone_and_params_round_trip(strategy_class):

@@ -9,7 +9,7 @@ from ._outputs import check_batch_size, embeddings
 __all__ = ["BADGESampler", "factorized_squared_distances", "kmeans_plusplus_seeding"]
 
 
-def factorized_squared_distances(A, H, center):
+def factorized_squared_distances(A, H, center, sq_norms=None):
     """Squared distances ``||a_i ⊗ h_i - a_c ⊗ h_c||²`` from every row to row ``center``.
 
     Uses ``||a ⊗ h - a' ⊗ h'||² = ||a||²||h||² + ||a'||²||h'||² - 2 (a·a')(h·h')``, so the
@@ -22,15 +22,17 @@ def factorized_squared_distances(A, H, center):
     H : torch.Tensor of shape (n, n_features)
     center : int
         Row index of the center.
+    sq_norms : torch.Tensor of shape (n,), default=None
+        ``||a_i||² ||h_i||²`` when already computed.
 
     Returns
     -------
     distances : torch.Tensor of shape (n,)
     """
-    a_sq = (A * A).sum(dim=1)
-    h_sq = (H * H).sum(dim=1)
+    if sq_norms is None:
+        sq_norms = (A * A).sum(dim=1) * (H * H).sum(dim=1)
     cross = (A @ A[center]) * (H @ H[center])
-    return (a_sq * h_sq + a_sq[center] * h_sq[center] - 2.0 * cross).clamp_(min=0.0)
+    return (sq_norms + sq_norms[center] - 2.0 * cross).clamp_(min=0.0)
 
 
 def kmeans_plusplus_seeding(A, H, n_instances, random_state):
@@ -64,10 +66,11 @@ def kmeans_plusplus_seeding(A, H, n_instances, random_state):
     chosen[0] = random_state.randint(n)
     distances[0] = np.inf
     nearest = None
+    sq_norms = (A * A).sum(dim=1) * (H * H).sum(dim=1)
     is_chosen = np.zeros(n, dtype=bool)
     is_chosen[chosen[0]] = True
     for step in range(1, n_instances):
-        to_new = factorized_squared_distances(A, H, int(chosen[step - 1]))
+        to_new = factorized_squared_distances(A, H, int(chosen[step - 1]), sq_norms)
         nearest = to_new if nearest is None else torch.minimum(nearest, to_new)
         weights = nearest.cpu().numpy().astype(np.float64)
         weights[is_chosen] = 0.0

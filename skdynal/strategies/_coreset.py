@@ -11,24 +11,23 @@ __all__ = ["CoresetSampler", "k_center_greedy"]
 _CHUNK_ROWS = 1024
 
 
-def _squared_distances(X, Y):
-    """Squared Euclidean distances between the rows of ``X`` and ``Y`` (one chunk)."""
-    distances = (X * X).sum(1)[:, None] + (Y * Y).sum(1)[None, :] - 2.0 * (X @ Y.T)
-    return distances.clamp_(min=0.0)
-
-
 def _min_squared_distances(X, centers, chunk_rows=_CHUNK_ROWS):
     """Squared distance from every row of ``X`` to its nearest row of ``centers``.
 
     Blocks of ``chunk_rows x chunk_rows`` distances at a time: memory O(n + chunk_rows²).
+    Uses ``||x - c||² = ||x||² + ||c||² - 2 x·c`` (one matrix product per block).
     """
+    x_sq = (X * X).sum(dim=1)
+    c_sq = (centers * centers).sum(dim=1)
     nearest = torch.full((len(X),), float("inf"), dtype=X.dtype, device=X.device)
     for start in range(0, len(X), chunk_rows):
-        rows = X[start : start + chunk_rows]
-        best = nearest[start : start + chunk_rows]
+        stop = start + chunk_rows
+        best = nearest[start:stop]
         for c_start in range(0, len(centers), chunk_rows):
-            block = _squared_distances(rows, centers[c_start : c_start + chunk_rows])
-            torch.minimum(best, block.min(dim=1).values, out=best)
+            c_stop = c_start + chunk_rows
+            block = X[start:stop] @ centers[c_start:c_stop].T
+            block.mul_(-2.0).add_(x_sq[start:stop, None]).add_(c_sq[None, c_start:c_stop])
+            torch.minimum(best, block.min(dim=1).values.clamp_(min=0.0), out=best)
     return nearest
 
 
@@ -56,25 +55,29 @@ def k_center_greedy(pool, centers, n_instances, random_state, chunk_rows=_CHUNK_
         (``inf`` for a first row drawn without centers).
     """
     n_pool = len(pool)
+    # Distances are kept in the order of a random permutation of the pool, so that argmax
+    # (the first maximum) breaks ties at random.
     permutation = random_state.permutation(n_pool)
-    pool = pool[torch.as_tensor(permutation, device=pool.device)]
+    order = torch.as_tensor(permutation, device=pool.device)
     has_centers = centers is not None and len(centers) > 0
     if has_centers:
-        nearest = _min_squared_distances(pool, centers, chunk_rows)
+        nearest = _min_squared_distances(pool, centers, chunk_rows)[order]
     else:
         nearest = torch.full((n_pool,), float("inf"), dtype=pool.dtype, device=pool.device)
+    sq_norms = (pool * pool).sum(dim=1)
     chosen = np.empty(n_instances, dtype=np.intp)
     distances = np.empty(n_instances, dtype=np.float64)
     for step in range(n_instances):
-        # Without centers the first row is row 0 of the random permutation.
+        # Without centers the first row is the permutation's first, a uniform draw.
         best = int(torch.argmax(nearest)) if has_centers or step else 0
         chosen[step] = best
         distances[step] = float(nearest[best])
         if step + 1 == n_instances:
             break
-        to_new = ((pool - pool[best]) ** 2).sum(dim=1)
+        row = permutation[best]
+        to_new = (sq_norms + sq_norms[row] - 2.0 * (pool @ pool[row])).clamp_(min=0.0)[order]
         torch.minimum(nearest, to_new, out=nearest)
-        nearest[torch.as_tensor(chosen[: step + 1], device=pool.device)] = -float("inf")
+        nearest[best] = -float("inf")
     return permutation[chosen], np.sqrt(distances)
 
 

@@ -1,11 +1,10 @@
 """Class probabilities and layer embeddings of a fitted net, computed in batches."""
 
-import numbers
-
 import numpy as np
 import torch
 
 from .._adapter import eval_mode, explain_shape_errors
+from ._dynamical import _check_batch_size as check_batch_size
 
 __all__ = [
     "check_batch_size",
@@ -17,17 +16,6 @@ __all__ = [
 ]
 
 _PROBABILITY_ATOL = 1e-3
-
-
-def check_batch_size(batch_size):
-    """Validate a ``batch_size`` parameter (``None`` or a positive integer)."""
-    if batch_size is None:
-        return None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-        raise TypeError(f"batch_size must be a positive integer or None, got {batch_size!r}.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size}.")
-    return int(batch_size)
 
 
 def predict_nonlinearity(net):
@@ -50,11 +38,14 @@ def check_probabilities(probabilities):
             "Expected class probabilities of shape (n_samples, n_classes) from the net's "
             f"predict_proba semantics, got shape {tuple(probabilities.shape)}."
         )
+    atol = _PROBABILITY_ATOL
+    if probabilities.is_floating_point():
+        atol = max(atol, 4 * torch.finfo(probabilities.dtype).eps)  # float16, bfloat16
     sums = probabilities.sum(dim=1)
     if (
         not bool(torch.isfinite(probabilities).all())
-        or bool((probabilities < -_PROBABILITY_ATOL).any())
-        or bool(((sums - 1).abs() > _PROBABILITY_ATOL).any())
+        or bool((probabilities < -atol).any())
+        or bool(((sums - 1).abs() > atol).any())
     ):
         raise ValueError(
             "The net's outputs after its predict nonlinearity are not probabilities (rows "
