@@ -20,7 +20,7 @@ _DEFAULT_MODELS = {"digits": "mlp", "cifar10": "cnn", "svhn": "vgg11", "caltech1
 #: the paper's Figure 3 (M = b = 500).
 _PRESETS = {
     "digits": dict(
-        initial=50, query=50, rounds=6, seeds="3", epochs=30, lr=1e-3, batch_size=32,
+        initial=50, query=50, rounds=6, seeds="3", epochs=50, lr=1e-3, batch_size=32,
         strategies=["dynamical", "random", "least-confidence", "margin", "entropy"],
     ),
     "image": dict(

@@ -31,6 +31,8 @@ def atomic_write_text(path, text):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     try:
+        # mkstemp creates the file private (0600); give it the usual permissions instead.
+        os.chmod(tmp, 0o666 & ~_current_umask())
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()
@@ -40,6 +42,12 @@ def atomic_write_text(path, text):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _jsonable(value):
@@ -91,6 +99,12 @@ def _fmt(value, spec):
     return format(value, spec)
 
 
+def _fmt_p(value):
+    if value is not None and not math.isnan(value) and value < 0.001:
+        return "<0.001"
+    return _fmt(value, ".3f")
+
+
 def format_accuracy_table(rows):
     """Test accuracy by round (rows) and strategy (columns), mean over seeds, as text."""
     curves = learning_curves(rows)
@@ -129,24 +143,31 @@ def format_summary_table(summary, baseline="random"):
             f"{e['strategy']:<{name_width}} {e['rank']:>4} {_fmt(e['auc_mean'], '.4f'):>7} "
             f"{_fmt(e['auc_stderr'], '.4f'):>7} {_fmt(e['final_accuracy_mean'], '.4f'):>9} "
             f"{_fmt(e['diff_vs_baseline'], '+.4f'):>13} {_fmt(e['diff_stderr'], '.4f'):>7} "
-            f"{_fmt(e['p_ttest'], '.3f'):>7} {_fmt(e['p_wilcoxon'], '.3f'):>7} {wins:>7}"
+            f"{_fmt_p(e['p_ttest']):>7} {_fmt_p(e['p_wilcoxon']):>7} {wins:>7}"
         )
     return "\n".join(lines)
 
 
-def plot_learning_curves(rows, path, title=None):
+def plot_learning_curves(rows, path, title=None, baseline="random"):
     """Plot test accuracy against labels, mean ± standard error over seeds, per strategy.
+
+    The ``baseline`` strategy, if present, is drawn as a black dashed line.
 
     Uses matplotlib's non-interactive Agg backend and writes ``path`` (PNG, SVG or PDF by
     its extension).
     """
+    import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 4.5))
+    curves = learning_curves(rows)
+    fig = Figure(figsize=(8.5, 4.8))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for name, by_seed in learning_curves(rows).items():
+    # Distinct colours for up to 20 strategies; the baseline is drawn black and dashed.
+    palette = matplotlib.colormaps["tab10" if len(curves) <= 10 else "tab20"]
+    others = [name for name in curves if name != baseline]
+    for name, by_seed in curves.items():
         lengths = {len(curve[0]) for curve in by_seed.values()}
         n_points = min(lengths)
         x = next(iter(by_seed.values()))[0][:n_points]
@@ -155,14 +176,18 @@ def plot_learning_curves(rows, path, title=None):
         stderr = (
             acc.std(axis=0, ddof=1) / np.sqrt(len(acc)) if len(acc) > 1 else np.zeros_like(mean)
         )
-        (line,) = ax.plot(x, mean, marker="o", markersize=3, label=f"{name} (n={len(acc)})")
-        ax.fill_between(x, mean - stderr, mean + stderr, color=line.get_color(), alpha=0.2)
+        if name == baseline:
+            style = {"color": "black", "linestyle": "--"}
+        else:
+            style = {"color": palette(others.index(name) % palette.N)}
+        ax.plot(x, mean, marker="o", markersize=3, label=f"{name} (n={len(acc)})", **style)
+        ax.fill_between(x, mean - stderr, mean + stderr, color=style["color"], alpha=0.15)
     ax.set_xlabel("labeled samples")
     ax.set_ylabel("test accuracy")
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="lower right")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)

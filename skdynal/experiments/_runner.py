@@ -103,7 +103,7 @@ class ExperimentResults:
                 f"{self.config.get('dataset')} / {self.config.get('model')}: "
                 f"mean ± s.e. over {len(self.config.get('seeds', []))} seeds"
             )
-        return plot_learning_curves(self.rows, path, title=title)
+        return plot_learning_curves(self.rows, path, title=title, baseline=self.baseline)
 
     def save(self, out, plot=True):
         """Write ``results.csv``, ``results.json``, ``summary.csv``, ``summary.json``,

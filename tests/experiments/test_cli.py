@@ -33,7 +33,7 @@ def test_no_arguments_is_the_digits_main_job():
     args = resolved(["run"])
     assert (args.dataset, args.model) == ("digits", "mlp")
     assert args.strategies == ["dynamical", "random", "least-confidence", "margin", "entropy"]
-    assert (args.initial, args.query, args.rounds, args.epochs) == (50, 50, 6, 30)
+    assert (args.initial, args.query, args.rounds, args.epochs) == (50, 50, 6, 50)
     assert args.seeds == [0, 1, 2] and args.resume and args.threads == 1
     assert args.out == os.path.join("skdynal-results", "digits-mlp")
 
