@@ -608,6 +608,9 @@ def run_experiment(
     build_net, config["model"] = _net_factory(
         model, config, X_train, n_classes, module_kwargs, net_kwargs
     )
+    config["module_kwargs"] = {k: _stable_repr(v) if not isinstance(v, (int, float, str))
+                               else v for k, v in (module_kwargs or {}).items()}
+    config["net_kwargs"] = {k: _stable_repr(v) for k, v in (net_kwargs or {}).items()}
     config["n_train"], config["n_test"] = len(X_train), len(X_test)
     protocol_key = {
         key: config[key]
