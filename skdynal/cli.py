@@ -170,8 +170,9 @@ def build_parser():
                           help="query rounds R")
     protocol.add_argument("--seeds", type=parse_seeds, default=None,
                           help="number of seeds (3 = seeds 0,1,2), a list 0,3,7 or a range 0-9")
-    protocol.add_argument("--baseline", default="random",
-                          help="strategy the summary compares the others with")
+    protocol.add_argument("--baseline", default=None,
+                          help="strategy the summary compares the others with (default: "
+                          "random, when it is run)")
     training = run.add_argument_group("training")
     training.add_argument("--epochs", type=_positive_int, default=None,
                           help="training epochs per round")
@@ -223,6 +224,13 @@ def _resolve(args, parser):
             args.strategies = [s for s in preset["strategies"] if s in available_strategies()]
         else:
             parser.error(f"argument --strategies: {err}")
+    if args.baseline is not None and args.baseline not in args.strategies:
+        parser.error(
+            f"--baseline {args.baseline} is not among the strategies run "
+            f"({', '.join(args.strategies)})"
+        )
+    if args.baseline is None and "random" in args.strategies:
+        args.baseline = "random"
     if args.dataset != "digits" and args.data_dir is None:
         parser.error(
             f"--dataset {args.dataset} needs --data-dir DIR (add --download to fetch it)"
@@ -297,7 +305,7 @@ def _run(args, parser):
         optimizer=args.optimizer, weight_decay=args.weight_decay, device=args.device,
         reinit=args.reinit, dataset=args.dataset,
         module_kwargs=None if args.dropout is None else {"dropout": args.dropout},
-        baseline=args.baseline if args.baseline in args.strategies else None,
+        baseline=args.baseline,
         out=args.out, resume=args.resume, progress=args.progress, plot=args.plot,
         n_threads=args.threads,
     )

@@ -132,9 +132,10 @@ def format_accuracy_table(rows):
 def format_summary_table(summary, baseline="random"):
     """The summary of :func:`skdynal.experiments.summarize` as an aligned text table."""
     name_width = max([8, *(len(e["strategy"]) for e in summary)])
+    versus = "Δ vs " + (baseline or "baseline")
     header = (
         f"{'strategy':<{name_width}} {'rank':>4} {'AUC':>7} {'± s.e.':>7} {'final acc':>9} "
-        f"{'Δ vs ' + str(baseline):>13} {'± s.e.':>7} {'p (t)':>7} {'p (W)':>7} {'wins':>7}"
+        f"{versus:>13} {'± s.e.':>7} {'p (t)':>7} {'p (W)':>7} {'wins':>7}"
     )
     lines = [header]
     for e in summary:

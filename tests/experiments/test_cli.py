@@ -35,6 +35,8 @@ def test_no_arguments_is_the_digits_main_job():
     assert args.strategies == ["dynamical", "random", "least-confidence", "margin", "entropy"]
     assert (args.initial, args.query, args.rounds, args.epochs) == (50, 50, 6, 50)
     assert args.seeds == [0, 1, 2] and args.resume and args.threads == 1
+    assert args.baseline == "random"
+    assert resolved(["run", "--strategies", "margin", "entropy"]).baseline is None
     assert args.out == os.path.join("skdynal-results", "digits-mlp")
 
 
@@ -77,6 +79,8 @@ def test_strategies_accept_commas_spaces_and_all():
         (["run", "--initial", "5000"], "leaves no pool"),
         (["run", "--dropout", "2"], "--dropout must be in [0, 1)"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["run", "--strategies", "margin", "--baseline", "random"],
+         "--baseline random is not among the strategies run (margin)"),
     ],
 )
 def test_bad_arguments_exit_with_a_clear_message(argv, message, capsys):

@@ -245,6 +245,24 @@ def test_strategy_objects_modal_functions_and_registry_entries(data):
     assert by_label["random"] == by_label["test-random-copy"] == by_label["mine"]
 
 
+def test_module_classes_and_skorch_nets_as_models(data):
+    from _nets import DigitsMLP, make_net
+
+    by_class = run_experiment(data, DigitsMLP, ["random"], seeds=[0], reinit=True,
+                              **{**TINY, "module_kwargs": {"hidden": 8}})
+    assert by_class.config["model"] == "DigitsMLP"
+    PoolRecorder.calls = []
+    template = make_net(max_epochs=1)
+    by_net = run_experiment(data, template, {"first": PoolRecorder()}, seeds=[0, 1],
+                            reinit=True, **{**TINY, "module_kwargs": None})
+    # The template is cloned per cell, never fitted itself; warm_start follows reinit.
+    assert not hasattr(template, "module_")
+    assert [c["warm_start"] for c in PoolRecorder.calls] == [False] * 4
+    assert by_net.config["model"] == "DigitsMLP"
+    seed0 = [r["test_accuracy"] for r in by_net.rows if r["seed"] == 0]
+    assert seed0 != [r["test_accuracy"] for r in by_net.rows if r["seed"] == 1]
+
+
 def test_registry_builds_seeded_strategies_and_lists_valid_names():
     strategy = make_strategy("dynamical", random_state=3)
     assert strategy.get_params()["gamma"] == 2.0 and strategy.random_state == 3
