@@ -1,0 +1,330 @@
+"""Command line: ``skdynal run`` (also ``python -m skdynal run``) and ``skdynal list``.
+
+``skdynal run`` with no arguments (or plain ``skdynal``) runs the main job: active learning
+on scikit-learn's digits, dynamicAL against random and uncertainty sampling, a few seeds;
+it prints the test accuracy per round and the summary, and writes the results and the
+learning-curve plot into ``skdynal-results/digits-mlp``.
+"""
+
+import argparse
+import os
+import sys
+
+import torch
+
+__all__ = ["build_parser", "main"]
+
+_DEFAULT_MODELS = {"digits": "mlp", "cifar10": "cnn", "svhn": "vgg11", "caltech101": "resnet18"}
+
+#: Protocol defaults per dataset: digits is the small CPU demo, the image datasets follow
+#: the paper's Figure 3 (M = b = 500).
+_PRESETS = {
+    "digits": dict(
+        initial=50, query=50, rounds=6, seeds="3", epochs=50, lr=1e-3, batch_size=32,
+        strategies=["dynamical", "random", "least-confidence", "margin", "entropy"],
+    ),
+    "image": dict(
+        initial=500, query=500, rounds=10, seeds="3", epochs=50, lr=1e-3, batch_size=64,
+        strategies=[
+            "dynamical", "random", "least-confidence", "margin", "entropy", "coreset",
+            "badge", "albl",
+        ],
+    ),
+}
+
+
+def _preset(dataset):
+    return _PRESETS["digits" if dataset == "digits" else "image"]
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def parse_seeds(text):
+    """Seeds from text: ``"5"`` -> 0..4; ``"3,7,11"`` -> 3, 7, 11; ``"2-4"`` -> 2, 3, 4."""
+    text = str(text).strip()
+    try:
+        if "," in text:
+            seeds = [int(part) for part in text.split(",") if part.strip()]
+        elif "-" in text.lstrip("-"):
+            low, high = (int(part) for part in text.split("-", 1))
+            seeds = list(range(low, high + 1))
+        else:
+            count = int(text)
+            if count < 1:
+                raise ValueError
+            seeds = list(range(count))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seeds (5), a list (0,3,7) or a range (0-9), got {text!r}"
+        ) from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(
+            f"seeds must be distinct integers >= 0, got {text!r}"
+        )
+    return seeds
+
+
+def _strategy_names(values):
+    from .experiments import available_strategies
+
+    valid = available_strategies()
+    names = []
+    for value in values:
+        for name in value.split(","):
+            name = name.strip()
+            if not name:
+                continue
+            if name == "all":
+                names.extend(valid)
+            else:
+                names.append(name)
+    unknown = [name for name in names if name not in valid]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown strategy {', '.join(map(repr, unknown))}; choose from "
+            f"{', '.join(valid)} (or 'all')"
+        )
+    return list(dict.fromkeys(names))
+
+
+def build_parser():
+    """The argument parser of the ``skdynal`` command."""
+    from ._version import __version__
+    from .datasets import DATASETS
+    from .models import MODELS
+
+    parser = argparse.ArgumentParser(
+        prog="skdynal",
+        description="Deep active learning experiments with dynamicAL and baselines. "
+        "Without a command, runs 'skdynal run' (the digits main job).",
+    )
+    parser.add_argument("--version", action="version", version=f"skdynal {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="{run,list}")
+    run = commands.add_parser(
+        "run",
+        help="run an active learning experiment (no arguments: the digits main job)",
+        description="Run pool-based batch active learning: for every strategy and seed, "
+        "train on an initial labeled set, then query, label and retrain for a number of "
+        "rounds, measuring test accuracy after each round. Finished (strategy, seed) cells "
+        "are stored in --out, so an interrupted run resumes where it stopped.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = run.add_argument_group("data and model")
+    data.add_argument("--dataset", choices=sorted(DATASETS), default="digits",
+                      help="dataset")
+    data.add_argument("--model", choices=sorted(MODELS), default=None,
+                      help="network (default: mlp for digits, cnn for cifar10, vgg11 for "
+                      "svhn, resnet18 for caltech101)")
+    data.add_argument("--data-dir", default=None,
+                      help="folder holding cifar10/svhn/caltech101 (required for them)")
+    data.add_argument("--download", action="store_true",
+                      help="download missing image datasets into --data-dir")
+    data.add_argument("--n-train", type=_positive_int, default=None,
+                      help="keep a random subset of this many training images (pool)")
+    data.add_argument("--n-test", type=_positive_int, default=None,
+                      help="keep a random subset of this many test images")
+    data.add_argument("--image-size", type=_positive_int, default=32,
+                      help="caltech101 image size")
+    data.add_argument("--no-verify-checksums", dest="verify_checksums",
+                      action="store_false",
+                      help="skip the md5 checks of CIFAR-10/SVHN files (stand-in files only)")
+    protocol = run.add_argument_group(
+        "protocol (defaults: digits demo, or the paper's M = b = 500 for image datasets)"
+    )
+    protocol.add_argument("--strategies", nargs="+", default=None, metavar="NAME",
+                          help="strategy names, space- or comma-separated, or 'all' "
+                          "(see 'skdynal list')")
+    protocol.add_argument("--initial", type=_positive_int, default=None,
+                          help="initial labeled set size M")
+    protocol.add_argument("--query", type=_positive_int, default=None,
+                          help="samples queried per round b")
+    protocol.add_argument("--rounds", type=_non_negative_int, default=None,
+                          help="query rounds R")
+    protocol.add_argument("--seeds", type=parse_seeds, default=None,
+                          help="number of seeds (3 = seeds 0,1,2), a list 0,3,7 or a range 0-9")
+    protocol.add_argument("--baseline", default=None,
+                          help="strategy the summary compares the others with (default: "
+                          "random, when it is run)")
+    training = run.add_argument_group("training")
+    training.add_argument("--epochs", type=_positive_int, default=None,
+                          help="training epochs per round")
+    training.add_argument("--lr", type=_positive_float, default=None, help="learning rate")
+    training.add_argument("--batch-size", type=_positive_int, default=None,
+                          help="training batch size")
+    training.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam",
+                          help="optimizer (sgd: momentum 0.9)")
+    training.add_argument("--weight-decay", type=float, default=0.0, help="weight decay")
+    training.add_argument("--dropout", type=float, default=None,
+                          help="dropout probability of the model (mlp only); BALD needs it")
+    training.add_argument("--reinit", action="store_true",
+                          help="re-initialise the net before each round instead of "
+                          "warm-starting")
+    training.add_argument("--device", default="auto",
+                          help="torch device: auto (cuda if available), cpu, cuda, cuda:1")
+    training.add_argument("--threads", type=_positive_int, default=None,
+                          help="torch CPU threads (default: 1 for digits, whose tiny nets "
+                          "run fastest single-threaded; torch's default otherwise)")
+    output = run.add_argument_group("output")
+    output.add_argument("--out", default=None,
+                        help="results folder (default: skdynal-results/<dataset>-<model>)")
+    output.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                        help="reuse finished (strategy, seed) cells stored in --out")
+    output.add_argument("--no-plot", dest="plot", action="store_false",
+                        help="do not write the learning-curve plot")
+    output.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="hide the progress bar")
+    run.set_defaults(subparser=run)
+    commands.add_parser("list", help="list the strategies, datasets and models")
+    return parser
+
+
+def _resolve(args, parser):
+    preset = _preset(args.dataset)
+    args.model = args.model or _DEFAULT_MODELS[args.dataset]
+    for key in ("initial", "query", "rounds", "epochs", "lr", "batch_size"):
+        if getattr(args, key) is None:
+            setattr(args, key, preset[key])
+    if args.seeds is None:
+        args.seeds = parse_seeds(preset["seeds"])
+    try:
+        args.strategies = _strategy_names(args.strategies or preset["strategies"])
+    except argparse.ArgumentTypeError as err:
+        if args.strategies is None:
+            # A default strategy missing from this installation: run the ones present.
+            from .experiments import available_strategies
+
+            args.strategies = [s for s in preset["strategies"] if s in available_strategies()]
+        else:
+            parser.error(f"argument --strategies: {err}")
+    if args.baseline is not None and args.baseline not in args.strategies:
+        parser.error(
+            f"--baseline {args.baseline} is not among the strategies run "
+            f"({', '.join(args.strategies)})"
+        )
+    if args.baseline is None and "random" in args.strategies:
+        args.baseline = "random"
+    if args.dataset != "digits" and args.data_dir is None:
+        parser.error(
+            f"--dataset {args.dataset} needs --data-dir DIR (add --download to fetch it)"
+        )
+    if args.dataset == "digits" and (args.n_train or args.n_test):
+        parser.error("--n-train and --n-test apply to the image datasets, not to digits")
+    if args.dropout is not None:
+        if args.model != "mlp":
+            parser.error(f"--dropout applies to the mlp model only, not to {args.model}")
+        if not 0.0 <= args.dropout < 1.0:
+            parser.error(f"--dropout must be in [0, 1), got {args.dropout}")
+    if "bald" in args.strategies and not args.dropout:
+        hint = "add --dropout 0.2" if args.model == "mlp" else "use --model mlp --dropout 0.2"
+        parser.error(f"strategy bald needs a model with dropout layers ({hint})")
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: CUDA is not available on this machine")
+    if args.threads is None and args.dataset == "digits":
+        args.threads = 1
+    if args.out is None:
+        args.out = os.path.join("skdynal-results", f"{args.dataset}-{args.model}")
+    return args
+
+
+def _list():
+    from .datasets import DATASETS
+    from .experiments import available_strategies, registered_strategies
+    from .models import MODELS
+
+    available = set(available_strategies())
+    print("strategies:")
+    for name, description in registered_strategies().items():
+        if name in available:
+            print(f"  {name:<18} {description}")
+    print("datasets:   " + ", ".join(sorted(DATASETS)))
+    print("models:     " + ", ".join(sorted(MODELS)))
+    return 0
+
+
+def _run(args, parser):
+    from .experiments import load_experiment_data, run_experiment
+
+    args = _resolve(args, parser)
+    try:
+        data = load_experiment_data(
+            args.dataset, args.model, data_dir=args.data_dir, download=args.download,
+            n_train=args.n_train, n_test=args.n_test, image_size=args.image_size,
+            verify_checksums=args.verify_checksums,
+        )
+    except (OSError, ValueError) as err:
+        parser.exit(1, f"skdynal: error: cannot load {args.dataset}: {err}\n")
+    if args.initial >= len(data["X_train"]):
+        parser.error(
+            f"--initial {args.initial} leaves no pool: {args.dataset} has "
+            f"{len(data['X_train'])} training samples"
+        )
+    seeds = args.seeds
+    print(
+        f"{args.dataset} ({len(data['X_train'])} train / {len(data['X_test'])} test), "
+        f"{args.model}, M={args.initial}, b={args.query}, R={args.rounds}, "
+        f"{len(seeds)} seeds, {args.epochs} epochs, lr={args.lr:g}, batch {args.batch_size}, "
+        f"{args.optimizer}, {'re-initialised' if args.reinit else 'warm start'}, "
+        f"{'' if args.dropout is None else f'dropout {args.dropout:g}, '}"
+        f"device {args.device}; strategies: {', '.join(args.strategies)}",
+        flush=True,
+    )
+    results = run_experiment(
+        data, args.model, args.strategies,
+        initial=args.initial, query=args.query, rounds=args.rounds, seeds=seeds,
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+        optimizer=args.optimizer, weight_decay=args.weight_decay, device=args.device,
+        reinit=args.reinit, dataset=args.dataset,
+        module_kwargs=None if args.dropout is None else {"dropout": args.dropout},
+        baseline=args.baseline,
+        out=args.out, resume=args.resume, progress=args.progress, plot=args.plot,
+        n_threads=args.threads,
+    )
+    paths = results.paths
+    print("\nTest accuracy (mean over seeds) after each round")
+    print(results.accuracy_table())
+    print("\nSummary: normalised area under the learning curve (AUC), mean over seeds")
+    print(results.summary_table())
+    print("\nwrote " + ", ".join(paths[k] for k in sorted(paths)))
+    return 0
+
+
+def main(argv=None):
+    """Entry point of the ``skdynal`` console script; returns the exit status."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["run", *argv]
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        return _list()
+    return _run(args, args.subparser)

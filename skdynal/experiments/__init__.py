@@ -1,0 +1,35 @@
+"""Active learning experiments: the paper's protocol, resumable runs, summaries and plots.
+
+:func:`run_experiment` runs every (strategy, seed) cell of a protocol and returns an
+:class:`ExperimentResults` (tidy rows, CSV/JSON, a learning-curve plot, and a summary with
+the normalised area under the learning curve and a paired comparison with random
+sampling). Strategies are named through a registry (:func:`available_strategies`,
+:func:`register_strategy`); ``skdynal run`` is the command-line front end.
+"""
+
+from ._data import load_experiment_data
+from ._registry import (
+    available_strategies,
+    make_strategy,
+    register_strategy,
+    registered_strategies,
+)
+from ._report import format_accuracy_table, format_summary_table, plot_learning_curves
+from ._runner import RESULT_COLUMNS, ExperimentResults, run_experiment
+from ._summary import learning_curve_auc, summarize
+
+__all__ = [
+    "RESULT_COLUMNS",
+    "ExperimentResults",
+    "available_strategies",
+    "format_accuracy_table",
+    "format_summary_table",
+    "learning_curve_auc",
+    "load_experiment_data",
+    "make_strategy",
+    "plot_learning_curves",
+    "register_strategy",
+    "registered_strategies",
+    "run_experiment",
+    "summarize",
+]

@@ -1,0 +1,183 @@
+"""Query strategies by name, for the experiment runner and the command line.
+
+A new strategy is one :func:`register_strategy` call (or one line in ``_BUILTIN`` for a
+class of :mod:`skdynal.strategies`). Entries naming a class that this installation of
+skdynal does not have are listed as unavailable instead of breaking the import.
+"""
+
+import importlib
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "available_strategies",
+    "make_strategy",
+    "register_strategy",
+    "registered_strategies",
+]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    factory: Any
+    description: str
+    requires: tuple = field(default=())
+
+
+def _strategy_class(class_name, params, from_protocol=None):
+    """A factory building ``skdynal.strategies.<class_name>(random_state=..., **params)``.
+
+    ``from_protocol`` maps constructor parameters to protocol keys (e.g. ALBL's horizon
+    ``n_rounds`` is the experiment's ``rounds``); they are set when the protocol is known.
+    """
+
+    def factory(random_state, protocol=None):
+        module = importlib.import_module("skdynal.strategies")
+        kwargs = dict(params)
+        for param, key in (from_protocol or {}).items():
+            if protocol and protocol.get(key):
+                kwargs[param] = protocol[key]
+        return getattr(module, class_name)(random_state=random_state, **kwargs)
+
+    return factory
+
+
+# name: (class in skdynal.strategies, constructor parameters, description[, from protocol])
+_BUILTIN = {
+    "dynamical": ("DynamicALSampler", {"gamma": 2.0}, "dynamicAL, gamma=2 (the paper's Eq. 15)"),
+    "dynamical-gamma0": ("DynamicALSampler", {"gamma": 0.0}, "dynamicAL with gamma=0 (= EGL)"),
+    "dynamical-gamma1": ("DynamicALSampler", {"gamma": 1.0}, "dynamicAL with gamma=1"),
+    "dynamical-inf": (
+        "DynamicALSampler", {"gamma": math.inf}, "dynamicAL alignment term alone (gamma=inf)"
+    ),
+    "random": ("RandomSampler", {}, "uniform random sampling"),
+    "least-confidence": ("LeastConfidenceSampler", {}, "1 - max softmax probability"),
+    "margin": ("MarginSampler", {}, "smallest gap between the two top probabilities"),
+    "entropy": ("EntropySampler", {}, "entropy of the predicted distribution"),
+    "coreset": ("CoresetSampler", {}, "greedy k-center on last-layer embeddings"),
+    "badge": ("BADGESampler", {}, "k-means++ on last-layer gradient embeddings"),
+    "albl": (
+        "ALBLSampler", {}, "active learning by learning (EXP4.P over random, margin, "
+        "entropy, coreset)", {"n_rounds": "rounds"},
+    ),
+    "egl": ("EGLSampler", {}, "expected gradient length"),
+    "influence": ("InfluenceSampler", {}, "influence of the pseudo-labeled sample"),
+    "bald": ("BALDSampler", {}, "BALD with Monte Carlo dropout (needs dropout layers)"),
+    "tidal": ("TiDALSampler", {}, "TiDAL: training dynamics prediction"),
+    "ntk": ("NTKLookAheadSampler", {}, "NTK look-ahead"),
+}
+
+_REGISTRY = {
+    name: _Entry(_strategy_class(cls, params, *rest), description, requires=(cls,))
+    for name, (cls, params, description, *rest) in _BUILTIN.items()
+}
+
+
+def register_strategy(name, factory, *, description="", overwrite=False):
+    """Make a query strategy available by name to the runner and the command line.
+
+    Parameters
+    ----------
+    name : str
+        Lower-case name used on the command line (e.g. ``"my-strategy"``).
+    factory : callable
+        ``factory(random_state) -> strategy``; called once per (strategy, seed) cell with
+        the cell's seed, so that a fresh strategy (no state carried between cells) is
+        seeded like the rest of the cell. A factory that also accepts a ``protocol``
+        keyword gets the experiment's protocol (a dict with ``initial``, ``query``,
+        ``rounds``, ``epochs``, ...).
+    description : str, default=""
+        One line shown by ``skdynal list``.
+    overwrite : bool, default=False
+        Replace an existing entry of the same name instead of raising.
+
+    Examples
+    --------
+    >>> from skdynal.experiments import register_strategy
+    >>> from skdynal import DynamicALSampler
+    >>> def gamma3(random_state):
+    ...     return DynamicALSampler(gamma=3.0, random_state=random_state)
+    >>> register_strategy("dynamical-gamma3", gamma3, description="dynamicAL, gamma=3",
+    ...                   overwrite=True)
+    """
+    if not isinstance(name, str) or not name or name != name.strip():
+        raise ValueError(f"name must be a non-empty string without spaces, got {name!r}.")
+    if not callable(factory):
+        raise TypeError(f"factory must be callable as factory(random_state), got {factory!r}.")
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(
+            f"A strategy named {name!r} is already registered; pass overwrite=True to replace it."
+        )
+    _REGISTRY[name] = _Entry(factory, description)
+
+
+def _is_available(entry):
+    if not entry.requires:
+        return True
+    module = importlib.import_module("skdynal.strategies")
+    return all(hasattr(module, cls) for cls in entry.requires)
+
+
+def registered_strategies():
+    """Every registered name with its description, available in this installation or not.
+
+    Returns
+    -------
+    strategies : dict of str to str
+    """
+    return {name: entry.description for name, entry in _REGISTRY.items()}
+
+
+def available_strategies():
+    """Names of the registered strategies that this installation can build, in
+    registration order.
+
+    Returns
+    -------
+    names : list of str
+    """
+    return [name for name, entry in _REGISTRY.items() if _is_available(entry)]
+
+
+def make_strategy(name, random_state=None, protocol=None):
+    """Build the strategy registered under ``name``, seeded with ``random_state``.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`available_strategies`.
+    random_state : int or None, default=None
+        Passed to the strategy's factory.
+    protocol : dict, default=None
+        The experiment's protocol (``rounds``, ``query``, ...), for strategies whose
+        parameters depend on it (ALBL's horizon ``n_rounds`` is ``rounds``).
+
+    Returns
+    -------
+    strategy : callable
+        A modAL query strategy.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown or its class is missing from this installation; the message
+        lists the valid names.
+    """
+    entry = _REGISTRY.get(name)
+    if entry is None or not _is_available(entry):
+        state = "unknown" if entry is None else "not available in this installation"
+        raise ValueError(
+            f"Strategy {name!r} is {state}; choose from {', '.join(available_strategies())}."
+        )
+    if protocol is not None and _accepts_protocol(entry.factory):
+        return entry.factory(random_state, protocol=protocol)
+    return entry.factory(random_state)
+
+
+def _accepts_protocol(factory):
+    try:
+        return "protocol" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False

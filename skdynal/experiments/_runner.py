@@ -1,0 +1,676 @@
+"""The active learning protocol of the dynamicAL experiments, resumable and seeded."""
+
+import contextlib
+import hashlib
+import inspect
+import json
+import numbers
+import os
+import re
+import time
+import warnings
+
+import numpy as np
+import torch
+from modAL.models import ActiveLearner
+from sklearn.base import clone
+from skorch import NeuralNet, NeuralNetClassifier
+from tqdm.auto import tqdm
+
+from ._registry import make_strategy
+from ._report import (
+    format_accuracy_table,
+    format_summary_table,
+    plot_learning_curves,
+    write_csv,
+    write_json,
+)
+from ._summary import summarize
+
+__all__ = ["RESULT_COLUMNS", "ExperimentResults", "run_experiment"]
+
+#: Columns of the tidy results table, one row per (strategy, seed, round).
+RESULT_COLUMNS = [
+    "dataset",
+    "model",
+    "strategy",
+    "seed",
+    "round",
+    "n_labels",
+    "test_accuracy",
+    "query_seconds",
+    "train_seconds",
+]
+
+SUMMARY_COLUMNS = [
+    "strategy",
+    "rank",
+    "n_seeds",
+    "auc_mean",
+    "auc_stderr",
+    "final_accuracy_mean",
+    "final_accuracy_stderr",
+    "diff_vs_baseline",
+    "diff_stderr",
+    "p_ttest",
+    "p_wilcoxon",
+    "wins",
+    "n_paired",
+]
+
+_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
+_CELL_FORMAT = 1
+
+
+class ExperimentResults:
+    """Results of :func:`run_experiment`: tidy rows, the summary, tables, files and a plot.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One row per (strategy, seed, round) with the keys of :data:`RESULT_COLUMNS`. Round 0
+        is the net trained on the initial labeled set (``query_seconds`` is None).
+    config : dict
+        The protocol that produced the rows.
+    baseline : str or None
+        The strategy other strategies are compared with in :meth:`summary`.
+    paths : dict of str to str
+        The files written by the last :meth:`save`.
+    """
+
+    def __init__(self, rows, config, baseline="random"):
+        self.rows = rows
+        self.config = config
+        self.baseline = baseline
+        self.paths = {}
+
+    def summary(self):
+        """Per-strategy AUC, rank and paired comparison (see :func:`summarize`)."""
+        return summarize(self.rows, baseline=self.baseline)
+
+    def accuracy_table(self):
+        """Test accuracy per round (mean over seeds), one column per strategy, as text."""
+        return format_accuracy_table(self.rows)
+
+    def summary_table(self):
+        """:meth:`summary` as aligned text."""
+        return format_summary_table(self.summary(), baseline=self.baseline)
+
+    def plot(self, path, title=None):
+        """Write the learning curves (mean ± standard error over seeds) to ``path``."""
+        if title is None:
+            title = (
+                f"{self.config.get('dataset')} / {self.config.get('model')}: "
+                f"mean ± s.e. over {len(self.config.get('seeds', []))} seeds"
+            )
+        return plot_learning_curves(self.rows, path, title=title, baseline=self.baseline)
+
+    def save(self, out, plot=True):
+        """Write ``results.csv``, ``results.json``, ``summary.csv``, ``summary.json``,
+        ``config.json`` and ``learning_curve.png`` into the folder ``out``.
+
+        Returns
+        -------
+        paths : dict of str to str
+        """
+        os.makedirs(out, exist_ok=True)
+        summary = self.summary()
+        paths = {
+            "results_csv": os.path.join(out, "results.csv"),
+            "results_json": os.path.join(out, "results.json"),
+            "summary_csv": os.path.join(out, "summary.csv"),
+            "summary_json": os.path.join(out, "summary.json"),
+            "config": os.path.join(out, "config.json"),
+        }
+        write_csv(paths["results_csv"], self.rows, RESULT_COLUMNS)
+        write_json(paths["results_json"], self.rows)
+        write_csv(paths["summary_csv"], summary, SUMMARY_COLUMNS)
+        write_json(paths["summary_json"], {"baseline": self.baseline, "strategies": summary})
+        write_json(paths["config"], self.config)
+        if plot:
+            paths["plot"] = self.plot(os.path.join(out, "learning_curve.png"))
+        self.paths = paths
+        return paths
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _check_positive_int(value, name, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def _check_positive_float(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}.")
+    return float(value)
+
+
+def _check_seeds(seeds):
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+        return list(range(_check_positive_int(seeds, "seeds")))
+    try:
+        seeds = list(seeds)
+    except TypeError:
+        raise TypeError(
+            f"seeds must be a number of seeds or a list of integer seeds, got {seeds!r}."
+        ) from None
+    if not seeds or any(
+        isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in seeds
+    ):
+        raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {seeds!r}.")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must not repeat, got {seeds!r}.")
+    return [int(s) for s in seeds]
+
+
+def _check_data(data):
+    keys = ("X_train", "y_train", "X_test", "y_test")
+    try:
+        arrays = {k: data[k] for k in keys}
+    except (KeyError, TypeError):
+        raise TypeError(
+            "data must be a mapping (e.g. the Bunch of skdynal.datasets.load_dataset) with "
+            f"keys {keys}."
+        ) from None
+    X_train = np.asarray(arrays["X_train"], dtype=np.float32)
+    X_test = np.asarray(arrays["X_test"], dtype=np.float32)
+    y_train = np.asarray(arrays["y_train"])
+    y_test = np.asarray(arrays["y_test"])
+    if len(X_train) != len(y_train) or len(X_test) != len(y_test):
+        raise ValueError(
+            f"X and y lengths differ: X_train {len(X_train)} vs y_train {len(y_train)}, "
+            f"X_test {len(X_test)} vs y_test {len(y_test)}."
+        )
+    if X_train.shape[1:] != X_test.shape[1:]:
+        raise ValueError(
+            f"X_train rows have shape {X_train.shape[1:]} but X_test rows {X_test.shape[1:]}."
+        )
+    if len(X_test) == 0:
+        raise ValueError("The test set is empty; accuracy cannot be measured.")
+    for name, y in (("y_train", y_train), ("y_test", y_test)):
+        if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+            raise ValueError(f"{name} must hold integer class labels 0..K-1.")
+    classes = data.get("classes") if hasattr(data, "get") else None
+    n_classes = len(classes) if classes is not None else int(max(y_train.max(), y_test.max()) + 1)
+    return X_train, y_train.astype(np.int64), X_test, y_test.astype(np.int64), n_classes
+
+
+def _data_fingerprint(*arrays):
+    digest = hashlib.sha1()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()[:16]
+
+
+def _stable_repr(obj):
+    """``repr`` without memory addresses, so that fingerprints survive a restart."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(obj))
+
+
+# ----------------------------------------------------------------------------- strategies
+
+
+def _label_of(obj):
+    if isinstance(obj, str):
+        return obj
+    return getattr(obj, "__name__", type(obj).__name__)
+
+
+def _normalize_strategies(strategies):
+    """``[(label, spec)]`` from names, objects, pairs or a dict of label -> spec."""
+    if isinstance(strategies, str) or callable(strategies):
+        strategies = [strategies]
+    if isinstance(strategies, dict):
+        items = list(strategies.items())
+    else:
+        items = []
+        for item in strategies:
+            if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+                items.append(item)
+            else:
+                items.append((_label_of(item), item))
+    if not items:
+        raise ValueError("strategies is empty; give at least one strategy name or object.")
+    labels = [label for label, _ in items]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ValueError(
+            f"Strategy labels must be unique, got {duplicates} more than once; pass a dict "
+            "{label: strategy} to name them."
+        )
+    for label, spec in items:
+        if isinstance(spec, str):
+            make_strategy(spec)  # raises a clear ValueError for an unknown name
+        elif not callable(spec):
+            raise TypeError(
+                f"Strategy {label!r} must be a registered name or a modAL query strategy "
+                f"(callable), got {spec!r}."
+            )
+    return items
+
+
+def _strategy_for_cell(spec, seed, config):
+    """A fresh, seeded strategy for one (strategy, seed) cell."""
+    if isinstance(spec, str):
+        return make_strategy(spec, random_state=seed, protocol=config)
+    if hasattr(spec, "get_params"):
+        strategy = clone(spec)
+        if "random_state" in strategy.get_params(deep=False) and strategy.random_state is None:
+            strategy.set_params(random_state=seed)
+        return strategy
+    return spec
+
+
+def _strategy_fingerprint(spec):
+    if isinstance(spec, str):
+        return spec
+    return _stable_repr(spec)
+
+
+# ----------------------------------------------------------------------------- the net
+
+
+def _module_kwargs(module, X_train, n_classes, module_kwargs):
+    """Fill ``n_classes``, ``in_channels`` and ``n_features`` from the data where accepted."""
+    kwargs = dict(module_kwargs or {})
+    try:
+        accepted = inspect.signature(module).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    inferred = {"n_classes": n_classes, "n_features": int(np.prod(X_train.shape[1:]))}
+    if X_train.ndim == 4:
+        inferred["in_channels"] = int(X_train.shape[1])
+    for key, value in inferred.items():
+        if key in accepted and key not in kwargs:
+            kwargs[key] = value
+    return kwargs
+
+
+def _resolve_module(model):
+    if isinstance(model, str):
+        from ..models import get_model_class
+
+        return get_model_class(model), model
+    if isinstance(model, type) and issubclass(model, torch.nn.Module):
+        return model, model.__name__
+    raise TypeError(
+        "model must be a model name (see skdynal.models.MODELS), a torch.nn.Module subclass "
+        f"or an unfitted skorch NeuralNet, got {model!r}."
+    )
+
+
+def _net_factory(model, config, X_train, n_classes, module_kwargs, net_kwargs):
+    """``build(seed) -> skorch net`` and the model's label."""
+    warm_start = not config["reinit"]
+    if isinstance(model, NeuralNet):
+        template = clone(model).set_params(warm_start=warm_start)
+        return (lambda: clone(template)), type(model.module).__name__ if isinstance(
+            model.module, torch.nn.Module
+        ) else _label_of(model.module)
+    module, label = _resolve_module(model)
+    kwargs = _module_kwargs(module, X_train, n_classes, module_kwargs)
+    optimizer = _OPTIMIZERS[config["optimizer"]]
+    params = {f"module__{k}": v for k, v in kwargs.items()}
+    if config["optimizer"] == "sgd":
+        params["optimizer__momentum"] = 0.9
+    if config["weight_decay"]:
+        params["optimizer__weight_decay"] = config["weight_decay"]
+    params.update(net_kwargs or {})
+
+    def build():
+        return NeuralNetClassifier(
+            module,
+            criterion=torch.nn.CrossEntropyLoss,
+            optimizer=optimizer,
+            lr=config["lr"],
+            max_epochs=config["epochs"],
+            batch_size=config["batch_size"],
+            # No validation split: no model selection at all, least of all on the test set.
+            train_split=None,
+            warm_start=warm_start,
+            iterator_train__shuffle=True,
+            device=config["device"],
+            verbose=0,
+            **params,
+        )
+
+    return build, label
+
+
+# ----------------------------------------------------------------------------- cells
+
+
+@contextlib.contextmanager
+def _seeded(seed):
+    """Seed numpy's and torch's global generators, restore their CPU states afterwards.
+
+    The global numpy generator is seeded too because modAL query functions and user
+    strategies may draw from it.
+    """
+    numpy_state = np.random.get_state()  # noqa: NPY002
+    torch_state = torch.random.get_rng_state()
+    np.random.seed(seed)  # noqa: NPY002
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(numpy_state)  # noqa: NPY002
+        torch.random.set_rng_state(torch_state)
+
+
+def _accuracy(net, X_test, y_test):
+    return float(np.mean(net.predict(X_test) == y_test))
+
+
+def _check_query_indices(indices, n_pool, n_wanted, label):
+    indices = np.asarray(indices).reshape(-1)
+    if not np.issubdtype(indices.dtype, np.integer):
+        raise TypeError(f"Strategy {label!r} returned non-integer indices ({indices.dtype}).")
+    if len(indices) != n_wanted or len(np.unique(indices)) != n_wanted:
+        raise ValueError(
+            f"Strategy {label!r} returned {len(np.unique(indices))} distinct indices out of "
+            f"{len(indices)}; {n_wanted} distinct ones were asked for."
+        )
+    if indices.min() < 0 or indices.max() >= n_pool:
+        raise ValueError(f"Strategy {label!r} returned indices outside the pool of {n_pool}.")
+    return indices
+
+
+def _run_cell(label, strategy, seed, build_net, arrays, config, on_round):
+    """Run the protocol for one (strategy, seed); return its rows."""
+    X_train, y_train, X_test, y_test = arrays
+    rows = []
+
+    def record(rnd, n_labels, acc, query_s, train_s):
+        rows.append(
+            {
+                "dataset": config["dataset"],
+                "model": config["model"],
+                "strategy": label,
+                "seed": seed,
+                "round": rnd,
+                "n_labels": int(n_labels),
+                "test_accuracy": acc,
+                "query_seconds": query_s,
+                "train_seconds": train_s,
+            }
+        )
+        on_round()
+
+    rng = np.random.RandomState(seed)
+    labeled = rng.choice(len(X_train), size=config["initial"], replace=False)
+    pool = np.setdiff1d(np.arange(len(X_train)), labeled)
+    with _seeded(seed), warnings.catch_warnings():
+        # modAL passes check_X_y(force_all_finite=...), deprecated in scikit-learn 1.6.
+        warnings.filterwarnings("ignore", message=".*force_all_finite.*", category=FutureWarning)
+        net = build_net()
+        start = time.perf_counter()
+        learner = ActiveLearner(
+            estimator=net,
+            query_strategy=strategy,
+            X_training=X_train[labeled],
+            y_training=y_train[labeled],
+        )
+        train_s = time.perf_counter() - start
+        record(0, len(labeled), _accuracy(net, X_test, y_test), None, train_s)
+        for rnd in range(1, config["rounds"] + 1):
+            n_query = min(config["query"], len(pool))
+            if n_query == 0:
+                break
+            start = time.perf_counter()
+            indices, _ = learner.query(X_train[pool], n_instances=n_query)
+            query_s = time.perf_counter() - start
+            indices = _check_query_indices(indices, len(pool), n_query, label)
+            chosen = pool[indices]
+            start = time.perf_counter()
+            learner.teach(X_train[chosen], y_train[chosen])
+            train_s = time.perf_counter() - start
+            labeled = np.concatenate([labeled, chosen])
+            pool = np.delete(pool, indices)
+            record(rnd, len(labeled), _accuracy(net, X_test, y_test), query_s, train_s)
+    return rows
+
+
+def _cell_path(cells_dir, label, seed):
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
+    digest = hashlib.sha1(label.encode()).hexdigest()[:6]
+    return os.path.join(cells_dir, f"{safe}-{digest}__seed{seed}.json")
+
+
+def _load_cell(path, cell_key):
+    try:
+        with open(path, encoding="utf-8") as f:
+            stored = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if stored.get("format") != _CELL_FORMAT or stored.get("key") != cell_key:
+        return None
+    return stored["rows"]
+
+
+# ----------------------------------------------------------------------------- runner
+
+
+def run_experiment(
+    data,
+    model="mlp",
+    strategies=("dynamical", "random"),
+    *,
+    initial=500,
+    query=500,
+    rounds=5,
+    seeds=3,
+    epochs=50,
+    lr=1e-3,
+    batch_size=64,
+    optimizer="adam",
+    weight_decay=0.0,
+    device="cpu",
+    reinit=False,
+    module_kwargs=None,
+    net_kwargs=None,
+    dataset="data",
+    baseline="random",
+    out=None,
+    resume=True,
+    progress=True,
+    plot=True,
+    n_threads=None,
+):
+    """Run pool-based batch active learning for every strategy and seed.
+
+    The protocol of the dynamicAL experiments [1]_: for each seed, draw an initial labeled
+    set of ``initial`` training samples, build a fresh net (same seed, same initial set and
+    same initial weights for every strategy, so strategies are compared paired by seed),
+    train it on the labeled set, then ``rounds`` times: query ``query`` pool samples with
+    the strategy, add them with their labels, and continue training (warm start; with
+    ``reinit=True`` the net is re-initialised before every fit). After every fit the test
+    accuracy is measured on the held-out test set, which is never used for anything else
+    (no validation split, no early stopping, no model selection).
+
+    Every finished (strategy, seed) cell is stored in ``out`` (one JSON file per cell,
+    written atomically); with ``resume=True`` a run interrupted at any point recomputes
+    only the unfinished cells.
+
+    Parameters
+    ----------
+    data : mapping
+        ``X_train``, ``y_train``, ``X_test``, ``y_test`` (labels ``0..K-1``) and optionally
+        ``classes``, as returned by :func:`skdynal.datasets.load_dataset`. The training set
+        is the pool; its labels are the oracle.
+    model : str, torch.nn.Module subclass or skorch.NeuralNet, default="mlp"
+        A name from :data:`skdynal.models.MODELS` or a module class: a
+        :class:`skorch.NeuralNetClassifier` with ``CrossEntropyLoss`` is built from it and
+        the protocol parameters, with ``n_classes``, ``in_channels`` and ``n_features``
+        filled from the data when the module accepts them. An unfitted skorch net is
+        cloned per seed instead (its own epochs, optimizer and so on are used; only
+        ``warm_start`` is set from ``reinit``).
+    strategies : list or dict, default=("dynamical", "random")
+        Names from :func:`skdynal.experiments.available_strategies`, strategy objects or
+        modAL query functions, ``(label, strategy)`` pairs, or a dict label -> strategy.
+        Strategy objects are cloned per cell and get the cell's seed as ``random_state``
+        when theirs is None.
+    initial : int, default=500
+        Size of the initial labeled set (the paper's M).
+    query : int, default=500
+        Samples queried per round (the paper's b).
+    rounds : int, default=5
+        Query rounds (R); the learning curve has ``rounds + 1`` points.
+    seeds : int or list of int, default=3
+        The seeds (an int ``n`` means ``0..n-1``). A seed fixes the initial set, the net's
+        initial weights and shuffling (torch and numpy are seeded) and the strategy's
+        ``random_state``.
+    epochs : int, default=50
+        Training epochs per fit (skorch ``max_epochs``).
+    lr : float, default=1e-3
+        Learning rate.
+    batch_size : int, default=64
+        Training and inference batch size.
+    optimizer : {"adam", "sgd", "adamw"}, default="adam"
+        ``"sgd"`` uses momentum 0.9.
+    weight_decay : float, default=0.0
+        Optimizer weight decay.
+    device : str, default="cpu"
+        Torch device of the net.
+    reinit : bool, default=False
+        Re-initialise the net before each fit instead of warm-starting.
+    module_kwargs : dict, default=None
+        Extra module constructor arguments (e.g. ``{"width": 16}``).
+    net_kwargs : dict, default=None
+        Extra :class:`skorch.NeuralNetClassifier` arguments (override the built ones).
+    dataset : str, default="data"
+        Name of the data, recorded in the rows.
+    baseline : str or None, default="random"
+        Strategy that the summary compares the others with.
+    out : str or path-like, default=None
+        Folder for the per-cell files and, at the end, the results (see
+        :meth:`ExperimentResults.save`). None keeps everything in memory.
+    resume : bool, default=True
+        Reuse finished cells found in ``out`` (those run with the same data, model,
+        protocol, strategy and seed) instead of recomputing them.
+    progress : bool, default=True
+        Show a tqdm bar over strategies x seeds x rounds.
+    plot : bool, default=True
+        With ``out``, also write the learning-curve plot.
+    n_threads : int, default=None
+        Torch CPU threads during the run (restored afterwards); None leaves torch's setting.
+        Small models on a busy CPU run many times faster with 1 thread.
+
+    Returns
+    -------
+    results : ExperimentResults
+
+    References
+    ----------
+    .. [1] H. Wang, W. Huang, Z. Wu, A. Margenot, H. Tong and J. He, "Deep Active Learning
+       by Leveraging Training Dynamics", NeurIPS 2022.
+
+    Examples
+    --------
+    >>> from skdynal.datasets import load_digits_split
+    >>> from skdynal.experiments import run_experiment
+    >>> data = load_digits_split(random_state=0)
+    >>> results = run_experiment(data, "mlp", ["random", "dynamical"], initial=20, query=10,
+    ...                          rounds=1, seeds=1, epochs=2, progress=False)
+    >>> [(r["strategy"], r["round"], r["n_labels"]) for r in results.rows]
+    [('random', 0, 20), ('random', 1, 30), ('dynamical', 0, 20), ('dynamical', 1, 30)]
+    """
+    X_train, y_train, X_test, y_test, n_classes = _check_data(data)
+    items = _normalize_strategies(strategies)
+    seeds = _check_seeds(seeds)
+    if optimizer not in _OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZERS)}, got {optimizer!r}.")
+    config = {
+        "dataset": str(dataset),
+        "initial": _check_positive_int(initial, "initial"),
+        "query": _check_positive_int(query, "query"),
+        "rounds": _check_positive_int(rounds, "rounds", minimum=0),
+        "seeds": seeds,
+        "epochs": _check_positive_int(epochs, "epochs"),
+        "lr": _check_positive_float(lr, "lr"),
+        "batch_size": _check_positive_int(batch_size, "batch_size"),
+        "optimizer": optimizer,
+        "weight_decay": float(weight_decay),
+        "device": str(device),
+        "reinit": bool(reinit),
+        "strategies": [label for label, _ in items],
+        "baseline": baseline,
+    }
+    if config["initial"] >= len(X_train):
+        raise ValueError(
+            f"initial={initial} leaves no pool: the training set has {len(X_train)} samples."
+        )
+    build_net, config["model"] = _net_factory(
+        model, config, X_train, n_classes, module_kwargs, net_kwargs
+    )
+    config["module_kwargs"] = {k: _stable_repr(v) if not isinstance(v, (int, float, str))
+                               else v for k, v in (module_kwargs or {}).items()}
+    config["net_kwargs"] = {k: _stable_repr(v) for k, v in (net_kwargs or {}).items()}
+    config["n_train"], config["n_test"] = len(X_train), len(X_test)
+    protocol_key = {
+        key: config[key]
+        for key in ("dataset", "model", "initial", "query", "rounds", "epochs", "lr",
+                    "batch_size", "optimizer", "weight_decay", "device", "reinit")
+    }
+    protocol_key["data"] = _data_fingerprint(X_train, y_train, X_test, y_test)
+    protocol_key["net"] = _stable_repr(
+        model if isinstance(model, (NeuralNet, str)) else model.__qualname__
+    )
+    protocol_key["module_kwargs"] = _stable_repr(sorted((module_kwargs or {}).items()))
+    protocol_key["net_kwargs"] = _stable_repr(sorted((net_kwargs or {}).items()))
+    config["protocol_key"] = hashlib.sha1(
+        json.dumps(protocol_key, sort_keys=True).encode()
+    ).hexdigest()[:16]
+    cells_dir = None if out is None else os.path.join(os.fspath(out), "cells")
+
+    arrays = (X_train, y_train, X_test, y_test)
+    previous_threads = torch.get_num_threads()
+    if n_threads is not None:
+        torch.set_num_threads(_check_positive_int(n_threads, "n_threads"))
+    try:
+        rows = _run_cells(items, seeds, config, cells_dir, resume, progress, build_net, arrays)
+    finally:
+        torch.set_num_threads(previous_threads)
+    results = ExperimentResults(rows, config, baseline=baseline)
+    if out is not None:
+        results.save(os.fspath(out), plot=plot)
+    return results
+
+
+def _run_cells(items, seeds, config, cells_dir, resume, progress, build_net, arrays):
+    rows = []
+    n_points = config["rounds"] + 1
+    with tqdm(
+        total=len(items) * len(seeds) * n_points, disable=not progress, unit="round",
+        desc="active learning",
+    ) as bar:
+        for label, spec in items:
+            for seed in seeds:
+                bar.set_postfix_str(f"{label} seed {seed}")
+                cell_key = {
+                    "protocol": config["protocol_key"],
+                    "strategy": label,
+                    "spec": _strategy_fingerprint(spec),
+                    "seed": seed,
+                }
+                path = None if cells_dir is None else _cell_path(cells_dir, label, seed)
+                cell_rows = _load_cell(path, cell_key) if (path and resume) else None
+                if cell_rows is not None:
+                    bar.update(n_points)
+                else:
+                    cell_rows = _run_cell(
+                        label, _strategy_for_cell(spec, seed, config), seed, build_net, arrays,
+                        config, on_round=lambda: bar.update(1),
+                    )
+                    bar.update(n_points - len(cell_rows))
+                    if path:
+                        write_json(
+                            path, {"format": _CELL_FORMAT, "key": cell_key, "rows": cell_rows}
+                        )
+                rows.extend(cell_rows)
+    return rows

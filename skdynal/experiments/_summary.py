@@ -1,0 +1,166 @@
+"""Learning-curve summaries: normalised area under the curve, ranks, paired tests."""
+
+import math
+import warnings
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["learning_curve_auc", "learning_curves", "summarize"]
+
+
+def learning_curve_auc(n_labels, accuracy):
+    """Normalised area under a learning curve.
+
+    The trapezoid rule over the label counts, divided by the label range, so the result is
+    the mean accuracy over the labeling budget and lies in ``[0, 1]``. A curve with a single
+    point (no query round) has its accuracy as area.
+
+    Parameters
+    ----------
+    n_labels : array-like of shape (n_points,)
+        Labeled-set sizes, strictly increasing.
+    accuracy : array-like of shape (n_points,)
+        Test accuracy at each size.
+
+    Returns
+    -------
+    auc : float
+
+    Examples
+    --------
+    >>> learning_curve_auc([10, 20, 30], [0.5, 0.7, 0.7])
+    0.65
+    """
+    x = np.asarray(n_labels, dtype=np.float64)
+    y = np.asarray(accuracy, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape or len(x) == 0:
+        raise ValueError(
+            f"n_labels and accuracy must be 1-D of the same non-zero length, got shapes "
+            f"{x.shape} and {y.shape}."
+        )
+    if len(x) == 1:
+        return float(y[0])
+    if np.any(np.diff(x) <= 0):
+        raise ValueError(f"n_labels must be strictly increasing, got {x.tolist()}.")
+    area = np.sum((y[1:] + y[:-1]) / 2.0 * np.diff(x))
+    return float(area / (x[-1] - x[0]))
+
+
+def learning_curves(rows):
+    """Group tidy result rows into one curve per (strategy, seed).
+
+    Returns
+    -------
+    curves : dict
+        ``{strategy: {seed: (n_labels, accuracy)}}`` with rows sorted by round; strategies
+        and seeds in order of first appearance.
+    """
+    grouped = {}
+    for row in rows:
+        grouped.setdefault(row["strategy"], {}).setdefault(row["seed"], []).append(row)
+    curves = {}
+    for strategy, by_seed in grouped.items():
+        curves[strategy] = {}
+        for seed, seed_rows in by_seed.items():
+            seed_rows = sorted(seed_rows, key=lambda r: r["round"])
+            curves[strategy][seed] = (
+                np.array([r["n_labels"] for r in seed_rows], dtype=np.float64),
+                np.array([r["test_accuracy"] for r in seed_rows], dtype=np.float64),
+            )
+    return curves
+
+
+def _stderr(values):
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        return math.nan
+    return float(values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def _paired_pvalues(differences):
+    """Two-sided paired t-test and Wilcoxon signed-rank p-values (NaN when undefined)."""
+    if len(differences) < 2 or np.all(differences == 0):
+        return math.nan, math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p_t = float(stats.ttest_1samp(differences, 0.0).pvalue)
+        try:
+            p_w = float(stats.wilcoxon(differences).pvalue)
+        except ValueError:
+            p_w = math.nan
+    return p_t, p_w
+
+
+def summarize(rows, baseline="random"):
+    """Per-strategy summary of learning curves, with a paired comparison to a baseline.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Tidy rows with ``strategy``, ``seed``, ``round``, ``n_labels`` and
+        ``test_accuracy`` (as produced by :func:`skdynal.experiments.run_experiment`).
+    baseline : str or None, default="random"
+        Strategy that every other one is compared with, paired by seed. None, or a name
+        absent from ``rows``, leaves the comparison columns NaN.
+
+    Returns
+    -------
+    summary : list of dict
+        One dict per strategy, best mean AUC first, with
+
+        - ``strategy``, ``n_seeds``;
+        - ``auc_mean``, ``auc_stderr``: normalised area under the learning curve
+          (:func:`learning_curve_auc`), mean and standard error over seeds;
+        - ``rank``: 1 for the largest mean AUC (ties share the lower rank);
+        - ``final_accuracy_mean``, ``final_accuracy_stderr``: accuracy after the last round;
+        - ``diff_vs_baseline``, ``diff_stderr``: mean paired AUC difference (strategy minus
+          baseline) over the seeds both ran, and its standard error;
+        - ``p_ttest``, ``p_wilcoxon``: two-sided p-values of the paired t-test and of the
+          Wilcoxon signed-rank test on those differences;
+        - ``wins``: seeds where the strategy's AUC is larger than the baseline's, out of
+          ``n_paired``.
+    """
+    curves = learning_curves(rows)
+    aucs = {
+        strategy: {seed: learning_curve_auc(*curve) for seed, curve in by_seed.items()}
+        for strategy, by_seed in curves.items()
+    }
+    summary = []
+    for strategy, by_seed in aucs.items():
+        values = np.array(list(by_seed.values()))
+        finals = np.array([curve[1][-1] for curve in curves[strategy].values()])
+        entry = {
+            "strategy": strategy,
+            "n_seeds": len(values),
+            "auc_mean": float(values.mean()),
+            "auc_stderr": _stderr(values),
+            "rank": None,
+            "final_accuracy_mean": float(finals.mean()),
+            "final_accuracy_stderr": _stderr(finals),
+            "diff_vs_baseline": math.nan,
+            "diff_stderr": math.nan,
+            "p_ttest": math.nan,
+            "p_wilcoxon": math.nan,
+            "wins": None,
+            "n_paired": 0,
+        }
+        if baseline is not None and baseline in aucs and strategy != baseline:
+            seeds = [seed for seed in by_seed if seed in aucs[baseline]]
+            diffs = np.array([by_seed[s] - aucs[baseline][s] for s in seeds])
+            if len(diffs):
+                p_t, p_w = _paired_pvalues(diffs)
+                entry.update(
+                    diff_vs_baseline=float(diffs.mean()),
+                    diff_stderr=_stderr(diffs),
+                    p_ttest=p_t,
+                    p_wilcoxon=p_w,
+                    wins=int(np.sum(diffs > 0)),
+                    n_paired=len(diffs),
+                )
+        summary.append(entry)
+    summary.sort(key=lambda e: -e["auc_mean"])
+    means = [e["auc_mean"] for e in summary]
+    for entry in summary:
+        entry["rank"] = 1 + sum(m > entry["auc_mean"] for m in means)
+    return summary
