@@ -65,8 +65,8 @@ _BUILTIN = {
     "egl": ("EGLSampler", {}, "expected gradient length"),
     "influence": ("InfluenceSampler", {}, "influence of the pseudo-labeled sample"),
     "bald": ("BALDSampler", {}, "BALD with Monte Carlo dropout (needs dropout layers)"),
-    "tidal": ("TiDALSampler", {}, "TiDAL: training dynamics prediction"),
-    "ntk": ("NTKLookAheadSampler", {}, "NTK look-ahead"),
+    "tidal": ("TiDALSampler", {}, "TiDAL: entropy of predicted training dynamics"),
+    "ntk": ("NTKLookaheadSampler", {}, "NTK look-ahead (MLMOC, linearised network)"),
 }
 
 _REGISTRY = {

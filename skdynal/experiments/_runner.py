@@ -309,7 +309,17 @@ def _net_factory(model, config, X_train, n_classes, module_kwargs, net_kwargs):
     warm_start = not config["reinit"]
     if isinstance(model, NeuralNet):
         template = clone(model).set_params(warm_start=warm_start)
-        return (lambda: clone(template)), type(model.module).__name__ if isinstance(
+
+        def build_from_template(net_class=None):
+            if net_class is not None and not isinstance(template, net_class):
+                raise TypeError(
+                    f"This strategy needs a {net_class.__name__} net; the given net is a "
+                    f"{type(template).__name__}. Pass a {net_class.__name__} (or a module) "
+                    "as the model."
+                )
+            return clone(template)
+
+        return build_from_template, type(model.module).__name__ if isinstance(
             model.module, torch.nn.Module
         ) else _label_of(model.module)
     module, label = _resolve_module(model)
@@ -322,8 +332,8 @@ def _net_factory(model, config, X_train, n_classes, module_kwargs, net_kwargs):
         params["optimizer__weight_decay"] = config["weight_decay"]
     params.update(net_kwargs or {})
 
-    def build():
-        return NeuralNetClassifier(
+    def build(net_class=None):
+        return (net_class or NeuralNetClassifier)(
             module,
             criterion=torch.nn.CrossEntropyLoss,
             optimizer=optimizer,
@@ -408,7 +418,9 @@ def _run_cell(label, strategy, seed, build_net, arrays, config, on_round):
     with _seeded(seed), warnings.catch_warnings():
         # modAL passes check_X_y(force_all_finite=...), deprecated in scikit-learn 1.6.
         warnings.filterwarnings("ignore", message=".*force_all_finite.*", category=FutureWarning)
-        net = build_net()
+        # A strategy that needs its own net class (TiDAL records training dynamics while
+        # training) says so with ``_required_net_class``.
+        net = build_net(getattr(strategy, "_required_net_class", None))
         start = time.perf_counter()
         learner = ActiveLearner(
             estimator=net,

@@ -549,3 +549,7 @@ def _check_positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
     return int(value)
+
+
+#: The net class the experiment runner builds for this strategy.
+TiDALSampler._required_net_class = TiDALNetClassifier
