@@ -167,7 +167,10 @@ def grad_stats(
 
     if ruled:
         edges = [calls[id(layer.module)].edge for layer in ruled]
-        deltas = list(torch.autograd.grad(losses.sum(), edges, allow_unused=True))
+        with torch.enable_grad():
+            total = losses.sum()
+        deltas = list(torch.autograd.grad(total, edges, allow_unused=True))
+        del total
         del losses
         with torch.no_grad():
             for i, layer in enumerate(ruled):
