@@ -89,6 +89,7 @@ def last_layer_grad_stats(module, loss_fn, inputs, targets, direction=None, laye
         with torch.no_grad():
             outputs = forward(module, inputs)
             losses = loss_fn(outputs, targets)
+            total = losses.sum() if isinstance(losses, torch.Tensor) else None
     finally:
         for handle in handles:
             handle.remove()
@@ -100,7 +101,7 @@ def last_layer_grad_stats(module, loss_fn, inputs, targets, direction=None, laye
         )
     if not isinstance(losses, torch.Tensor) or losses.dim() != 1:
         raise ValueError("loss_fn must return per-sample losses of shape (B,).")
-    (delta,) = torch.autograd.grad(losses.sum(), [captured["edge"]])
+    (delta,) = torch.autograd.grad(total, [captured["edge"]])
     h = captured["input"]
     with torch.no_grad():
         if h.dim() != 2:
