@@ -93,10 +93,21 @@ def _add(total, rows, value):
     total[rows] += value.to(total.dtype)
 
 
-def _use_gram(positions, in_features, out_features):
-    # Mixed ghost clipping's rule of thumb: the Gram form costs ~2 T^2 per sample and
-    # feature pair, materialising costs d * p; early conv layers (large T) must materialise.
-    return 2 * positions * positions <= in_features * out_features
+def _use_gram(positions, in_features, out_features, with_dot):
+    """Whether the Gram form is cheaper than materialising the layer's per-sample gradient.
+
+    Per sample, the Gram form costs ``T^2 (d + p)`` multiply-adds (plus ``T d p`` for the
+    dot, as ``<delta, G_W a>``); materialising costs ``T d p`` (plus ``d p`` for the dot).
+    Without a direction this is close to mixed ghost clipping's rule ``2 T^2 <= d p``; with
+    a direction materialising nearly always wins, and chunking bounds its memory. Gram on
+    layers with many positions is a trap (``T = 1024``: gigabytes per batch).
+    """
+    gram = positions * positions * (in_features + out_features)
+    materialise = positions * in_features * out_features
+    if with_dot:
+        gram += positions * in_features * out_features
+        materialise += in_features * out_features
+    return gram < materialise
 
 
 def _accumulate_patches(a, delta, weight, params, directions, sq_norms, dots, max_buffer_bytes):
@@ -108,7 +119,7 @@ def _accumulate_patches(a, delta, weight, params, directions, sq_norms, dots, ma
     batch, groups, d, positions = a.shape
     p = delta.shape[2]
     item = max(a.element_size(), 4)
-    gram = _use_gram(positions, d, p)
+    gram = _use_gram(positions, d, p, dots is not None)
     if gram:
         per_sample = groups * (2 * positions * positions + p * positions) * item
     else:
@@ -220,7 +231,7 @@ class ConvRule(GradRule):
         patches_bytes = groups * d * positions * item
         core_bytes = groups * (
             2 * positions * positions + p * positions
-            if _use_gram(positions, d, p)
+            if _use_gram(positions, d, p, dots is not None)
             else d * p + p * positions
         ) * item
         chunk = _chunk_size(patches_bytes + core_bytes, max_buffer_bytes)
@@ -231,7 +242,7 @@ class ConvRule(GradRule):
                 dirs["weight"] = dirs["weight"].reshape(groups, p, d)
         for start in range(0, batch, chunk):
             rows = slice(start, min(start + chunk, batch))
-            patches = F.unfold(a[rows], kernel, dilation=dilation, padding=padding, stride=stride)
+            patches = _patches(a[rows], kernel, dilation, padding, stride)
             patches = patches.reshape(patches.shape[0], groups, d, positions)
             _accumulate_patches(
                 patches,
@@ -243,6 +254,17 @@ class ConvRule(GradRule):
                 None if dots is None else dots[rows],
                 max_buffer_bytes,
             )
+
+
+def _patches(a, kernel, dilation, padding, stride):
+    """``F.unfold`` by strided views and one copy (``aten::im2col`` is very slow on CPU)."""
+    if any(padding):
+        a = F.pad(a, (padding[1], padding[1], padding[0], padding[0]))
+    for dim, (k, d, s) in enumerate(zip(kernel, dilation, stride, strict=True)):
+        a = a.unfold(2 + dim, d * (k - 1) + 1, s)
+    a = a[..., :: dilation[0], :: dilation[1]]
+    batch, channels, out_h, out_w, k_h, k_w = a.shape
+    return a.permute(0, 1, 4, 5, 2, 3).reshape(batch, channels * k_h * k_w, out_h * out_w)
 
 
 class BatchNormRule(MaterializingRule):

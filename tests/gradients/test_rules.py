@@ -13,7 +13,9 @@ from ._helpers import assert_matches, random_direction, squared_error
 B = 5
 
 
-def _check_layer(layer, x, *, frozen=(), max_buffer_bytes=2**27, seed=0):
+def _check_layer(
+    layer, x, *, frozen=(), max_buffer_bytes=2**27, seed=0, with_direction=True
+):
     gen = torch.Generator().manual_seed(seed)
     layer = layer.double().eval()
     for name in frozen:
@@ -21,7 +23,7 @@ def _check_layer(layer, x, *, frozen=(), max_buffer_bytes=2**27, seed=0):
     with torch.no_grad():
         out = layer(x)
     targets = torch.randn(out.shape, dtype=torch.float64, generator=gen)
-    direction = random_direction(layer, gen)
+    direction = random_direction(layer, gen) if with_direction else None
     stats = grad_stats(
         layer, squared_error, x, targets, direction, max_buffer_bytes=max_buffer_bytes
     )
@@ -34,24 +36,26 @@ def _x(*shape, seed=1):
     return torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
 
 
+@pytest.mark.parametrize("with_direction", [True, False])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize(
     "shape",
     [
         (B, 7),  # 2-D: norm products
-        (B, 3, 7),  # sequence, 2 T^2 = 18 <= d p = 35: Gram form
-        (B, 9, 7),  # sequence, 2 T^2 = 162 > 35: materialised
+        (B, 2, 7),  # sequence, T (d + p) = 24 < d p = 35: Gram form without direction
+        (B, 9, 7),  # sequence, materialised
         (B, 2, 3, 7),  # several leading dimensions
     ],
 )
-def test_linear(shape, bias):
+def test_linear(shape, bias, with_direction):
     torch.manual_seed(0)
-    _check_layer(nn.Linear(7, 5, bias=bias), _x(*shape))
+    _check_layer(nn.Linear(7, 5, bias=bias), _x(*shape), with_direction=with_direction)
 
 
 def test_linear_sequence_covers_both_forms():
-    assert _use_gram(3, 7, 5)
-    assert not _use_gram(9, 7, 5)
+    assert _use_gram(2, 7, 5, with_dot=False)
+    assert not _use_gram(2, 7, 5, with_dot=True)
+    assert not _use_gram(9, 7, 5, with_dot=False)
 
 
 CONV2D_CASES = [
@@ -68,18 +72,26 @@ CONV2D_CASES = [
 ]
 
 
+@pytest.mark.parametrize("with_direction", [True, False])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("kwargs", CONV2D_CASES)
-def test_conv2d(kwargs, bias):
+def test_conv2d(kwargs, bias, with_direction):
     torch.manual_seed(0)
     size = (4, 4) if kwargs["in_channels"] == 8 else (7, 9)
-    _check_layer(nn.Conv2d(**kwargs, bias=bias), _x(B, kwargs["in_channels"], *size))
+    _check_layer(
+        nn.Conv2d(**kwargs, bias=bias),
+        _x(B, kwargs["in_channels"], *size),
+        with_direction=with_direction,
+    )
 
 
-def test_conv2d_cases_cover_both_forms():
-    # 3x3 conv 3->4 on 7x9: T = 35, d p = 108 -> materialise; 8->8 on 4x4: T = 4 -> Gram.
-    assert not _use_gram(35, 27, 4)
-    assert _use_gram(4, 72, 8)
+def test_conv_cases_cover_both_forms():
+    # 3x3 conv 3->4 on 7x9: T = 35 -> materialise; 8->8 on 4x4: T = 4 -> Gram without a
+    # direction; Conv1d 16->16, k=3 on length 5: T = 3 -> Gram without a direction.
+    assert not _use_gram(35, 27, 4, with_dot=False)
+    assert _use_gram(4, 72, 8, with_dot=False)
+    assert _use_gram(3, 48, 16, with_dot=False)
+    assert not _use_gram(4, 72, 8, with_dot=True)
 
 
 CONV1D_CASES = [
@@ -92,12 +104,17 @@ CONV1D_CASES = [
 ]
 
 
+@pytest.mark.parametrize("with_direction", [True, False])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("kwargs", CONV1D_CASES)
-def test_conv1d(kwargs, bias):
+def test_conv1d(kwargs, bias, with_direction):
     torch.manual_seed(0)
     length = 5 if kwargs["in_channels"] == 16 else 11
-    _check_layer(nn.Conv1d(**kwargs, bias=bias), _x(B, kwargs["in_channels"], length))
+    _check_layer(
+        nn.Conv1d(**kwargs, bias=bias),
+        _x(B, kwargs["in_channels"], length),
+        with_direction=with_direction,
+    )
 
 
 def _with_running_stats(bn, seed=2):
