@@ -80,7 +80,7 @@ class MaterializingRule(GradRule):
             grads = self.per_sample_gradients(module, chunk_args, delta[rows], names)
             for name in names:
                 g = grads[name].reshape(rows.stop - rows.start, -1)
-                sq_norms[rows] += g.pow(2).sum(1).to(sq_norms.dtype)
+                sq_norms[rows] += _row_sq_norms(g).to(sq_norms.dtype)
                 if dots is not None:
                     dots[rows] += (g @ directions[name].reshape(-1).to(g.dtype)).to(dots.dtype)
 
@@ -93,21 +93,32 @@ def _add(total, rows, value):
     total[rows] += value.to(total.dtype)
 
 
+# Cost, in multiply-adds, of one memory pass over one element of a materialised per-sample
+# gradient (written by the GEMM, read for the norm and for the dot): such passes are memory
+# bound, while the GEMMs run at full speed.
+_PASS_COST = 8
+
+
 def _use_gram(positions, in_features, out_features, with_dot):
     """Whether the Gram form is cheaper than materialising the layer's per-sample gradient.
 
     Per sample, the Gram form costs ``T^2 (d + p)`` multiply-adds (plus ``T d p`` for the
-    dot, as ``<delta, G_W a>``); materialising costs ``T d p`` (plus ``d p`` for the dot).
-    Without a direction this is close to mixed ghost clipping's rule ``2 T^2 <= d p``; with
-    a direction materialising nearly always wins, and chunking bounds its memory. Gram on
-    layers with many positions is a trap (``T = 1024``: gigabytes per batch).
+    dot, as ``<delta, G_W a>``); materialising costs ``T d p`` for the GEMM plus memory
+    passes over the ``d p`` gradient entries (the dot then comes almost free). Gram wins
+    for layers with few positions ``T`` (late conv layers, short sequences), never for
+    early conv layers (``T = 1024``: gigabytes per batch). Mixed ghost clipping's rule of
+    thumb ``2 T^2 <= d p`` is the same trade-off without a direction.
     """
     gram = positions * positions * (in_features + out_features)
-    materialise = positions * in_features * out_features
+    materialise = positions * in_features * out_features + _PASS_COST * in_features * out_features
     if with_dot:
         gram += positions * in_features * out_features
-        materialise += in_features * out_features
     return gram < materialise
+
+
+def _row_sq_norms(x):
+    """``(x * x).sum(1)`` for a 2-D ``x`` without a temporary of the size of ``x``."""
+    return torch.bmm(x.unsqueeze(1), x.unsqueeze(2)).reshape(-1)
 
 
 def _accumulate_patches(a, delta, weight, params, directions, sq_norms, dots, max_buffer_bytes):
@@ -143,7 +154,7 @@ def _accumulate_patches(a, delta, weight, params, directions, sq_norms, dots, ma
                     _add(dots, rows, (projected * d_c).reshape(b, -1).sum(1))
             else:
                 g = torch.matmul(d_c, a_c.transpose(-1, -2))
-                _add(sq_norms, rows, g.reshape(b, -1).pow(2).sum(1))
+                _add(sq_norms, rows, _row_sq_norms(g.reshape(b, -1)))
                 if dots is not None:
                     _add(dots, rows, g.reshape(b, -1) @ dir_w.reshape(-1).to(g.dtype))
                 del g
@@ -282,15 +293,18 @@ class BatchNormRule(MaterializingRule):
 
     def per_sample_gradients(self, module, args, delta, names):
         a = args[0].detach()
-        shape = (1, -1) + (1,) * (a.dim() - 2)
+        batch, channels = a.shape[0], a.shape[1]
+        delta = delta.reshape(batch, channels, -1)
+        delta_sum = delta.sum(-1)
         grads = {}
         if "weight" in names:
-            normalized = (a - module.running_mean.reshape(shape)) * torch.rsqrt(
-                module.running_var.reshape(shape) + module.eps
-            )
-            grads["weight"] = (normalized * delta).reshape(a.shape[0], a.shape[1], -1).sum(-1)
+            # sum_s delta (a - mean) / std, without a normalised copy of the input.
+            a = a.reshape(batch, channels, -1)
+            delta_a = torch.einsum("bcs,bcs->bc", delta, a)
+            inv_std = torch.rsqrt(module.running_var + module.eps).to(delta.dtype)
+            grads["weight"] = (delta_a - module.running_mean.to(delta.dtype) * delta_sum) * inv_std
         if "bias" in names:
-            grads["bias"] = delta.reshape(a.shape[0], a.shape[1], -1).sum(-1)
+            grads["bias"] = delta_sum
         return grads
 
     def bytes_per_sample(self, module, args, delta, params):

@@ -42,7 +42,7 @@ def _x(*shape, seed=1):
     "shape",
     [
         (B, 7),  # 2-D: norm products
-        (B, 2, 7),  # sequence, T (d + p) = 24 < d p = 35: Gram form without direction
+        (B, 2, 7),  # sequence with few positions: Gram form
         (B, 9, 7),  # sequence, materialised
         (B, 2, 3, 7),  # several leading dimensions
     ],
@@ -53,9 +53,9 @@ def test_linear(shape, bias, with_direction):
 
 
 def test_linear_sequence_covers_both_forms():
-    assert _use_gram(2, 7, 5, with_dot=False)
-    assert not _use_gram(2, 7, 5, with_dot=True)
-    assert not _use_gram(9, 7, 5, with_dot=False)
+    for with_dot in (True, False):
+        assert _use_gram(2, 7, 5, with_dot)
+        assert not _use_gram(9, 7, 5, with_dot)
 
 
 CONV2D_CASES = [
@@ -86,12 +86,12 @@ def test_conv2d(kwargs, bias, with_direction):
 
 
 def test_conv_cases_cover_both_forms():
-    # 3x3 conv 3->4 on 7x9: T = 35 -> materialise; 8->8 on 4x4: T = 4 -> Gram without a
-    # direction; Conv1d 16->16, k=3 on length 5: T = 3 -> Gram without a direction.
-    assert not _use_gram(35, 27, 4, with_dot=False)
-    assert _use_gram(4, 72, 8, with_dot=False)
-    assert _use_gram(3, 48, 16, with_dot=False)
-    assert not _use_gram(4, 72, 8, with_dot=True)
+    # 3x3 conv 3->4 on 7x9: T = 35 -> materialise; 8->8 on 4x4: T = 4 -> Gram;
+    # Conv1d 16->16, k=3 on length 5: T = 3 -> Gram.
+    for with_dot in (True, False):
+        assert not _use_gram(35, 27, 4, with_dot)
+        assert _use_gram(4, 72, 8, with_dot)
+        assert _use_gram(3, 48, 16, with_dot)
 
 
 CONV1D_CASES = [
