@@ -347,14 +347,14 @@ def _available(method):
     return None
 
 
-def run_worker(args, model, method, pool, tmp):
+def run_worker(args, model, method, pool, tmp, repeats=None):
     delta_out = Path(tmp) / f"{model}-{method}-{pool}.pt"
     json_out = Path(tmp) / f"{model}-{method}-{pool}.json"
     cmd = [
         sys.executable, str(Path(__file__).resolve()), "--worker", "--model", model,
         "--method", method, "--pool", str(pool), "--batch", str(args.batch),
         "--device", args.device, "--loop-samples", str(args.loop_samples),
-        "--repeats", str(args.repeats), "--threads", str(args.threads or 0),
+        "--repeats", str(repeats or args.repeats), "--threads", str(args.threads or 0),
         "--max-materialized-bytes", str(args.max_materialized_bytes),
         "--slow-pool", str(args.slow_pools.get(model, 0)),
         "--delta-out", str(delta_out), "--json-out", str(json_out),
@@ -394,6 +394,8 @@ def main(argv=None):
     parser.add_argument("--slow-pool", action="append", default=["resnet18=256"],
                         metavar="MODEL=N",
                         help="pool size for vmap/BackPACK/Opacus on MODEL (extrapolated)")
+    parser.add_argument("--model-pool", action="append", default=[], metavar="MODEL=N",
+                        help="pool size for every method on MODEL (overrides --pool)")
     parser.add_argument("--repeats", type=int, default=5,
                         help="best of this many runs for floor and engine (stops after 60 s)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -418,6 +420,10 @@ def main(argv=None):
     for item in args.slow_pool:
         model, _, n = item.partition("=")
         args.slow_pools[model] = int(n)
+    model_pools = {}
+    for item in args.model_pool:
+        model, _, n = item.partition("=")
+        model_pools[model] = int(n)
     models = [m for m in args.models.split(",") if m]
     methods = [m for m in args.methods.split(",") if m]
     command = "python " + " ".join(
@@ -456,6 +462,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
             _, description = build_model(model)
+            if model in model_pools:
+                description += f" — pool {model_pools[model]} for every method"
             rows = {}
             for method in methods:
                 unavailable = _available(method)
@@ -463,7 +471,7 @@ def main(argv=None):
                     rows[method] = {"error": unavailable}
                     continue
                 print(f"[{model}] {method} ...", flush=True)
-                res = run_worker(args, model, method, args.pool, tmp)
+                res = run_worker(args, model, method, model_pools.get(model, args.pool), tmp)
                 if "error" in res:
                     res["error"] = f"n/a ({res['error']})"
                 rows[method] = res
@@ -473,12 +481,13 @@ def main(argv=None):
             print("\n".join(_model_table(model, description, rows)), flush=True)
         sweep = [int(n) for n in args.sweep.split(",") if n]
         if sweep and "engine" in methods:
-            lines += [f"### Engine peak memory vs pool size ({args.sweep_model})", "",
+            lines += [f"### Engine peak memory vs pool size ({args.sweep_model}, one run each)",
+                      "",
                       "| pool | time (s) | peak extra (MiB) |", "|---:|---:|---:|"]
             sweep_rows = []
             for n in sweep:
                 print(f"[sweep] engine pool {n} ...", flush=True)
-                res = run_worker(args, args.sweep_model, "engine", n, tmp)
+                res = run_worker(args, args.sweep_model, "engine", n, tmp, repeats=1)
                 sweep_rows.append((n, res))
                 if "error" in res:
                     lines.append(f"| {n} | n/a ({res['error']}) | |")

@@ -118,7 +118,12 @@ def _use_gram(positions, in_features, out_features, with_dot):
 
 def _row_sq_norms(x):
     """``(x * x).sum(1)`` for a 2-D ``x`` without a temporary of the size of ``x``."""
-    return torch.bmm(x.unsqueeze(1), x.unsqueeze(2)).reshape(-1)
+    return _row_dots(x, x)
+
+
+def _row_dots(x, y):
+    """``(x * y).sum(1)`` for 2-D ``x`` and ``y`` as one batched GEMM."""
+    return torch.bmm(x.unsqueeze(1), y.unsqueeze(2)).reshape(-1)
 
 
 def _accumulate_patches(a, delta, weight, params, directions, sq_norms, dots, max_buffer_bytes):
@@ -188,15 +193,16 @@ class LinearRule(GradRule):
                 a, delta, module.weight, params, dirs, sq_norms, dots, max_buffer_bytes
             )
             return
-        delta_sq = delta.pow(2).sum(1)
+        # Few, large kernels: on a busy CPU every small parallel op costs a thread wake-up.
+        delta_sq = _row_sq_norms(delta)
         if "weight" in params:
-            sq_norms += (a.pow(2).sum(1) * delta_sq).to(sq_norms.dtype)
+            sq_norms += (_row_sq_norms(a) * delta_sq).to(sq_norms.dtype)
             if dots is not None:
                 chunk = _chunk_size(a.shape[1] * a.element_size(), max_buffer_bytes)
                 w = directions["weight"].to(delta.dtype)
                 for start in range(0, a.shape[0], chunk):
                     rows = slice(start, start + chunk)
-                    _add(dots, rows, ((delta[rows] @ w) * a[rows]).sum(1))
+                    _add(dots, rows, _row_dots(delta[rows] @ w, a[rows]))
         if "bias" in params:
             sq_norms += delta_sq.to(sq_norms.dtype)
             if dots is not None:
