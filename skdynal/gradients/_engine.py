@@ -7,13 +7,14 @@ gradient into the layer's share of ``||g_u||^2`` and ``<g_u, G>``. Parameters th
 can handle exactly take a ``torch.func`` path restricted to them.
 """
 
+import itertools
 import warnings
 
 import torch
 from torch.autograd.graph import get_gradient_edge
 from torch.func import functional_call, grad, vmap
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_leaves, tree_map
+from torch.utils._pytree import tree_map
 
 from ._common import GradStats, trainable_parameters
 from ._labeled import forward
@@ -131,7 +132,7 @@ def grad_stats(
     try:
         for layer in layers:
             handles.append(layer.module.register_forward_pre_hook(pre_hook))
-            handles.append(layer.module.register_forward_hook(post_hook))
+            handles.append(layer.module.register_forward_hook(post_hook, prepend=True))
         tracker = _ForeignUse(param_owner, stack)
         with torch.enable_grad(), tracker:
             outputs = forward(module, inputs)
@@ -240,11 +241,15 @@ class _ForeignUse(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        for leaf in tree_leaves((args, kwargs)):
-            if isinstance(leaf, torch.nn.Parameter):
-                owner = self.param_owner.get(id(leaf))
-                if owner is not None and (not self.stack or self.stack[-1] is not owner):
-                    self.foreign.add(id(owner))
+        owners = self.param_owner
+        for arg in itertools.chain(args, kwargs.values()):
+            # Flat scan (plus one level of lists, as in torch.cat): this runs for every op.
+            items = arg if isinstance(arg, list | tuple) else (arg,)
+            for item in items:
+                if isinstance(item, torch.Tensor) and id(item) in owners:
+                    owner = owners[id(item)]
+                    if not self.stack or self.stack[-1] is not owner:
+                        self.foreign.add(id(owner))
         return func(*args, **kwargs)
 
 

@@ -83,7 +83,7 @@ def last_layer_grad_stats(module, loss_fn, inputs, targets, direction=None, laye
 
     handles = [
         linear.register_forward_pre_hook(pre_hook),
-        linear.register_forward_hook(post_hook),
+        linear.register_forward_hook(post_hook, prepend=True),
     ]
     try:
         with torch.no_grad():

@@ -290,3 +290,16 @@ def test_bad_inputs_are_rejected_clearly():
         grad_stats(frozen, cross_entropy, torch.randn(B, 6), y)
     with pytest.raises(TypeError, match=r"torch\.nn\.Module"):
         grad_stats(lambda x: x, cross_entropy, x, y)
+
+
+def test_user_hooks_that_change_inputs_and_outputs_are_respected():
+    torch.manual_seed(0)
+    model = _models.mlp().double().eval()
+    model[0].register_forward_hook(lambda mod, args, out: out * 2 + 1)
+    model[2].register_forward_pre_hook(lambda mod, args: (args[0] - 0.5,))
+    x = _images((6,))
+    y = _pseudo_labels(model, x)
+    direction = random_direction(model, torch.Generator().manual_seed(3))
+    stats = grad_stats(model, cross_entropy, x, y, direction)
+    assert_matches(stats, brute_force_grad_stats(model, cross_entropy, x, y, direction))
+    assert len(model[0]._forward_hooks) == 1 and len(model[2]._forward_pre_hooks) == 1
