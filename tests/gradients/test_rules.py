@@ -250,3 +250,19 @@ def test_register_rule_rejects_bad_arguments():
         register_rule(int, ScaleRule())
     with pytest.raises(TypeError, match="accumulate"):
         register_rule(Scale, object())
+
+
+@pytest.mark.parametrize("frozen", [("weight",), ("bias",)])
+@pytest.mark.parametrize(
+    ("layer", "shape"),
+    [
+        (lambda: nn.Linear(7, 5), (B, 7)),
+        (lambda: nn.Linear(7, 5), (B, 9, 7)),
+        (lambda: nn.Conv2d(3, 4, 3, stride=2), (B, 3, 7, 9)),
+        (lambda: nn.Conv1d(3, 4, 3), (B, 3, 11)),
+        (lambda: nn.LayerNorm(7), (B, 3, 7)),
+    ],
+)
+def test_only_weight_or_only_bias_trainable(layer, shape, frozen):
+    torch.manual_seed(0)
+    _check_layer(layer(), _x(*shape), frozen=frozen)
