@@ -4,16 +4,31 @@ Pure functions with no knowledge of query strategies. Every function takes a mod
 the mode it should be differentiated in), a per-sample loss ``loss_fn(outputs, targets) ->
 (B,)``, a batch and optionally a parameter-shaped direction ``G`` keyed like
 ``module.named_parameters()`` (trainable parameters only), and returns a :class:`GradStats`.
+
+:func:`grad_stats` is the fast exact engine (one forward and one backward pass, per-layer
+rules, see :func:`register_rule`); :func:`reference_grad_stats` is the simple
+``torch.func`` reference; :func:`last_layer_grad_stats` is a closed-form approximation on
+the final linear layer for very large models.
 """
 
 from ._common import GradStats, trainable_parameters
+from ._engine import DEFAULT_MAX_BUFFER_BYTES, grad_stats
 from ._labeled import forward, summed_loss_gradient
+from ._last_layer import last_layer_grad_stats
 from ._reference import reference_grad_stats
+from ._rules import GradRule, MaterializingRule, get_rule, register_rule
 
 __all__ = [
+    "DEFAULT_MAX_BUFFER_BYTES",
+    "GradRule",
     "GradStats",
+    "MaterializingRule",
     "forward",
+    "get_rule",
+    "grad_stats",
+    "last_layer_grad_stats",
     "reference_grad_stats",
+    "register_rule",
     "summed_loss_gradient",
     "trainable_parameters",
 ]

@@ -1,0 +1,625 @@
+"""Time and peak memory of per-sample gradient scoring, side by side in one run.
+
+Scores a pool with dynamicAL's statistics (``||g_u||^2`` and ``<g_u, G>``, pseudo labels
+by argmax of the same forward pass, ``G`` = summed gradient over a labeled batch) with:
+
+- ``floor``: one plain forward + backward of the summed loss (parameter gradients only);
+- ``engine``: :func:`skdynal.gradients.grad_stats`;
+- ``vmap``: :func:`skdynal.gradients.reference_grad_stats` (``torch.func``);
+- ``loop``: one backward per sample (timed on a subset, extrapolated);
+- ``backpack``: BackPACK ``BatchGrad`` + ``BatchL2Grad``;
+- ``opacus``: Opacus ``GradSampleModule``.
+
+Each (model, method) runs in a fresh subprocess. Peak extra memory: on CUDA, the peak of
+``torch.cuda.max_memory_allocated`` above what was allocated before the timed run; on CPU,
+the process's resident-set high-water mark (``VmHWM``, reset through
+``/proc/self/clear_refs`` just before the timed run) minus the resident set at that moment.
+Model, pool and ``G`` exist before the reset, so the number is what scoring adds.
+
+Run ``python benchmarks/bench_engine.py --help`` for the options.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+METHODS = ["floor", "engine", "vmap", "loop", "backpack", "opacus"]
+MODELS = ["mlp", "cnn", "resnet18"]
+INPUT_SHAPES = {"mlp": (64,), "cnn": (3, 32, 32), "resnet18": (3, 32, 32)}
+N_CLASSES = 10
+
+
+# --------------------------------------------------------------------------- models
+def build_model(name, inplace=True):
+    """Return ``(model, description)``; ``inplace=False`` avoids in-place ReLU and adds."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    if name == "mlp":
+        model = nn.Sequential(
+            nn.Linear(64, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+            nn.Linear(512, N_CLASSES),
+        )
+        return model, "MLP 64-512-512-10 (ReLU), digits-sized inputs"
+    if name == "cnn":
+        model = nn.Sequential(
+            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(64, 128, 3, stride=2, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, N_CLASSES),
+        )
+        return model, "vanilla CNN: 3 conv 3x3 (32, 64/s2, 128/s2) + ReLU, GAP, Linear"
+    if name == "resnet18":
+        try:
+            import torchvision
+
+            model = torchvision.models.resnet18(num_classes=N_CLASSES)
+            model.conv1 = nn.Conv2d(3, 64, 3, padding=1, bias=False)
+            model.maxpool = nn.Identity()
+            source = "torchvision resnet18"
+        except Exception as exc:  # torchvision's compiled ops fail to load on CPU torch
+            model = _resnet_classes()(inplace)
+            source = f"local ResNet18 (torchvision import failed: {type(exc).__name__})"
+        return model, f"{source}, 3x3 stem, no maxpool, 10 classes, BatchNorm (eval)"
+    raise ValueError(f"unknown model {name!r}")
+
+
+def _resnet_classes():
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, c_in, c_out, stride, inplace):
+            super().__init__()
+            self.inplace = inplace
+            self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(c_out)
+            self.relu = nn.ReLU(inplace=inplace)
+            self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(c_out)
+            self.downsample = None
+            if stride != 1 or c_in != c_out:
+                self.downsample = nn.Sequential(
+                    nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
+                )
+
+        def forward(self, x):
+            identity = x if self.downsample is None else self.downsample(x)
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            if self.inplace:
+                out += identity
+            else:
+                out = out + identity
+            return self.relu(out)
+
+    class ResNet18Cifar(nn.Module):
+        """torchvision's resnet18 layout with a 3x3 stem and no max pooling."""
+
+        def __init__(self, inplace=True):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(64)
+            self.relu = nn.ReLU(inplace=inplace)
+            stages, c_in = [], 64
+            for c_out, stride in [(64, 1), (128, 2), (256, 2), (512, 2)]:
+                stages.append(nn.Sequential(
+                    Block(c_in, c_out, stride, inplace), Block(c_out, c_out, 1, inplace)
+                ))
+                c_in = c_out
+            self.layer1, self.layer2, self.layer3, self.layer4 = stages
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(512, N_CLASSES)
+
+        def forward(self, x):
+            x = self.relu(self.bn1(self.conv1(x)))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return self.fc(self.avgpool(x).flatten(1))
+
+    return ResNet18Cifar
+
+
+# --------------------------------------------------------------------------- worker
+def _memory_probe(device):
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+
+        def peak():
+            torch.cuda.synchronize()
+            return torch.cuda.max_memory_allocated() - base
+
+        return peak
+
+    with open("/proc/self/clear_refs", "w") as f:  # resets VmHWM to the current VmRSS
+        f.write("5")
+    base = _proc_status("VmRSS")
+
+    def peak():
+        return _proc_status("VmHWM") - base
+
+    return peak
+
+
+def _proc_status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
+def worker(args):
+    import torch
+    import torch.nn.functional as F
+
+    from skdynal.gradients import grad_stats, reference_grad_stats, summed_loss_gradient
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    note = ""
+    if args.method == "backpack":
+        # BackPACK's module hooks fail on in-place ops applied to a layer's output.
+        model, _ = build_model(args.model, inplace=False)
+        for m in model.modules():
+            if isinstance(getattr(m, "inplace", None), bool):
+                m.inplace = False
+        note = "in-place ReLU (and residual add) turned off for BackPACK"
+    else:
+        model, _ = build_model(args.model)
+    model = model.to(device).eval()
+    params = [p for p in model.parameters() if p.requires_grad]
+    n_params = sum(p.numel() for p in params)
+    shape = INPUT_SHAPES[args.model]
+    gen = torch.Generator().manual_seed(1)
+    pool = torch.randn(args.pool, *shape, generator=gen).to(device)
+    labeled_x = torch.randn(args.batch, *shape, generator=gen).to(device)
+    labeled_y = torch.randint(0, N_CLASSES, (args.batch,), generator=gen).to(device)
+
+    def cross_entropy(outputs, targets):
+        return F.cross_entropy(outputs, targets, reduction="none")
+
+    def pseudo_label_loss(outputs, _unused):
+        # Pseudo label = argmax of the same forward pass: no second forward needed.
+        return F.cross_entropy(outputs, outputs.detach().argmax(1), reduction="none")
+
+    direction = summed_loss_gradient(model, cross_entropy, [(labeled_x, labeled_y)])
+    flat_direction = torch.cat([direction[n].reshape(-1) for n, _ in _named(model)])
+    dummy = torch.zeros(args.batch, dtype=torch.long, device=device)
+    materialising_batch = max(
+        1, min(args.batch, int(args.max_materialized_bytes // (4 * n_params)))
+    )
+
+    n_scored = args.pool
+    batch = args.batch
+
+    def floor_score(x):
+        loss = pseudo_label_loss(model(x), None).sum()
+        torch.autograd.grad(loss, params)
+        return None
+
+    if args.method == "floor":
+        score = floor_score
+
+    elif args.method == "engine":
+
+        def score(x):
+            stats = grad_stats(model, pseudo_label_loss, x, dummy[: len(x)], direction)
+            return stats.sq_norms + 2 * stats.dots
+
+    elif args.method == "vmap":
+        chunk = materialising_batch
+        if chunk < batch:
+            note = f"vmap chunk_size={chunk} (B x P bound {args.max_materialized_bytes:.0e} B)"
+
+        def score(x):
+            stats = reference_grad_stats(
+                model, pseudo_label_loss, x, dummy[: len(x)], direction, chunk_size=chunk
+            )
+            return stats.sq_norms + 2 * stats.dots
+
+    elif args.method == "loop":
+        n_scored = min(args.loop_samples, args.pool)
+        note = f"timed on {n_scored} samples, time extrapolated to the pool"
+        batch = 1
+
+        def score(x):
+            out = torch.empty(len(x), device=device)
+            for u in range(len(x)):
+                loss = pseudo_label_loss(model(x[u : u + 1]), None).sum()
+                flat = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
+                out[u] = flat @ flat + 2 * (flat @ flat_direction)
+            return out
+
+    elif args.method == "backpack":
+        from backpack import backpack, extend
+        from backpack.extensions import BatchGrad, BatchL2Grad
+
+        model = extend(model)
+        batch = materialising_batch
+        if batch < args.batch:
+            note += f"; batch {batch} (B x P bound {args.max_materialized_bytes:.0e} B)"
+
+        def score(x):
+            for p in params:
+                p.grad = None
+            with backpack(BatchGrad(), BatchL2Grad()):
+                pseudo_label_loss(model(x), None).sum().backward()
+            sq = sum(p.batch_l2 for p in params)
+            dots = sum(p.grad_batch.reshape(len(x), -1) @ direction[n].reshape(-1)
+                       for n, p in _named(model))
+            for p in params:
+                del p.grad_batch, p.batch_l2
+            return sq + 2 * dots
+
+    elif args.method == "opacus":
+        from opacus import GradSampleModule
+
+        wrapped = GradSampleModule(model, loss_reduction="sum")
+        # Opacus records activations only in training mode; these models have no dropout
+        # and Opacus refuses BatchNorm, so train mode computes the same function here.
+        wrapped.train()
+        note = "module in train() mode (Opacus hooks skip eval mode)"
+        batch = materialising_batch
+        if batch < args.batch:
+            note += f"; batch {batch} (B x P bound {args.max_materialized_bytes:.0e} B)"
+
+        def score(x):
+            for p in params:
+                p.grad = None
+                p.grad_sample = None
+            pseudo_label_loss(wrapped(x), None).sum().backward()
+            flat = [p.grad_sample.reshape(len(x), -1) for p in params]
+            sq = sum(g.pow(2).sum(1) for g in flat)
+            dots = sum(g @ direction[n].reshape(-1)
+                       for g, (n, _) in zip(flat, _named(model), strict=True))
+            for p in params:
+                p.grad_sample = None
+            return sq + 2 * dots
+
+    else:
+        raise ValueError(args.method)
+
+    if args.method in ("vmap", "backpack", "opacus") and args.slow_pool:
+        n_scored = min(n_scored, args.slow_pool)
+        note = (note + "; " if note else "") + f"timed on {n_scored} samples, extrapolated"
+
+    def run_pool():
+        outs = []
+        for start in range(0, n_scored, batch):
+            delta = score(pool[start : min(start + batch, n_scored)])
+            if delta is not None:
+                outs.append(delta.detach().double().cpu())
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return torch.cat(outs) if outs else None
+
+    score(pool[:2])  # warm up (thread pools, lazy initialisation)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    peak = _memory_probe(device)
+    times = []
+    repeats = args.repeats if args.method in ("floor", "engine") else 1
+    for _ in range(repeats):
+        start = time.perf_counter()
+        deltas = run_pool()
+        times.append(time.perf_counter() - start)
+        if sum(times) > 60:
+            break
+    result = {
+        "time": min(times) * args.pool / n_scored,
+        "times": times,
+        "n_timed": n_scored,
+        "peak": peak(),
+        "n_params": n_params,
+        "note": note.strip("; "),
+        "threads": torch.get_num_threads(),
+    }
+    if args.method == "engine" and args.paired:
+        # Load on a shared machine shifts between subprocesses; alternating floor and
+        # engine in one process gives a ratio measured under the same conditions.
+        paired = {"floor": [], "engine": []}
+        engine_score = score
+        for _ in range(args.repeats):
+            for name, fn in (("floor", floor_score), ("engine", engine_score)):
+                score = fn
+                start = time.perf_counter()
+                run_pool()
+                paired[name].append(time.perf_counter() - start)
+            if sum(paired["floor"]) + sum(paired["engine"]) > 60:
+                break
+        result["paired"] = paired
+        result["paired_ratio"] = min(paired["engine"]) / min(paired["floor"])
+    if deltas is not None:
+        torch.save(deltas, args.delta_out)
+    Path(args.json_out).write_text(json.dumps(result))
+
+
+def _named(model):
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
+# --------------------------------------------------------------------------- driver
+def _available(method):
+    if method == "backpack":
+        try:
+            import backpack  # noqa: F401
+        except ImportError as exc:
+            return f"n/a (BackPACK not importable: {exc})"
+    if method == "opacus":
+        try:
+            import opacus  # noqa: F401
+        except ImportError as exc:
+            return f"n/a (Opacus not importable: {exc})"
+    return None
+
+
+def run_worker(args, model, method, pool, tmp, repeats=None, env=None):
+    tag = "-".join(f"{k}{v}" for k, v in (env or {}).items())
+    delta_out = Path(tmp) / f"{model}-{method}-{pool}{tag}.pt"
+    json_out = Path(tmp) / f"{model}-{method}-{pool}{tag}.json"
+    cmd = [
+        sys.executable, str(Path(__file__).resolve()), "--worker", "--model", model,
+        "--method", method, "--pool", str(pool), "--batch", str(args.batch),
+        "--device", args.device, "--loop-samples", str(args.loop_samples),
+        "--repeats", str(repeats or args.repeats), "--threads", str(args.threads or 0),
+        "--max-materialized-bytes", str(args.max_materialized_bytes),
+        "--slow-pool", str(args.slow_pools.get(model, 0)),
+        *(["--paired"] if method == "engine" and repeats is None else []),
+        "--delta-out", str(delta_out), "--json-out", str(json_out),
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=args.timeout,
+        env=None if env is None else {**os.environ, **env},
+    )
+    if proc.returncode != 0 or not json_out.exists():
+        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"exit code {proc.returncode}"
+        return {"error": reason[:200]}
+    result = json.loads(json_out.read_text())
+    if delta_out.exists():
+        import torch
+
+        result["delta"] = torch.load(delta_out)
+    return result
+
+
+def _mb(n_bytes):
+    return f"{n_bytes / 2**20:,.0f}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pool", type=int, default=2048, help="pool size (default 2048)")
+    parser.add_argument("--batch", type=int, default=256, help="batch size (default 256)")
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument(
+        "--output", default=str(ROOT / "docs" / "_generated" / "performance_table.md")
+    )
+    parser.add_argument("--sweep", default="2048,4096,8192,16384",
+                        help="pool sizes of the engine's memory sweep ('' to skip)")
+    parser.add_argument("--sweep-model", default="cnn")
+    parser.add_argument("--sweep-mmap-threshold", type=int, default=65536,
+                        help="MALLOC_MMAP_THRESHOLD_ for the second sweep column")
+    parser.add_argument("--loop-samples", type=int, default=32,
+                        help="samples timed for the per-sample loop (extrapolated)")
+    parser.add_argument("--slow-pool", action="append", default=["resnet18=256"],
+                        metavar="MODEL=N",
+                        help="pool size for vmap/BackPACK/Opacus on MODEL (extrapolated)")
+    parser.add_argument("--model-pool", action="append", default=[], metavar="MODEL=N",
+                        help="pool size for every method on MODEL (overrides --pool)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="best of this many runs for floor and engine (stops after 60 s)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--max-materialized-bytes", type=float, default=2e9,
+                        help="bound on B x P for vmap / BackPACK / Opacus batches")
+    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--paired", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--method", help=argparse.SUPPRESS)
+    parser.add_argument("--delta-out", help=argparse.SUPPRESS)
+    parser.add_argument("--json-out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        args.slow_pool = int(args.slow_pool[-1]) if args.slow_pool else 0
+        return worker(args)
+
+    import torch
+
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.slow_pools = {}
+    for item in args.slow_pool:
+        model, _, n = item.partition("=")
+        args.slow_pools[model] = int(n)
+    model_pools = {}
+    for item in args.model_pool:
+        model, _, n = item.partition("=")
+        model_pools[model] = int(n)
+    models = [m for m in args.models.split(",") if m]
+    methods = [m for m in args.methods.split(",") if m]
+    command = "python " + " ".join(
+        [str(Path(sys.argv[0]))] + (sys.argv[1:] if argv is None else list(argv))
+    )
+    threads = args.threads or torch.get_num_threads()
+    allocator = {k: os.environ.get(k, "unset") for k in
+                 ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "LD_PRELOAD")}
+    lines = [
+        "<!-- generated by benchmarks/bench_engine.py; do not edit -->",
+        f"Command: `{command}`",
+        "",
+        f"- Date (UTC): {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}",
+        f"- Device: {args.device}"
+        + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else
+           f" ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores,"
+           " shared with other jobs)"),
+        f"- torch {torch.__version__}, torch threads: {threads}",
+        "- Allocator: " + ", ".join(f"{k}={v}" for k, v in allocator.items()),
+        f"- Pool {args.pool}, batch {args.batch}, pseudo labels by argmax of the same "
+        "forward pass, G = summed gradient over a labeled batch of the same size; random "
+        "inputs and freshly initialised models (timings do not depend on the values).",
+        "- Time: best of "
+        f"{args.repeats} runs for floor and engine (fewer once 60 s are spent), one "
+        "run for the others. Peak: "
+        + ("`torch.cuda.max_memory_allocated` above the allocation before the run."
+           if args.device == "cuda" else
+           "resident-set high-water mark (VmHWM, reset via /proc/self/clear_refs) above "
+           "the resident set before the run, fresh process per method."),
+        "- × floor, paired: floor and engine alternated in the engine's process (best of "
+        "each), so both see the same machine load; the plain × floor compares processes "
+        "run at different moments.",
+        "- Agreement: max |Δ_method − Δ_engine| / max |Δ_engine| over the samples "
+        "both scored (Δ = ‖g‖² + 2⟨g, G⟩, float32).",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+    summary = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in models:
+            _, description = build_model(model)
+            if model in model_pools:
+                description += f" — pool {model_pools[model]} for every method"
+            rows = {}
+            for method in methods:
+                unavailable = _available(method)
+                if unavailable:
+                    rows[method] = {"error": unavailable}
+                    continue
+                print(f"[{model}] {method} ...", flush=True)
+                res = run_worker(args, model, method, model_pools.get(model, args.pool), tmp)
+                if "error" in res:
+                    res["error"] = f"n/a ({res['error']})"
+                rows[method] = res
+                print(f"    {({k: v for k, v in res.items() if k != 'delta'})}", flush=True)
+            summary[model] = rows
+            lines += _model_table(model, description, rows)
+            print("\n".join(_model_table(model, description, rows)), flush=True)
+        sweep = [int(n) for n in args.sweep.split(",") if n]
+        if sweep and "engine" in methods:
+            fixed = {"MALLOC_MMAP_THRESHOLD_": str(args.sweep_mmap_threshold)}
+            lines += [
+                f"### Engine peak memory vs pool size ({args.sweep_model}, one run each)",
+                "",
+                "With glibc's default (dynamic) mmap threshold, freed large blocks raise the "
+                "threshold and later temporaries fragment the heap, so the resident-set peak "
+                "drifts up with the number of batches whatever the method. The last columns "
+                f"fix `MALLOC_MMAP_THRESHOLD_={args.sweep_mmap_threshold}` for that subprocess "
+                "so that the resident set tracks live memory.",
+                "",
+                "| pool | time (s), default | peak extra (MiB), default | time (s), fixed "
+                "threshold | peak extra (MiB), fixed threshold |",
+                "|---:|---:|---:|---:|---:|",
+            ]
+            sweep_rows = []
+            for n in sweep:
+                cells = []
+                for env in (None, fixed):
+                    print(f"[sweep] engine pool {n} env {env} ...", flush=True)
+                    res = run_worker(args, args.sweep_model, "engine", n, tmp, 1, env)
+                    sweep_rows.append((n, env, res))
+                    if "error" in res:
+                        cells += [f"n/a ({res['error']})", ""]
+                    else:
+                        cells += [f"{res['time']:.2f}", _mb(res["peak"])]
+                lines.append(f"| {n} | " + " | ".join(cells) + " |")
+            lines.append("")
+            summary["_sweep"] = sweep_rows
+    lines += _targets(summary)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"written to {out}")
+
+
+def _model_table(model, description, rows):
+    floor = rows.get("floor", {})
+    engine_delta = rows.get("engine", {}).get("delta")
+    lines = [
+        f"### {model}: {description}",
+        "",
+        "| method | time (s) | × floor | × floor, paired | peak extra (MiB) | × floor peak "
+        "| agreement | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for method, res in rows.items():
+        if "error" in res:
+            lines.append(f"| {method} | {res['error']} | | | | | | |")
+            continue
+        ratio = res["time"] / floor["time"] if "time" in floor else float("nan")
+        peak_ratio = res["peak"] / floor["peak"] if floor.get("peak") else float("nan")
+        agree = "—"
+        if res.get("delta") is not None and engine_delta is not None and method != "engine":
+            n = min(len(res["delta"]), len(engine_delta))
+            scale = engine_delta[:n].abs().max()
+            agree = f"{((res['delta'][:n] - engine_delta[:n]).abs().max() / scale):.1e}"
+        paired = f"{res['paired_ratio']:.2f}" if "paired_ratio" in res else ""
+        lines.append(
+            f"| {method} | {res['time']:.2f} | {ratio:.2f} | {paired} | {_mb(res['peak'])} | "
+            f"{peak_ratio:.2f} | {agree} | {res['note']} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _targets(summary):
+    lines = ["### Targets", ""]
+
+    def ratio(model, a, b, key="time"):
+        rows = summary.get(model, {})
+        if key not in rows.get(a, {}) or key not in rows.get(b, {}):
+            return None
+        return rows[a][key] / rows[b][key]
+
+    def check(label, value, ok):
+        if value is None:
+            lines.append(f"- {label}: not measured")
+        else:
+            lines.append(f"- {label}: {value:.2f} — {'met' if ok(value) else 'MISSED'}")
+
+    for model, limit in (("mlp", 1.5), ("cnn", 1.5), ("resnet18", 2.0)):
+        if model not in summary:
+            continue
+        check(f"{model}: engine time / floor ≤ {limit} (separate processes)",
+              ratio(model, "engine", "floor"), lambda v, limit=limit: v <= limit)
+        check(f"{model}: engine time / floor ≤ {limit} (paired in one process)",
+              summary[model].get("engine", {}).get("paired_ratio"),
+              lambda v, limit=limit: v <= limit)
+        check(f"{model}: engine peak / floor peak ≤ 2.5",
+              ratio(model, "engine", "floor", "peak"), lambda v: v <= 2.5)
+        for other in ("vmap", "backpack", "opacus"):
+            need = 10.0 if model == "mlp" and other in ("vmap", "backpack") else 1.0
+            check(f"{model}: {other} time / engine time ≥ {need:g}",
+                  ratio(model, other, "engine"), lambda v, need=need: v >= need)
+    sweep = summary.get("_sweep")
+    if sweep:
+        for label, fixed in (("glibc default", False), ("fixed mmap threshold", True)):
+            peaks = [res["peak"] for _, env, res in sweep
+                     if "peak" in res and (env is not None) == fixed]
+            if peaks:
+                check(f"engine peak, largest / smallest pool of the sweep, {label} (flat ≈ 1)",
+                      max(peaks) / max(min(peaks), 1), lambda v: v <= 1.25)
+    lines.append("")
+    return lines
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,373 @@
+"""Exact per-sample gradient norms and dots from one forward and one backward pass.
+
+Forward hooks record every ruled layer's input and the autograd edge of its output; one
+backward of the summed loss asks only for the gradients at those outputs (no parameter
+gradients are formed), and each layer's rule (:mod:`._rules`) turns input and output
+gradient into the layer's share of ``||g_u||^2`` and ``<g_u, G>``. Parameters that no rule
+can handle exactly take a ``torch.func`` path restricted to them.
+"""
+
+import itertools
+import warnings
+
+import torch
+from torch.autograd.graph import get_gradient_edge
+from torch.func import functional_call, grad, vmap
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_map
+
+from ._common import GradStats, trainable_parameters
+from ._labeled import forward
+from ._rules import get_rule
+
+__all__ = ["DEFAULT_MAX_BUFFER_BYTES", "grad_stats"]
+
+DEFAULT_MAX_BUFFER_BYTES = 128 * 2**20
+
+_WARNED = set()
+
+
+def grad_stats(
+    module,
+    loss_fn,
+    inputs,
+    targets,
+    direction=None,
+    *,
+    max_buffer_bytes=DEFAULT_MAX_BUFFER_BYTES,
+):
+    """Per-sample squared gradient norms and dots with a direction, at about backward cost.
+
+    Computes, for every sample ``u`` of the batch, ``||g_u||^2`` and ``<g_u, G>`` where
+    ``g_u`` is the gradient of ``loss_fn(module(x_u), y_u)`` with respect to all trainable
+    parameters, without ever holding the per-sample gradients of the whole network
+    (memory ``B x P``). One forward pass records each layer's input; one backward pass
+    gives the gradient at each layer's output; a per-layer rule (see
+    :func:`register_rule`) forms the layer's share of the statistics, using the Gram form
+    or materialising that one layer's per-sample gradient, whichever is cheaper, on chunks
+    of the batch that keep temporaries under ``max_buffer_bytes``.
+
+    Rules exist for ``Linear`` (any number of leading dimensions), ``Conv1d``, ``Conv2d``,
+    ``BatchNorm1d/2d/3d`` (eval mode), ``LayerNorm``, ``GroupNorm`` and ``Embedding``.
+    Parameters of other layers, of layers called more than once in one forward pass, of
+    parameters shared between layers or used outside their own layer take an exact but
+    slower ``torch.func`` path restricted to those parameters; a ``UserWarning`` naming
+    them is issued once per model class.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network, already in the mode it should be differentiated in (normally
+        ``eval()``, so that the samples of a batch do not interact). Its parameters,
+        ``.grad`` attributes and mode are left unchanged and no hook is left behind.
+    loss_fn : callable
+        ``loss_fn(outputs, targets)`` returning the per-sample losses, shape ``(B,)``.
+    inputs : torch.Tensor or dict of str to torch.Tensor
+        The batch, first dimension ``B``; a dict is passed as keyword arguments.
+    targets : torch.Tensor
+        Targets of the batch, first dimension ``B``.
+    direction : dict of str to torch.Tensor, default=None
+        The direction ``G`` keyed like ``module.named_parameters()``, with an entry for
+        every trainable parameter (e.g. from :func:`summed_loss_gradient`).
+    max_buffer_bytes : int, default=128 MiB
+        Bound on the temporary buffer of one layer's rule; the batch is processed in
+        chunks below it. It does not bound the forward pass's own activations.
+
+    Returns
+    -------
+    stats : GradStats
+        ``sq_norms`` and ``dots`` (``None`` without a direction), shape ``(B,)``, in the
+        parameters' dtype (at least float32).
+
+    See Also
+    --------
+    reference_grad_stats : The same statistics via ``torch.func`` (memory ``B x P``).
+    last_layer_grad_stats : The approximation restricted to the final linear layer.
+
+    References
+    ----------
+    .. [1] Wang, H., Huang, W., Wu, Z., Tong, H., Margenot, A. J., & He, J. (2022). Deep
+       Active Learning by Leveraging Training Dynamics. NeurIPS 2022.
+    .. [2] Goodfellow, I. (2015). Efficient Per-Example Gradient Computations.
+       arXiv:1510.01799.
+    .. [3] Bu, Z., Mao, J., & Xu, S. (2022). Scalable and Efficient Training of Large
+       Convolutional Neural Networks with Differential Privacy. NeurIPS 2022 (mixed ghost
+       clipping).
+    """
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}.")
+    max_buffer_bytes = _check_buffer(max_buffer_bytes)
+    params = trainable_parameters(module)
+    if not params:
+        raise ValueError("module has no trainable parameters (requires_grad=True).")
+    _check_batch_norm(module)
+    _check_direction(direction, params)
+
+    all_layers, fallback_reasons = _plan(module, params)
+    layers = [layer for layer in all_layers if layer.name not in fallback_reasons]
+    calls = {id(layer.module): _Call() for layer in layers}
+    param_owner = {id(p): layer.module for layer in layers for p in layer.params.values()}
+    stack = []
+    handles = []
+
+    def pre_hook(mod, args):
+        calls[id(mod)].count += 1
+        stack.append(mod)
+
+    def post_hook(mod, args, output):
+        stack.pop()
+        call = calls[id(mod)]
+        rule = get_rule(mod)
+        if (
+            call.count == 1
+            and isinstance(output, torch.Tensor)
+            and output.grad_fn is not None
+            and rule.supports(mod, args)
+        ):
+            call.args = args
+            call.edge = get_gradient_edge(output)
+        else:
+            call.args = call.edge = None
+
+    try:
+        for layer in layers:
+            handles.append(layer.module.register_forward_pre_hook(pre_hook))
+            handles.append(layer.module.register_forward_hook(post_hook, prepend=True))
+        tracker = _ForeignUse(param_owner, stack)
+        with torch.enable_grad(), tracker:
+            outputs = forward(module, inputs)
+        with torch.enable_grad():
+            losses = loss_fn(outputs, targets)
+    finally:
+        for handle in handles:
+            handle.remove()
+    del outputs
+    _check_losses(losses)
+    batch = losses.shape[0]
+    acc_dtype = torch.promote_types(next(iter(params.values())).dtype, torch.float32)
+    sq_norms = torch.zeros(batch, dtype=acc_dtype, device=losses.device)
+    dots = None if direction is None else torch.zeros_like(sq_norms)
+
+    ruled = []
+    for layer in layers:
+        call = calls[id(layer.module)]
+        if id(layer.module) in tracker.foreign:
+            fallback_reasons[layer.name] = "parameters used outside the layer"
+        elif call.count > 1:
+            fallback_reasons[layer.name] = f"called {call.count} times in one forward pass"
+        elif call.count == 1 and call.edge is None:
+            fallback_reasons[layer.name] = "unsupported input or output"
+        elif call.count == 1:
+            ruled.append(layer)
+    fallback_names = [
+        name
+        for layer in all_layers
+        if layer.name in fallback_reasons
+        for name in layer.qualified.values()
+    ]
+
+    if ruled:
+        edges = [calls[id(layer.module)].edge for layer in ruled]
+        with torch.enable_grad():
+            total = losses.sum()
+        deltas = list(torch.autograd.grad(total, edges, allow_unused=True))
+        del total
+        del losses
+        with torch.no_grad():
+            for i, layer in enumerate(ruled):
+                delta, call = deltas[i], calls[id(layer.module)]
+                deltas[i] = None
+                if delta is not None:
+                    local_dirs = None
+                    if direction is not None:
+                        local_dirs = {
+                            local: direction[qualified].detach()
+                            for local, qualified in layer.qualified.items()
+                        }
+                    get_rule(layer.module).accumulate(
+                        layer.module,
+                        call.args,
+                        delta.detach(),
+                        layer.params,
+                        local_dirs,
+                        sq_norms,
+                        dots,
+                        max_buffer_bytes,
+                    )
+                call.args = call.edge = None
+    else:
+        del losses
+
+    if fallback_names:
+        _warn_fallback(module, fallback_reasons)
+        _fallback_stats(
+            module, loss_fn, inputs, targets, fallback_names, params, direction,
+            sq_norms, dots, max_buffer_bytes,
+        )
+    return GradStats(sq_norms=sq_norms, dots=dots)
+
+
+class _Call:
+    __slots__ = ("args", "count", "edge")
+
+    def __init__(self):
+        self.count = 0
+        self.args = None
+        self.edge = None
+
+
+class _Layer:
+    """A module handled by a rule: its own trainable parameters, local and qualified names."""
+
+    def __init__(self, name, module, params, qualified):
+        self.name = name
+        self.module = module
+        self.params = params
+        self.qualified = qualified
+
+
+class _ForeignUse(TorchFunctionMode):
+    """Flags ruled layers whose parameters are used by an op outside that layer's forward.
+
+    Such a use (e.g. ``F.linear(h, self.embedding.weight)`` in a parent's ``forward``) adds
+    a gradient term the layer's rule does not see.
+    """
+
+    def __init__(self, param_owner, stack):
+        super().__init__()
+        self.param_owner = param_owner
+        self.stack = stack
+        self.foreign = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        owners = self.param_owner
+        for arg in itertools.chain(args, kwargs.values()):
+            # Flat scan (plus one level of lists, as in torch.cat): this runs for every op.
+            items = arg if isinstance(arg, list | tuple) else (arg,)
+            for item in items:
+                if isinstance(item, torch.Tensor) and id(item) in owners:
+                    owner = owners[id(item)]
+                    if not self.stack or self.stack[-1] is not owner:
+                        self.foreign.add(id(owner))
+        return func(*args, **kwargs)
+
+
+def _plan(module, params):
+    """Split the trainable parameters into ruled layers and fallback reasons by layer name."""
+    by_id = {id(p): name for name, p in params.items()}
+    owners = {}
+    for mod_name, mod in module.named_modules():
+        for _, p in mod.named_parameters(recurse=False):
+            if id(p) in by_id:
+                owners.setdefault(id(p), []).append(mod_name)
+    layers, reasons = [], {}
+    for mod_name, mod in module.named_modules():
+        own = {
+            local: p for local, p in mod.named_parameters(recurse=False) if id(p) in by_id
+        }
+        if not own:
+            continue
+        if get_rule(mod) is None:
+            reasons[mod_name] = f"no rule for {type(mod).__name__}"
+        elif any(len(owners[id(p)]) > 1 for p in own.values()):
+            reasons[mod_name] = "parameters shared with another layer"
+        layer = _Layer(mod_name, mod, own, {local: by_id[id(p)] for local, p in own.items()})
+        layers.append(layer)
+    return layers, reasons
+
+
+def _fallback_stats(
+    module, loss_fn, inputs, targets, names, params, direction, sq_norms, dots,
+    max_buffer_bytes,
+):
+    differentiable = {name: params[name].detach() for name in names}
+    constants = {
+        name: p.detach() for name, p in module.named_parameters() if name not in differentiable
+    }
+    constants.update(dict(module.named_buffers()))
+
+    def sample_loss(diff, x, y):
+        x = tree_map(lambda t: t.unsqueeze(0), x)
+        if isinstance(x, dict):
+            out = functional_call(module, (diff, constants), (), x)
+        else:
+            out = functional_call(module, (diff, constants), (x,))
+        return loss_fn(out, y.unsqueeze(0)).sum()
+
+    numel = sum(p.numel() for p in differentiable.values())
+    item = next(iter(differentiable.values())).element_size()
+    chunk = max(1, int(max_buffer_bytes // max(1, numel * item)))
+    batch = sq_norms.shape[0]
+    with torch.enable_grad():
+        per_sample = vmap(
+            grad(sample_loss), in_dims=(None, 0, 0), chunk_size=min(chunk, batch)
+        )(differentiable, inputs, targets)
+    with torch.no_grad():
+        for name, g in per_sample.items():
+            flat = g.reshape(batch, -1)
+            sq_norms += flat.pow(2).sum(1).to(sq_norms.dtype)
+            if dots is not None:
+                dots += (flat @ direction[name].reshape(-1).to(flat.dtype)).to(dots.dtype)
+
+
+def _warn_fallback(module, reasons):
+    key = (type(module).__module__, type(module).__qualname__, tuple(sorted(reasons.items())))
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    listing = "; ".join(f"{name or '<root>'} ({why})" for name, why in sorted(reasons.items()))
+    warnings.warn(
+        f"grad_stats: exact but slow torch.func path for the parameters of {listing} "
+        f"in {type(module).__name__}. Register a rule with skdynal.gradients.register_rule "
+        "to speed this up.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def _check_buffer(max_buffer_bytes):
+    if isinstance(max_buffer_bytes, bool) or not isinstance(max_buffer_bytes, int | float):
+        raise TypeError(f"max_buffer_bytes must be a number, got {max_buffer_bytes!r}.")
+    if not max_buffer_bytes > 0:
+        raise ValueError(f"max_buffer_bytes must be positive, got {max_buffer_bytes!r}.")
+    return max_buffer_bytes
+
+
+def _check_batch_norm(module):
+    for name, mod in module.named_modules():
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) and (
+            mod.training or not mod.track_running_stats or mod.running_mean is None
+        ):
+            raise ValueError(
+                f"BatchNorm layer {name!r} normalises with batch statistics (training mode "
+                "or no running statistics), so the samples of a batch interact and "
+                "per-sample gradients are not defined. Call module.eval() first."
+            )
+
+
+def _check_direction(direction, params):
+    if direction is None:
+        return
+    if not isinstance(direction, dict):
+        raise TypeError(
+            f"direction must be a dict of parameter name to tensor, got {type(direction)}."
+        )
+    missing = [n for n in params if n not in direction]
+    if missing:
+        raise ValueError(f"direction lacks the trainable parameters {missing}.")
+    for name, p in params.items():
+        if tuple(direction[name].shape) != tuple(p.shape):
+            raise ValueError(
+                f"direction[{name!r}] has shape {tuple(direction[name].shape)}, "
+                f"the parameter has {tuple(p.shape)}."
+            )
+
+
+def _check_losses(losses):
+    if not isinstance(losses, torch.Tensor) or losses.dim() != 1:
+        shape = getattr(losses, "shape", None)
+        raise ValueError(
+            "loss_fn must return per-sample losses of shape (B,), got "
+            f"{type(losses).__name__} with shape {shape}. Use reduction='none'."
+        )
