@@ -8,11 +8,20 @@ import torch
 from .._adapter import eval_mode
 from .._base import BaseScoringStrategy
 from .._streaming import map_pool
-from ..gradients import reference_grad_stats, summed_loss_gradient
+from ..gradients import (
+    grad_stats,
+    last_layer_grad_stats,
+    reference_grad_stats,
+    summed_loss_gradient,
+)
 
 __all__ = ["DynamicALSampler"]
 
-_METHODS = {"vmap": reference_grad_stats}
+_METHODS = {
+    "exact": grad_stats,
+    "vmap": reference_grad_stats,
+    "last_layer": last_layer_grad_stats,
+}
 
 
 class DynamicALSampler(BaseScoringStrategy):
@@ -39,10 +48,18 @@ class DynamicALSampler(BaseScoringStrategy):
         The paper's Figure 5 compares 0, 1, 2 and infinity; 2 was best.
     batch_size : int, default=None
         Pool samples per batch. ``None`` uses the net's validation batch size.
-    method : {"vmap"}, default="vmap"
-        How per-sample gradient statistics are computed. ``"vmap"`` materialises the
-        per-sample gradients of each batch with ``torch.func`` (exact; memory
-        ``batch_size x n_parameters``).
+    method : {"exact", "vmap", "last_layer"}, default="exact"
+        How per-sample gradient statistics are computed.
+
+        - ``"exact"``: the fast exact engine, :func:`skdynal.gradients.grad_stats` (one
+          forward and one backward pass per batch, per-layer rules, never the per-sample
+          gradients of the whole network).
+        - ``"vmap"``: the reference, :func:`skdynal.gradients.reference_grad_stats`;
+          materialises each batch's per-sample gradients with ``torch.func`` (exact; memory
+          ``batch_size x n_parameters``).
+        - ``"last_layer"``: :func:`skdynal.gradients.last_layer_grad_stats`, gradients
+          restricted to the final ``nn.Linear`` layer. An **approximation** of the paper's
+          score, for models too large for the exact methods.
     random_state : int, RandomState instance or None, default=None
         Breaks ties among equal scores.
     progress : bool, default=False
@@ -61,7 +78,7 @@ class DynamicALSampler(BaseScoringStrategy):
     """
 
     def __init__(
-        self, gamma=2.0, batch_size=None, method="vmap", random_state=None, progress=False
+        self, gamma=2.0, batch_size=None, method="exact", random_state=None, progress=False
     ):
         self.gamma = gamma
         self.batch_size = batch_size
