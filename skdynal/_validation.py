@@ -7,10 +7,12 @@ import torch
 from torch.utils.data import Dataset
 
 __all__ = [
+    "check_batch_size",
     "check_feature_shape",
     "check_finite_batch",
     "check_n_instances",
     "check_pool",
+    "check_positive_int",
     "row_shape",
 ]
 
@@ -115,3 +117,21 @@ def check_feature_shape(X_pool, X_reference):
             f"X_pool rows have shape {pool_shape} but the labeled data the net was trained "
             f"on has rows of shape {ref_shape}."
         )
+
+
+def check_positive_int(value, name, *, minimum=1):
+    """Return ``value`` as an int; ``ValueError`` naming ``name`` unless an integer >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_batch_size(batch_size):
+    """Validate a batch size: a positive integer, or ``None`` for the net's own."""
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f"batch_size must be a positive integer or None, got {batch_size!r}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size}.")
+    return int(batch_size)

@@ -7,7 +7,6 @@ computation dtype, float64 by default) and calls the module through
 dtype are never touched. Callers wrap their work in :func:`skdynal._adapter.eval_mode`.
 """
 
-import numbers
 
 import numpy as np
 import torch
@@ -15,6 +14,7 @@ from torch.func import functional_call, grad, jacrev, vmap
 from torch.utils._pytree import tree_map
 
 from .._adapter import resolve_learner
+from .._validation import check_batch_size
 from ..gradients import trainable_parameters
 
 __all__ = [
@@ -154,15 +154,6 @@ def check_dtype(dtype):
     return dtype
 
 
-def check_batch_size(batch_size):
-    """Validate a batch size: a positive integer or ``None`` (the net's own)."""
-    if batch_size is None:
-        return None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-        raise TypeError(f"batch_size must be a positive integer or None, got {batch_size!r}.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size}.")
-    return int(batch_size)
 
 
 def one_hot_targets(y, n_outputs, n_samples):

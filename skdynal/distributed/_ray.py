@@ -14,7 +14,7 @@ from torch.utils.data import Dataset, Subset
 
 from .._adapter import NetAdapter, resolve_learner
 from .._base import BaseQueryStrategy, BaseScoringStrategy
-from .._validation import check_feature_shape, check_n_instances, check_pool
+from .._validation import check_feature_shape, check_n_instances, check_pool, check_positive_int
 from ._sharding import merge_top_k, shard_bounds, shard_top_k, tie_break_ranks
 
 __all__ = ["RayScorer"]
@@ -271,10 +271,6 @@ def _sharding_kind(strategy):
     )
 
 
-def _check_positive_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
 
 
 def _check_resource(value, name, allow_zero):
@@ -491,12 +487,12 @@ class RayScorer(BaseQueryStrategy):
         return ray, adapter, view, source
 
     def _check_params(self):
-        _check_positive_int(self.num_workers, "num_workers")
-        _check_positive_int(self.max_retries, "max_retries", minimum=0)
+        check_positive_int(self.num_workers, "num_workers")
+        check_positive_int(self.max_retries, "max_retries", minimum=0)
         _check_resource(self.num_cpus_per_worker, "num_cpus_per_worker", allow_zero=False)
         _check_resource(self.num_gpus_per_worker, "num_gpus_per_worker", allow_zero=True)
         if self.shard_size is not None:
-            _check_positive_int(self.shard_size, "shard_size")
+            check_positive_int(self.shard_size, "shard_size")
 
     def _batch_size(self, adapter, strategy):
         size = getattr(strategy, "batch_size", None) or adapter.net.get_params_for(

@@ -17,6 +17,7 @@ from sklearn.base import clone
 from skorch import NeuralNet, NeuralNetClassifier
 from tqdm.auto import tqdm
 
+from .._validation import check_positive_int
 from ._registry import make_strategy
 from ._report import (
     format_accuracy_table,
@@ -136,12 +137,6 @@ class ExperimentResults:
 # ----------------------------------------------------------------------------- checks
 
 
-def _check_positive_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
-
-
 def _check_positive_float(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
         raise ValueError(f"{name} must be a positive number, got {value!r}.")
@@ -150,7 +145,7 @@ def _check_positive_float(value, name):
 
 def _check_seeds(seeds):
     if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
-        return list(range(_check_positive_int(seeds, "seeds")))
+        return list(range(check_positive_int(seeds, "seeds")))
     try:
         seeds = list(seeds)
     except TypeError:
@@ -599,13 +594,13 @@ def run_experiment(
         raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZERS)}, got {optimizer!r}.")
     config = {
         "dataset": str(dataset),
-        "initial": _check_positive_int(initial, "initial"),
-        "query": _check_positive_int(query, "query"),
-        "rounds": _check_positive_int(rounds, "rounds", minimum=0),
+        "initial": check_positive_int(initial, "initial"),
+        "query": check_positive_int(query, "query"),
+        "rounds": check_positive_int(rounds, "rounds", minimum=0),
         "seeds": seeds,
-        "epochs": _check_positive_int(epochs, "epochs"),
+        "epochs": check_positive_int(epochs, "epochs"),
         "lr": _check_positive_float(lr, "lr"),
-        "batch_size": _check_positive_int(batch_size, "batch_size"),
+        "batch_size": check_positive_int(batch_size, "batch_size"),
         "optimizer": optimizer,
         "weight_decay": float(weight_decay),
         "device": str(device),
@@ -643,7 +638,7 @@ def run_experiment(
     arrays = (X_train, y_train, X_test, y_test)
     previous_threads = torch.get_num_threads()
     if n_threads is not None:
-        torch.set_num_threads(_check_positive_int(n_threads, "n_threads"))
+        torch.set_num_threads(check_positive_int(n_threads, "n_threads"))
     try:
         rows = _run_cells(items, seeds, config, cells_dir, resume, progress, build_net, arrays)
     finally:

@@ -2,7 +2,7 @@
 
 from torch import nn
 
-from ._mlp import _check_positive_int
+from .._validation import check_positive_int
 
 __all__ = ["CNN"]
 
@@ -42,9 +42,9 @@ class CNN(nn.Module):
 
     def __init__(self, in_channels=3, n_classes=10, width=32):
         super().__init__()
-        _check_positive_int(in_channels, "in_channels")
-        _check_positive_int(n_classes, "n_classes")
-        _check_positive_int(width, "width")
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(n_classes, "n_classes")
+        check_positive_int(width, "width")
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, width, kernel_size=3, padding=1),
             nn.ReLU(),

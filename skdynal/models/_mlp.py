@@ -4,6 +4,8 @@ import numbers
 
 from torch import nn
 
+from .._validation import check_positive_int
+
 __all__ = ["MLP"]
 
 
@@ -36,13 +38,13 @@ class MLP(nn.Module):
 
     def __init__(self, n_features=64, hidden=(128, 128), n_classes=10, dropout=0.0):
         super().__init__()
-        _check_positive_int(n_features, "n_features")
-        _check_positive_int(n_classes, "n_classes")
+        check_positive_int(n_features, "n_features")
+        check_positive_int(n_classes, "n_classes")
         if isinstance(hidden, numbers.Integral):
             hidden = (hidden,)
         hidden = tuple(hidden)
         for width in hidden:
-            _check_positive_int(width, "each entry of hidden")
+            check_positive_int(width, "each entry of hidden")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
         layers = [nn.Flatten()]
@@ -58,7 +60,3 @@ class MLP(nn.Module):
     def forward(self, X):
         return self.layers(X)
 
-
-def _check_positive_int(value, name):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")

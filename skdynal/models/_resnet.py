@@ -3,7 +3,7 @@
 from torch import nn
 
 from .._torchvision import import_torchvision
-from ._mlp import _check_positive_int
+from .._validation import check_positive_int
 
 __all__ = ["ResNet18"]
 
@@ -36,8 +36,8 @@ class ResNet18(_tv_resnet.ResNet):
     """
 
     def __init__(self, in_channels=3, n_classes=10):
-        _check_positive_int(in_channels, "in_channels")
-        _check_positive_int(n_classes, "n_classes")
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(n_classes, "n_classes")
         super().__init__(_tv_resnet.BasicBlock, [2, 2, 2, 2], num_classes=n_classes)
         self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
         # Same initialisation torchvision gives its own convolutions.

@@ -3,7 +3,7 @@
 from torch import nn
 
 from .._torchvision import import_torchvision
-from ._mlp import _check_positive_int
+from .._validation import check_positive_int
 
 __all__ = ["VGG11"]
 
@@ -40,8 +40,8 @@ class VGG11(nn.Module):
 
     def __init__(self, in_channels=3, n_classes=10, batch_norm=True):
         super().__init__()
-        _check_positive_int(in_channels, "in_channels")
-        _check_positive_int(n_classes, "n_classes")
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(n_classes, "n_classes")
         self.features = _tv_vgg.make_layers(_tv_vgg.cfgs["A"], batch_norm=bool(batch_norm))
         if in_channels != 3:
             first = self.features[0]

@@ -8,6 +8,7 @@ import torch
 from .._adapter import eval_mode
 from .._base import BaseScoringStrategy
 from .._streaming import map_pool
+from .._validation import check_batch_size
 from ..gradients import (
     grad_stats,
     last_layer_grad_stats,
@@ -98,7 +99,7 @@ class DynamicALSampler(BaseScoringStrategy):
         """
         gamma = _check_gamma(self.gamma)
         _check_method(self.method)
-        batch_size = _check_batch_size(self.batch_size)
+        batch_size = check_batch_size(self.batch_size)
         if gamma == 0:
             return {"direction": None}
         module = adapter.module
@@ -114,7 +115,7 @@ class DynamicALSampler(BaseScoringStrategy):
         """Scores of ``X_rows`` given the round's :meth:`_scoring_state` (shardable)."""
         gamma = _check_gamma(self.gamma)
         stats_fn = _check_method(self.method)
-        batch_size = _check_batch_size(self.batch_size)
+        batch_size = check_batch_size(self.batch_size)
         module = adapter.module
         direction = state["direction"]
         loss_fn = _wrap_outputs(adapter, adapter.pseudo_label_loss())
@@ -162,14 +163,6 @@ def _check_gamma(gamma):
     return gamma
 
 
-def _check_batch_size(batch_size):
-    if batch_size is None:
-        return None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-        raise TypeError(f"batch_size must be a positive integer or None, got {batch_size!r}.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size}.")
-    return int(batch_size)
 
 
 def _check_method(method):

@@ -10,9 +10,9 @@ from sklearn.utils import check_random_state
 from .._adapter import eval_mode, explain_shape_errors
 from .._base import BaseScoringStrategy
 from .._selection import select_top_k
+from .._validation import check_batch_size
 from ..diagnostics import KernelTooLargeError, empirical_ntk
 from ..diagnostics._functional import functional_net, one_hot_targets
-from ._dynamical import _check_batch_size
 
 __all__ = ["NTKLookaheadSampler"]
 
@@ -273,7 +273,7 @@ class NTKLookaheadSampler(BaseScoringStrategy):
                 raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}.")
         _check_int(self.subset_size, "subset_size")
         _check_int(self.max_bytes, "max_bytes")
-        _check_batch_size(self.kernel_batch_size)
+        check_batch_size(self.kernel_batch_size)
         if (
             isinstance(self.ridge, bool)
             or not isinstance(self.ridge, numbers.Real)

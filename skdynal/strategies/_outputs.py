@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from .._adapter import eval_mode, explain_shape_errors
-from ._dynamical import _check_batch_size as check_batch_size
+from .._validation import check_batch_size
 
 __all__ = [
     "check_batch_size",

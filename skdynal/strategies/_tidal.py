@@ -15,7 +15,8 @@ from torch.nn.parameter import UninitializedParameter
 
 from .._adapter import eval_mode, explain_shape_errors
 from .._base import BaseScoringStrategy
-from ._dynamical import _batch_len, _check_batch_size
+from .._validation import check_batch_size, check_positive_int
+from ._dynamical import _batch_len
 
 __all__ = ["TiDALMixin", "TiDALNetClassifier", "TiDALSampler"]
 
@@ -219,7 +220,7 @@ class TiDALMixin:
     def initialize_module(self):
         """Initialise the backbone, then the prediction module on the backbone's device."""
         super().initialize_module()
-        _check_positive_int(self.tidal_width, "tidal_width")
+        check_positive_int(self.tidal_width, "tidal_width")
         weight = self.tidal_weight
         if (
             isinstance(weight, bool)
@@ -496,7 +497,7 @@ class TiDALSampler(BaseScoringStrategy):
             raise ValueError(
                 f"uncertainty must be one of {list(_UNCERTAINTIES)}, got {self.uncertainty!r}."
             )
-        batch_size = _check_batch_size(self.batch_size)
+        batch_size = check_batch_size(self.batch_size)
         net = adapter.net
         head = _check_tidal_net(net)
         module = adapter.module
@@ -545,10 +546,6 @@ def _check_tidal_net(net):
     return head
 
 
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
 
 
 #: The net class the experiment runner builds for this strategy.
