@@ -16,6 +16,8 @@ import scipy.io
 from PIL import Image
 from sklearn.utils import check_random_state
 
+from .._validation import check_positive_int
+
 __all__ = ["write_caltech101_standin", "write_cifar10_standin", "write_svhn_standin"]
 
 CIFAR10_CLASSES = [
@@ -39,11 +41,6 @@ def _class_images(labels, n_classes, shape_chw, rng):
     noise = rng.normal(0.0, 30.0, size=(len(labels), *shape_chw))
     return np.clip(colours[labels] + noise, 0, 255).astype(np.uint8)
 
-
-def _check_count(value, name, minimum=1):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
 
 
 def write_cifar10_standin(root, n_train=50, n_test=10, random_state=0):
@@ -72,8 +69,8 @@ def write_cifar10_standin(root, n_train=50, n_test=10, random_state=0):
     folder : str
         The ``cifar-10-batches-py`` folder written.
     """
-    n_train = _check_count(n_train, "n_train", minimum=5)
-    n_test = _check_count(n_test, "n_test")
+    n_train = check_positive_int(n_train, "n_train", minimum=5)
+    n_test = check_positive_int(n_test, "n_test")
     rng = check_random_state(random_state)
     folder = os.path.join(os.fspath(root), "cifar-10-batches-py")
     os.makedirs(folder, exist_ok=True)
@@ -127,8 +124,8 @@ def write_svhn_standin(root, n_train=50, n_test=20, random_state=0):
     folder : str
         The ``svhn`` folder written.
     """
-    n_train = _check_count(n_train, "n_train")
-    n_test = _check_count(n_test, "n_test")
+    n_train = check_positive_int(n_train, "n_train")
+    n_test = check_positive_int(n_test, "n_test")
     rng = check_random_state(random_state)
     folder = os.path.join(os.fspath(root), "svhn")
     os.makedirs(folder, exist_ok=True)
@@ -172,7 +169,7 @@ def write_caltech101_standin(root, n_classes=5, per_class=5, n_background=3, ran
     folder : str
         The ``101_ObjectCategories`` folder written.
     """
-    n_classes = _check_count(n_classes, "n_classes")
+    n_classes = check_positive_int(n_classes, "n_classes")
     if n_classes > len(CALTECH101_SAMPLE_CLASSES):
         raise ValueError(
             f"n_classes must be at most {len(CALTECH101_SAMPLE_CLASSES)}, got {n_classes}."
@@ -185,8 +182,8 @@ def write_caltech101_standin(root, n_classes=5, per_class=5, n_background=3, ran
             raise ValueError(
                 f"per_class has {len(counts)} entries but n_classes is {n_classes}."
             )
-    counts = [_check_count(c, "per_class", minimum=2) for c in counts]
-    n_background = _check_count(n_background, "n_background", minimum=0)
+    counts = [check_positive_int(c, "per_class", minimum=2) for c in counts]
+    n_background = check_positive_int(n_background, "n_background", minimum=0)
     rng = check_random_state(random_state)
     folder = os.path.join(os.fspath(root), "caltech101", "101_ObjectCategories")
     colours = rng.uniform(40.0, 215.0, size=(n_classes + 1, 3))

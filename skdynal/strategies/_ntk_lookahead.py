@@ -10,7 +10,7 @@ from sklearn.utils import check_random_state
 from .._adapter import eval_mode, explain_shape_errors
 from .._base import BaseScoringStrategy
 from .._selection import select_top_k
-from .._validation import check_batch_size
+from .._validation import check_batch_size, check_positive_int
 from ..diagnostics import KernelTooLargeError, empirical_ntk
 from ..diagnostics._functional import functional_net, one_hot_targets
 
@@ -271,8 +271,8 @@ class NTKLookaheadSampler(BaseScoringStrategy):
         ]:
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}.")
-        _check_int(self.subset_size, "subset_size")
-        _check_int(self.max_bytes, "max_bytes")
+        check_positive_int(self.subset_size, "subset_size")
+        check_positive_int(self.max_bytes, "max_bytes")
         check_batch_size(self.kernel_batch_size)
         if (
             isinstance(self.ridge, bool)
@@ -377,7 +377,3 @@ def _subset_seed(random_state):
         return check_random_state(random_state).randint(2**31 - 1)
     return random_state
 
-
-def _check_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
