@@ -138,25 +138,23 @@ class BADGESampler(BaseQueryStrategy):
         self.batch_size = batch_size
         self.random_state = random_state
 
-    def _query(self, adapter, X_pool, n_instances, random_state):
-        H, A = embeddings(
+    def _gradient_embedding_factors(self, adapter, X):
+        """``(H, A)``: last-layer inputs and output gradients, the factors of ``A ⊗ H``."""
+        return embeddings(
             adapter,
-            X_pool,
+            X,
             layer_name=self.embedding_layer,
             batch_size=check_batch_size(self.batch_size),
             output_gradients=True,
         )
+
+    def _query(self, adapter, X_pool, n_instances, random_state):
+        H, A = self._gradient_embedding_factors(adapter, X_pool)
         return kmeans_plusplus_seeding(A, H, n_instances, random_state)
 
     # Sharded form of _query (RayScorer): per-row (H, A) on workers, seeding on the driver.
     def _row_outputs(self, adapter, state, X_rows):
-        H, A = embeddings(
-            adapter,
-            X_rows,
-            layer_name=self.embedding_layer,
-            batch_size=check_batch_size(self.batch_size),
-            output_gradients=True,
-        )
+        H, A = self._gradient_embedding_factors(adapter, X_rows)
         return H.cpu().numpy(), A.cpu().numpy()
 
     def _select_from_outputs(self, adapter, state, outputs, n_instances, random_state):
