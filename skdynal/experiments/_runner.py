@@ -1,6 +1,5 @@
 """The active learning protocol of the dynamicAL experiments, resumable and seeded."""
 
-import contextlib
 import hashlib
 import inspect
 import json
@@ -17,6 +16,7 @@ from sklearn.base import clone
 from skorch import NeuralNet, NeuralNetClassifier
 from tqdm.auto import tqdm
 
+from .._random import seeded_global_rngs
 from .._validation import check_positive_int
 from ._registry import make_strategy
 from ._report import (
@@ -350,23 +350,6 @@ def _net_factory(model, config, X_train, n_classes, module_kwargs, net_kwargs):
 # ----------------------------------------------------------------------------- cells
 
 
-@contextlib.contextmanager
-def _seeded(seed):
-    """Seed numpy's and torch's global generators, restore their CPU states afterwards.
-
-    The global numpy generator is seeded too because modAL query functions and user
-    strategies may draw from it.
-    """
-    numpy_state = np.random.get_state()  # noqa: NPY002
-    torch_state = torch.random.get_rng_state()
-    np.random.seed(seed)  # noqa: NPY002
-    torch.manual_seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(numpy_state)  # noqa: NPY002
-        torch.random.set_rng_state(torch_state)
-
 
 def _accuracy(net, X_test, y_test):
     return float(np.mean(net.predict(X_test) == y_test))
@@ -410,7 +393,7 @@ def _run_cell(label, strategy, seed, build_net, arrays, config, on_round):
     rng = np.random.RandomState(seed)
     labeled = rng.choice(len(X_train), size=config["initial"], replace=False)
     pool = np.setdiff1d(np.arange(len(X_train)), labeled)
-    with _seeded(seed), warnings.catch_warnings():
+    with seeded_global_rngs(seed), warnings.catch_warnings():
         # modAL passes check_X_y(force_all_finite=...), deprecated in scikit-learn 1.6.
         warnings.filterwarnings("ignore", message=".*force_all_finite.*", category=FutureWarning)
         # A strategy that needs its own net class (TiDAL records training dynamics while

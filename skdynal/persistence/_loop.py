@@ -1,17 +1,16 @@
 """A modAL active learning loop that survives being killed at any point."""
 
-import contextlib
 import functools
 import hashlib
 import json
 import numbers
 import pickle
-import random
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from .._random import seeded_global_rngs
 from ._checkpoint import CheckpointError, list_checkpoints, read_checkpoint, write_checkpoint
 from ._journal import JournalError, LabelJournal, _as_id_list, _as_label
 
@@ -57,27 +56,6 @@ def _save_param_file(net, arg, path):
 def _derived_seed(random_state, round_number, purpose):
     return int(np.random.SeedSequence([random_state, round_number, purpose]).generate_state(1)[0])
 
-
-@contextlib.contextmanager
-def _seeded_rngs(seed):
-    """Seed the global torch, numpy and ``random`` generators; restore them afterwards."""
-    import torch
-
-    devices = []
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        devices = list(range(torch.cuda.device_count()))
-    # the global generators are what skorch, torch and legacy strategies draw from
-    np_state = np.random.get_state()  # noqa: NPY002
-    py_state = random.getstate()
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        np.random.seed(seed)  # noqa: NPY002
-        random.seed(seed)
-        try:
-            yield
-        finally:
-            np.random.set_state(np_state)  # noqa: NPY002
-            random.setstate(py_state)
 
 
 def _pool_fingerprint(X_pool, pool_ids):
@@ -388,7 +366,7 @@ class ResumableLoop:
                     raise CheckpointError(
                         f"checkpoint {ckpt} holds a skorch net; pass a skorch net to resume."
                     )
-                with _seeded_rngs(0):
+                with seeded_global_rngs(0):
                     estimator.initialize()
                     estimator.load_params(**{arg: files[name]
                                              for name, arg in _SKORCH_FILES.items()})
@@ -486,7 +464,7 @@ class ResumableLoop:
                 f"n_instances={n_instances} but only {len(rows)} pool samples are unlabeled."
             )
         X_unlabeled = self._X_pool[rows]
-        with _seeded_rngs(_derived_seed(self._random_state, number, _QUERY)):
+        with seeded_global_rngs(_derived_seed(self._random_state, number, _QUERY)):
             strategy = self.learner.query_strategy
             if hasattr(strategy, "select"):
                 # skdynal strategies give their scores whatever modAL version is installed
@@ -534,7 +512,7 @@ class ResumableLoop:
     def _teach(self, record):
         rows = [self._row[pid] for pid in record.pool_ids]
         y_new = np.asarray([record.labels[pid] for pid in record.pool_ids])
-        with _seeded_rngs(_derived_seed(self._random_state, record.round, _FIT)), \
+        with seeded_global_rngs(_derived_seed(self._random_state, record.round, _FIT)), \
                 warnings.catch_warnings():
             # modAL 0.4.1 passes scikit-learn's deprecated ``force_all_finite``
             warnings.filterwarnings("ignore", message=".*force_all_finite.*",
