@@ -12,13 +12,14 @@ the final linear layer for very large models.
 """
 
 from ._common import GradStats, trainable_parameters
-from ._engine import DEFAULT_MAX_BUFFER_BYTES, grad_stats
+from ._engine import DEFAULT_CPU_MAX_BUFFER_BYTES, DEFAULT_MAX_BUFFER_BYTES, grad_stats
 from ._labeled import forward, summed_loss_gradient
 from ._last_layer import last_layer_grad_stats
 from ._reference import reference_grad_stats
 from ._rules import GradRule, MaterializingRule, get_rule, register_rule
 
 __all__ = [
+    "DEFAULT_CPU_MAX_BUFFER_BYTES",
     "DEFAULT_MAX_BUFFER_BYTES",
     "GradRule",
     "GradStats",

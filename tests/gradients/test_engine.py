@@ -303,3 +303,25 @@ def test_user_hooks_that_change_inputs_and_outputs_are_respected():
     stats = grad_stats(model, cross_entropy, x, y, direction)
     assert_matches(stats, brute_force_grad_stats(model, cross_entropy, x, y, direction))
     assert len(model[0]._forward_hooks) == 1 and len(model[2]._forward_pre_hooks) == 1
+
+
+def test_default_buffer_bound_is_small_on_the_cpu_and_explicit_bound_is_used(monkeypatch):
+    from skdynal.gradients import DEFAULT_CPU_MAX_BUFFER_BYTES
+    from skdynal.gradients._rules import ConvRule
+
+    seen = []
+    accumulate = ConvRule.accumulate
+
+    def recording(self, module, args, delta, params, dirs, sq, dots, max_buffer_bytes):
+        seen.append(max_buffer_bytes)
+        return accumulate(self, module, args, delta, params, dirs, sq, dots, max_buffer_bytes)
+
+    monkeypatch.setattr(ConvRule, "accumulate", recording)
+    model, x = _prepare("vanilla_cnn")
+    y = _pseudo_labels(model, x)
+    grad_stats(model, cross_entropy, x, y)
+    assert seen and set(seen) == {DEFAULT_CPU_MAX_BUFFER_BYTES}
+    assert DEFAULT_CPU_MAX_BUFFER_BYTES == 4 * 2**20
+    seen.clear()
+    grad_stats(model, cross_entropy, x, y, max_buffer_bytes=12345)
+    assert set(seen) == {12345}
