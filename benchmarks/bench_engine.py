@@ -132,13 +132,13 @@ def worker(args):
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     note = ""
-    if args.method == "backpack":
-        # BackPACK's module hooks fail on in-place ops applied to a layer's output.
+    if args.method in ("backpack", "opacus"):
+        # Their module hooks fail on in-place ops applied to a layer's output.
         model, _ = build_model(args.model, inplace=False)
         for m in model.modules():
             if isinstance(getattr(m, "inplace", None), bool):
                 m.inplace = False
-        note = "in-place ReLU (and residual add) turned off for BackPACK"
+        note = "in-place ReLU (and residual add) turned off"
     else:
         model, _ = build_model(args.model)
     model = model.to(device).eval()
@@ -166,6 +166,7 @@ def worker(args):
 
     n_scored = args.pool
     batch = args.batch
+    comparable = True
 
     def floor_score(x):
         loss = pseudo_label_loss(model(x), None).sum()
@@ -228,12 +229,23 @@ def worker(args):
 
     elif args.method == "opacus":
         from opacus import GradSampleModule
+        from opacus.validators import ModuleValidator
 
+        note += "; module in train() mode (Opacus hooks skip eval mode)"
+        if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            # Opacus refuses BatchNorm; its own fix swaps in GroupNorm. Time is comparable,
+            # the scores are not (another model), so agreement is not reported.
+            model = ModuleValidator.fix(model).to(device)
+            _out_of_place_residuals(model)  # the fixed copy's blocks use the class forward
+            params = [p for p in model.parameters() if p.requires_grad]
+            direction = summed_loss_gradient(model, cross_entropy, [(labeled_x, labeled_y)])
+            note += "; BatchNorm replaced by GroupNorm (ModuleValidator.fix): another model"
+            comparable = False
         wrapped = GradSampleModule(model, loss_reduction="sum")
-        # Opacus records activations only in training mode; these models have no dropout
-        # and Opacus refuses BatchNorm, so train mode computes the same function here.
+        # Opacus records activations only in training mode; the MLP and CNN have no dropout
+        # and no BatchNorm, and GroupNorm does not mix samples, so train mode computes the
+        # same function here.
         wrapped.train()
-        note = "module in train() mode (Opacus hooks skip eval mode)"
         batch = materialising_batch
         if batch < args.batch:
             note += f"; batch {batch} (B x P bound {args.max_materialized_bytes:.0e} B)"
@@ -304,7 +316,7 @@ def worker(args):
                 break
         result["paired"] = paired
         result["paired_ratio"] = min(paired["engine"]) / min(paired["floor"])
-    if deltas is not None:
+    if deltas is not None and comparable:
         torch.save(deltas, args.delta_out)
     Path(args.json_out).write_text(json.dumps(result))
 
@@ -596,12 +608,15 @@ def _targets(summary):
             check(f"{label}: engine peak / floor peak ≤ 2.5 at every pool size",
                   max(e / max(f, 1) for e, f in zip(engine, floor, strict=True)),
                   lambda v: v <= 2.5)
-            engine_growth = engine[-1] / max(engine[0], 1)
-            floor_growth = floor[-1] / max(floor[0], 1)
-            check(f"{label}: engine peak, largest / smallest pool (floor: "
-                  f"{floor_growth:.2f}; flat ≈ 1)", engine_growth, lambda v: v <= 1.25)
-            check(f"{label}: engine growth / floor growth (flat relative to the floor ≈ 1)",
-                  engine_growth / floor_growth, lambda v: v <= 1.1)
+            engine_spread = max(engine) / max(min(engine), 1)
+            floor_spread = max(floor) / max(min(floor), 1)
+            if label == "fixed mmap threshold":  # resident set = live memory
+                check(f"{label}: engine peak, largest / smallest over the sweep (floor: "
+                      f"{floor_spread:.2f}; flat ≈ 1)", engine_spread, lambda v: v <= 1.25)
+            else:  # resident set includes free heap glibc keeps; compare with the floor's
+                check(f"{label}: engine peak, largest / smallest over the sweep, no more "
+                      f"than the floor's ({floor_spread:.2f})", engine_spread,
+                      lambda v, bound=floor_spread: v <= max(bound, 1.25))
     lines.append("")
     return lines
 

@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 import traceback
-import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -154,40 +153,37 @@ def zygote():
 
 # ---------------------------------------------------------------------- driver side
 class Zygote:
-    """A warm zygote process started with ``subprocess.Popen``."""
+    """A warm zygote process started with ``subprocess.Popen``.
+
+    Its output is read from the raw pipe with ``os.read`` and split into lines here: a
+    buffered ``readline`` can pull several lines out of the pipe at once, after which
+    ``select`` on the pipe waits for output that was already read.
+    """
 
     def __init__(self, timeout=120.0):
         self.timeout = timeout
-        self.stuck_kills = 0
-        self._start()
-
-    def _start(self):
         # one thread per process: worker pools of OpenMP/MKL/OpenBLAS do not survive fork
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "OPENBLAS_NUM_THREADS": "1"}
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from tests.persistence._crash import zygote; zygote()"],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-            env=env,
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, env=env,
         )
+        self._pending = b""
         self._expect("zygote-ready")
 
-    def _read(self, kill_stuck_child=False):
-        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
-        if not ready and kill_stuck_child and self._kill_children():
-            # A forked child of the test harness stopped making progress (seen very rarely
-            # on a loaded machine, cause unknown). SIGKILL it like any other kill point: the
-            # journal and checkpoints must survive it all the same, and that is checked.
-            warnings.warn(f"crash-test child silent for {self.timeout} s; killed it",
-                          stacklevel=2)
-            self.stuck_kills += 1
+    def _read(self):
+        while b"\n" not in self._pending:
             ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
-        if not ready:
-            raise TimeoutError("crash-test child produced no output for "
-                               f"{self.timeout} s (hung?)")
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("crash-test zygote exited unexpectedly")
+            if not ready:
+                raise TimeoutError("crash-test harness produced no output for "
+                                   f"{self.timeout} s (a stuck child dumps its stack to "
+                                   "stderr after 60 s)")
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                raise RuntimeError("crash-test zygote exited unexpectedly")
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
         return json.loads(line)
 
     def _expect(self, event):
@@ -199,37 +195,14 @@ class Zygote:
     def run(self, cfg, kill_after_event=None, delay=0.0):
         """Run one child; SIGKILL it ``delay`` s after its ``kill_after_event``-th event.
 
-        Returns the child's events and whether it died by SIGKILL. If the harness itself
-        stops answering (seen very rarely on a loaded machine), every process of it is
-        SIGKILLed, a fresh zygote started, and the run counts as killed: to the journal
-        and the checkpoints this is one more kill at an unknown point, which they must
-        survive like any other (and that is checked afterwards).
+        Returns the child's events and whether it died by SIGKILL.
         """
-        try:
-            return self._run(cfg, kill_after_event, delay)
-        except TimeoutError:
-            warnings.warn("crash-test harness silent; restarting it", stacklevel=2)
-            self.stuck_kills += 1
-            self._kill_children()
-            self.proc.kill()
-            self.proc.wait()
-            self.proc.stdin.close()
-            self.proc.stdout.close()
-            self._start()
-            return [], True
-
-    def _run(self, cfg, kill_after_event, delay):
-        self.proc.stdin.write(json.dumps(cfg) + "\n")
-        self.proc.stdin.flush()
-        message = self._read(kill_stuck_child=True)
-        if message["event"] == "exit":  # stuck before it reported its pid, and killed
-            return [], message["killed"]
-        if message["event"] != "pid":
-            raise RuntimeError(f"expected 'pid' from the zygote, got {message}")
+        self.proc.stdin.write((json.dumps(cfg) + "\n").encode())
+        message = self._expect("pid")
         pid = message["pid"]
         events = []
         while True:
-            message = self._read(kill_stuck_child=True)
+            message = self._read()
             if message["event"] == "exit":
                 if not message["killed"] and message["code"] != 0:
                     raise RuntimeError(f"crash-test child exited with code {message['code']} "
@@ -244,20 +217,6 @@ class Zygote:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:  # already finished and reaped
                     pass
-
-    def _kill_children(self):
-        """SIGKILL the zygote's forked children; return whether there was one."""
-        try:
-            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as handle:
-                children = [int(pid) for pid in handle.read().split()]
-        except OSError:
-            return False
-        for pid in children:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        return bool(children)
 
     def close(self):
         self.proc.stdin.close()
@@ -343,7 +302,7 @@ def run_trial(zygote, directory, plans, cfg, reference, y):
         committed = labels
         if not killed:
             break
-    events, killed = _run_to_completion(zygote, {**cfg, "dir": str(directory)})
+    events, killed = zygote.run({**cfg, "dir": str(directory)})
     assert not killed and events[-1]["event"] == "done", events[-1:]
     rounds, state, params, strategy = _final_state(directory)
     ref_rounds, ref_state, ref_params, ref_strategy = reference
@@ -356,21 +315,10 @@ def run_trial(zygote, directory, plans, cfg, reference, y):
     return phases
 
 
-def _run_to_completion(zygote, cfg, tries=3):
-    """Run (or resume) a child meant to finish; rerun it only if the harness had to kill it
-    for being stuck (resuming after a kill must reach the same final state)."""
-    for _ in range(tries):
-        before = zygote.stuck_kills
-        events, killed = zygote.run(cfg)
-        if not (killed and zygote.stuck_kills > before):
-            break
-    return events, killed
-
-
 def reference_run(zygote, workdir, cfg):
     """An uninterrupted run; returns its final state for :func:`run_trial`."""
     directory = Path(workdir) / "reference"
-    events, killed = _run_to_completion(zygote, {**cfg, "dir": str(directory)})
+    events, killed = zygote.run({**cfg, "dir": str(directory)})
     assert not killed and events[-1]["event"] == "done"
     return _final_state(directory)
 
