@@ -225,6 +225,7 @@ class Zygote:
         except subprocess.TimeoutExpired:  # idle, only tearing down torch: no need to wait
             self.proc.kill()
             self.proc.wait()
+        self.proc.stdout.close()
 
 
 def _journal_state(directory):
