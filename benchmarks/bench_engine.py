@@ -177,9 +177,11 @@ def worker(args):
         score = floor_score
 
     elif args.method == "engine":
+        buffer_bytes = int(args.buffer_mib * 2**20) or None
 
         def score(x):
-            stats = grad_stats(model, pseudo_label_loss, x, dummy[: len(x)], direction)
+            stats = grad_stats(model, pseudo_label_loss, x, dummy[: len(x)], direction,
+                               max_buffer_bytes=buffer_bytes)
             return stats.sq_norms + 2 * stats.dots
 
     elif args.method == "vmap":
@@ -350,6 +352,7 @@ def run_worker(args, model, method, pool, tmp, repeats=None, env=None):
         "--device", args.device, "--loop-samples", str(args.loop_samples),
         "--repeats", str(repeats or args.repeats), "--threads", str(args.threads or 0),
         "--max-materialized-bytes", str(args.max_materialized_bytes),
+        "--buffer-mib", str(args.buffer_mib),
         "--slow-pool", str(args.slow_pools.get(model, 0)),
         *(["--paired"] if method == "engine" and repeats is None else []),
         "--delta-out", str(delta_out), "--json-out", str(json_out),
@@ -401,6 +404,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--max-materialized-bytes", type=float, default=2e9,
                         help="bound on B x P for vmap / BackPACK / Opacus batches")
+    parser.add_argument("--buffer-mib", type=float, default=0,
+                        help="max_buffer_bytes of the engine in MiB (0: its default)")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--paired", action="store_true", help=argparse.SUPPRESS)
@@ -442,7 +447,8 @@ def main(argv=None):
         + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else
            f" ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores,"
            " shared with other jobs)"),
-        f"- torch {torch.__version__}, torch threads: {threads}",
+        f"- torch {torch.__version__}, torch threads: {threads}"
+        + (f", engine max_buffer_bytes: {args.buffer_mib:g} MiB" if args.buffer_mib else ""),
         "- Allocator: " + ", ".join(f"{k}={v}" for k, v in allocator.items()),
         f"- Pool {args.pool}, batch {args.batch}, pseudo labels by argmax of the same "
         "forward pass, G = summed gradient over a labeled batch of the same size; random "
@@ -571,11 +577,13 @@ def _targets(summary):
         rows = summary.get(model, {})
         if key not in rows.get(a, {}) or key not in rows.get(b, {}):
             return None
-        return rows[a][key] / rows[b][key]
+        return rows[a][key] / rows[b][key] if rows[b][key] else float("nan")
 
     def check(label, value, ok):
         if value is None:
             lines.append(f"- {label}: not measured")
+        elif value != value:  # NaN: the floor measured zero (tiny pools)
+            lines.append(f"- {label}: n/a (zero in the denominator)")
         else:
             lines.append(f"- {label}: {value:.2f} — {'met' if ok(value) else 'MISSED'}")
 
