@@ -2,6 +2,7 @@
 
 import contextlib
 import copy
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,7 +106,16 @@ class NetAdapter:
             # DataLoader draws a base seed even without shuffling; a private generator keeps
             # scoring from moving torch's global random state (and so the next training run).
             kwargs["generator"] = torch.Generator()
-        for X_batch, y_batch in self.net.iterator_valid(dataset, **kwargs):
+        batches = iter(self.net.iterator_valid(dataset, **kwargs))
+        while True:
+            with warnings.catch_warnings():
+                # A read-only pool (np.load(..., mmap_mode="r")) is only ever read; torch's
+                # warning about tensors on non-writable arrays would only alarm the user.
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                batch = next(batches, None)
+            if batch is None:
+                return
+            X_batch, y_batch = batch
             yield self.to_device(X_batch), (None if y is None else to_tensor(y_batch, self.device))
 
     def n_batches(self, n_samples, batch_size=None):

@@ -1,5 +1,8 @@
 """Scoring streams the pool: memory-mapped and Dataset pools, OOM retries, interruptions."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -107,3 +110,37 @@ def test_keyboard_interrupt_leaves_the_net_unchanged(labeled_and_pool):
         DynamicALSampler(batch_size=10).score(net, X_pool, X_labeled=X_lab, y_labeled=y_lab)
     net.module_.calls = 3
     assert_unchanged(net.module_, before)
+
+
+def test_read_only_memory_mapped_pool_raises_no_torch_warning(tmp_path):
+    # torch warns once per process, so the check runs in a fresh interpreter.
+    script = f"""
+import warnings
+import subprocess
+import sys
+
+import numpy as np
+import torch
+from skorch import NeuralNetClassifier
+from skdynal import DynamicALSampler
+
+rng = np.random.RandomState(0)
+X = rng.rand(40, 8).astype(np.float32)
+y = np.arange(40) % 3
+np.save({str(tmp_path / "pool.npy")!r}, X)
+pool = np.load({str(tmp_path / "pool.npy")!r}, mmap_mode="r")
+torch.manual_seed(0)
+net = NeuralNetClassifier(torch.nn.Linear, module__in_features=8, module__out_features=3,
+                          criterion=torch.nn.CrossEntropyLoss, max_epochs=1,
+                          train_split=None, verbose=0).fit(X, y)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    scores = DynamicALSampler().score(net, pool, X_labeled=X[:10], y_labeled=y[:10])
+assert np.isfinite(scores).all() and len(scores) == 40
+print([str(w.message) for w in caught])
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "not writable" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
