@@ -183,23 +183,17 @@ def grad_stats(
     ]
 
     if ruled:
-        edges = [calls[id(layer.module)].edge for layer in ruled]
-        with torch.enable_grad():
-            total = losses.sum()
-        deltas = list(torch.autograd.grad(total, edges, allow_unused=True))
-        del total
-        del losses
-        with torch.no_grad():
-            for i, layer in enumerate(ruled):
-                delta, call = deltas[i], calls[id(layer.module)]
-                deltas[i] = None
-                if delta is not None:
-                    local_dirs = None
-                    if direction is not None:
-                        local_dirs = {
-                            local: direction[qualified].detach()
-                            for local, qualified in layer.qualified.items()
-                        }
+
+        def apply_rule(layer, delta):
+            call = calls[id(layer.module)]
+            if delta is not None:
+                local_dirs = None
+                if direction is not None:
+                    local_dirs = {
+                        local: direction[qualified].detach()
+                        for local, qualified in layer.qualified.items()
+                    }
+                with torch.no_grad():
                     get_rule(layer.module).accumulate(
                         layer.module,
                         call.args,
@@ -210,7 +204,15 @@ def grad_stats(
                         dots,
                         max_buffer_bytes,
                     )
-                call.args = call.edge = None
+            call.args = call.edge = None
+
+        with torch.enable_grad():
+            total = losses.sum()
+        del losses
+        _backward_with_rules(
+            total, [(layer, calls[id(layer.module)].edge) for layer in ruled], apply_rule
+        )
+        del total
     else:
         del losses
 
@@ -221,6 +223,61 @@ def grad_stats(
             sq_norms, dots, fallback_buffer,
         )
     return GradStats(sq_norms=sq_norms, dots=dots)
+
+
+def _backward_with_rules(total, layer_edges, apply_rule):
+    """Backpropagate ``total`` once, calling ``apply_rule(layer, delta)`` for every layer.
+
+    Layers with another ruled layer below them in the backward graph get their ``delta``
+    in a pre-hook of their output's autograd node, just before it runs, so each gradient
+    is used and released as the backward pass goes instead of all of them being held to
+    the end. Only the gradients of the lowest ruled layers are requested from
+    ``torch.autograd.grad`` (that makes the pass run through all the others).
+    """
+    root = total.grad_fn
+    nodes = {}
+    for layer, edge in layer_edges:
+        nodes.setdefault(edge.node, []).append((layer, edge.output_nr))
+    lowest = _nodes_without_ruled_descendants(root, set(nodes))
+    hooked = [node for node in nodes if node not in lowest]
+
+    def make_pre_hook(node):
+        def pre_hook(grad_outputs):
+            for layer, output_nr in nodes[node]:
+                apply_rule(layer, grad_outputs[output_nr])
+            return None
+
+        return pre_hook
+
+    handles = [node.register_prehook(make_pre_hook(node)) for node in hooked]
+    requested = [(layer, edge) for layer, edge in layer_edges if edge.node in lowest]
+    try:
+        deltas = list(
+            torch.autograd.grad(total, [edge for _, edge in requested], allow_unused=True)
+        )
+    finally:
+        for handle in handles:
+            handle.remove()
+    for i, (layer, _) in enumerate(requested):
+        delta, deltas[i] = deltas[i], None
+        apply_rule(layer, delta)
+
+
+def _nodes_without_ruled_descendants(root, ruled_nodes):
+    """The ruled nodes from which no other ruled node is reachable in the backward graph."""
+    below = {}  # node -> whether a ruled node is reachable from it (itself excluded)
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if node in below:
+            continue
+        children = [child for child, _ in node.next_functions if child is not None]
+        if not expanded:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if child not in below)
+            continue
+        below[node] = any(child in ruled_nodes or below[child] for child in children)
+    return {node for node in ruled_nodes if not below.get(node, False)}
 
 
 class _Call:
