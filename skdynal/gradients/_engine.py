@@ -3,8 +3,10 @@
 Forward hooks record every ruled layer's input and the autograd edge of its output; one
 backward of the summed loss asks only for the gradients at those outputs (no parameter
 gradients are formed), and each layer's rule (:mod:`._rules`) turns input and output
-gradient into the layer's share of ``||g_u||^2`` and ``<g_u, G>``. Parameters that no rule
-can handle exactly take a ``torch.func`` path restricted to them.
+gradient into the layer's share of ``||g_u||^2`` and ``<g_u, G>``, in a pre-hook of the
+layer's autograd node as the backward pass reaches it, so that each output gradient is
+released once used. Parameters that no rule can handle exactly take a ``torch.func`` path
+restricted to them.
 """
 
 import itertools
@@ -443,4 +445,10 @@ def _check_losses(losses):
         raise ValueError(
             "loss_fn must return per-sample losses of shape (B,), got "
             f"{type(losses).__name__} with shape {shape}. Use reduction='none'."
+        )
+    if not losses.requires_grad:
+        raise ValueError(
+            "loss_fn returned losses that do not depend on the module's parameters (no "
+            "autograd graph). It must compute them from the outputs with differentiable "
+            "torch operations, without .detach(), .item() or NumPy."
         )

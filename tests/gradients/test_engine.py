@@ -274,6 +274,8 @@ def test_bad_inputs_are_rejected_clearly():
     y = _pseudo_labels(model, x)
     with pytest.raises(ValueError, match="per-sample losses"):
         grad_stats(model, lambda o, t: F.cross_entropy(o, t), x, y)
+    with pytest.raises(ValueError, match="do not depend on the module's parameters"):
+        grad_stats(model, lambda o, t: cross_entropy(o.detach(), t), x, y)
     with pytest.raises(ValueError, match="lacks the trainable parameters"):
         grad_stats(model, cross_entropy, x, y, {"fc.weight": model.fc.weight})
     bad = random_direction(model)
