@@ -65,14 +65,15 @@ def build_model(name, inplace=True):
 
         model = ResNet18(n_classes=N_CLASSES)
         if not inplace:
-            _out_of_place_residuals(model)
+            _without_in_place_ops(model)
         return model, "skdynal.models.ResNet18 (torchvision resnet18, 3x3 stem, no maxpool), " \
             "10 classes, BatchNorm (eval)"
     raise ValueError(f"unknown model {name!r}")
 
 
-def _out_of_place_residuals(model):
-    """Make torchvision's ``BasicBlock`` add its shortcut out of place (for BackPACK)."""
+def _without_in_place_ops(model):
+    """Turn off in-place ReLU and make torchvision's ``BasicBlock`` add its shortcut out of
+    place: BackPACK's and Opacus' module hooks fail on in-place ops on a layer's output."""
     import types
 
     from skdynal._torchvision import import_torchvision
@@ -85,6 +86,8 @@ def _out_of_place_residuals(model):
         return block.relu(block.bn2(block.conv2(out)) + identity)
 
     for module in model.modules():
+        if isinstance(getattr(module, "inplace", None), bool):
+            module.inplace = False
         if isinstance(module, basic_block):
             module.forward = types.MethodType(forward, module)
 
@@ -133,11 +136,7 @@ def worker(args):
     device = torch.device(args.device)
     note = ""
     if args.method in ("backpack", "opacus"):
-        # Their module hooks fail on in-place ops applied to a layer's output.
         model, _ = build_model(args.model, inplace=False)
-        for m in model.modules():
-            if isinstance(getattr(m, "inplace", None), bool):
-                m.inplace = False
         note = "in-place ReLU (and residual add) turned off"
     else:
         model, _ = build_model(args.model)
@@ -238,7 +237,7 @@ def worker(args):
             # Opacus refuses BatchNorm; its own fix swaps in GroupNorm. Time is comparable,
             # the scores are not (another model), so agreement is not reported.
             model = ModuleValidator.fix(model).to(device)
-            _out_of_place_residuals(model)  # the fixed copy's blocks use the class forward
+            _without_in_place_ops(model)  # the fixed copy's blocks use the class forward
             params = [p for p in model.parameters() if p.requires_grad]
             direction = summed_loss_gradient(model, cross_entropy, [(labeled_x, labeled_y)])
             note += "; BatchNorm replaced by GroupNorm (ModuleValidator.fix): another model"
