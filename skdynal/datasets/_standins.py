@@ -42,7 +42,6 @@ def _class_images(labels, n_classes, shape_chw, rng):
     return np.clip(colours[labels] + noise, 0, 255).astype(np.uint8)
 
 
-
 def write_cifar10_standin(root, n_train=50, n_test=10, random_state=0):
     """Write a tiny CIFAR-10 in the official python-pickle layout.
 

@@ -350,7 +350,6 @@ def _net_factory(model, config, X_train, n_classes, module_kwargs, net_kwargs):
 # ----------------------------------------------------------------------------- cells
 
 
-
 def _accuracy(net, X_test, y_test):
     return float(np.mean(net.predict(X_test) == y_test))
 

@@ -57,7 +57,6 @@ def _derived_seed(random_state, round_number, purpose):
     return int(np.random.SeedSequence([random_state, round_number, purpose]).generate_state(1)[0])
 
 
-
 def _pool_fingerprint(X_pool, pool_ids):
     digest = hashlib.sha256()
     digest.update(json.dumps([str(X_pool.dtype), list(X_pool.shape), pool_ids]).encode())

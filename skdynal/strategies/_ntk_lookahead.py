@@ -376,4 +376,3 @@ def _subset_seed(random_state):
     if random_state is None or isinstance(random_state, np.random.RandomState):
         return check_random_state(random_state).randint(2**31 - 1)
     return random_state
-

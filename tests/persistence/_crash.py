@@ -198,8 +198,7 @@ class Zygote:
         Returns the child's events and whether it died by SIGKILL.
         """
         self.proc.stdin.write((json.dumps(cfg) + "\n").encode())
-        message = self._expect("pid")
-        pid = message["pid"]
+        pid = self._expect("pid")["pid"]
         events = []
         while True:
             message = self._read()
