@@ -2,6 +2,8 @@
 
 from ._digits import load_digits_split
 from ._images import load_caltech101, load_cifar10, load_svhn
+from ._synthetic import load_diverging_sin, load_three_clust
+from ._tabular import load_breast_cancer_split
 
 __all__ = ["DATASETS", "load_dataset"]
 
@@ -11,6 +13,9 @@ DATASETS = {
     "cifar10": load_cifar10,
     "svhn": load_svhn,
     "caltech101": load_caltech101,
+    "breast_cancer": load_breast_cancer_split,
+    "three_clust": load_three_clust,
+    "diverging_sin": load_diverging_sin,
 }
 
 
@@ -19,7 +24,8 @@ def load_dataset(name, **kwargs):
 
     Parameters
     ----------
-    name : {'digits', 'cifar10', 'svhn', 'caltech101'}
+    name : {'digits', 'breast_cancer', 'three_clust', 'diverging_sin', 'cifar10', 'svhn', \
+            'caltech101'}
         Dataset name (see :data:`DATASETS`).
     **kwargs
         Passed to the loader: :func:`load_digits_split` takes no ``root``; the image

@@ -3,6 +3,8 @@
 __all__ = ["load_experiment_data"]
 
 _IMAGE_DATASETS = ("cifar10", "svhn", "caltech101")
+#: Datasets generated or shipped with scikit-learn: no folder, no subsets.
+_BUILTIN_TABLES = ("breast_cancer", "three_clust", "diverging_sin")
 
 
 def load_experiment_data(
@@ -21,7 +23,7 @@ def load_experiment_data(
 
     Parameters
     ----------
-    dataset : {'digits', 'cifar10', 'svhn', 'caltech101'}
+    dataset : str
         Dataset name (see :data:`skdynal.datasets.DATASETS`).
     model : str, default="mlp"
         Model name. For digits, ``"mlp"`` gets flat ``(N, 64)`` rows and every other model
@@ -55,6 +57,10 @@ def load_experiment_data(
         if n_train is not None or n_test is not None:
             raise ValueError("n_train and n_test apply to the image datasets, not to digits.")
         return data
+    if dataset in _BUILTIN_TABLES:
+        if n_train is not None or n_test is not None:
+            raise ValueError(f"n_train and n_test apply to the image datasets, not to {dataset}.")
+        return load_dataset(dataset, random_state=random_state)
     if data_dir is None:
         raise ValueError(
             f"{dataset} needs a data folder: pass data_dir (command line: --data-dir DIR), "
