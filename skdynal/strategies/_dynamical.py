@@ -173,10 +173,10 @@ class DynamicALSampler(BaseScoringStrategy):
         state = self._scoring_state(adapter)
         return self._select_with_dots(
             adapter,
+            X_pool,
             self._score_rows(adapter, state, X_pool),
             n_instances,
             random_state,
-            take_rows=lambda indices: _take_rows(X_pool, indices),
             pool_dots=lambda direction: self._dot_rows(adapter, direction, X_pool),
         )
 
@@ -188,15 +188,14 @@ class DynamicALSampler(BaseScoringStrategy):
         check_positive_int(self.chunk_size, "chunk_size")
         return _check_selection(self.selection) == "deinfluence"
 
-    def _select_with_dots(
-        self, adapter, scores, n_instances, random_state, take_rows, pool_dots
-    ):
+    def _select_with_dots(self, adapter, X_pool, scores, n_instances, random_state, pool_dots):
         """The chunked de-influence selection (see the class Notes).
 
-        ``scores`` are the plain ``Delta_u`` of the whole pool; ``take_rows(indices)``
-        returns those rows of the pool; ``pool_dots(direction)`` returns ``<g_u, direction>``
-        for every row of the pool (e.g. :meth:`_dot_rows`, locally or on shards). Returns
-        ``(indices, adjusted scores of the chosen rows)``.
+        ``scores`` are the plain ``Delta_u`` of the whole pool ``X_pool``;
+        ``pool_dots(direction)`` returns ``<g_u, direction>`` for every row of the pool
+        (:meth:`_dot_rows`, locally or on shards, e.g. by
+        :class:`skdynal.distributed.RayScorer`). Only the chosen chunks' rows are read from
+        ``X_pool`` here. Returns ``(indices, adjusted scores of the chosen rows)``.
         """
         chunk_size = check_positive_int(self.chunk_size, "chunk_size")
         scores = np.asarray(scores, dtype=np.float64)
@@ -209,7 +208,7 @@ class DynamicALSampler(BaseScoringStrategy):
         adjusted = scores
         for k, size in enumerate(sizes):
             if k > 0:
-                chunk_mean = self._chunk_mean_gradient(adapter, take_rows(indices[-1]))
+                chunk_mean = self._chunk_mean_gradient(adapter, _take_rows(X_pool, indices[-1]))
                 if direction is None:
                     direction = chunk_mean
                 else:

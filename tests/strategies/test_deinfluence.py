@@ -224,3 +224,16 @@ def test_bad_parameters(prepared, params, match):
     net, X_lab, y_lab, X_pool = prepared("mlp")
     with pytest.raises(ValueError, match=match):
         DynamicALSampler(**params).select(net, X_pool, 3, X_labeled=X_lab, y_labeled=y_lab)
+
+
+def test_egl_and_influence_samplers_take_the_option(prepared):
+    from skdynal import EGLSampler, InfluenceSampler
+
+    net, X_lab, y_lab, X_pool = prepared("mlp")
+    for variant, gamma in ((EGLSampler, 0.0), (InfluenceSampler, math.inf)):
+        got = variant(selection="deinfluence", chunk_size=3, random_state=0).select(
+            net, X_pool, 7, X_labeled=X_lab, y_labeled=y_lab
+        )
+        expected = query("mlp", prepared, 7, gamma=gamma, chunk_size=3)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
