@@ -219,8 +219,10 @@ def write_fashion_mnist_standin(root, n_train=60, n_test=20, gzip=True, random_s
     Creates ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
     ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte`` (with ``.gz`` when ``gzip``)
     directly in ``root``: images as IDX type ``0x08`` (unsigned byte) of shape
-    ``(N, 28, 28)``, labels of shape ``(N,)`` in ``0..9``, balanced over the classes. To
-    get torchvision's layout, pass ``<data>/FashionMNIST/raw`` as ``root``.
+    ``(N, 28, 28)``, labels of shape ``(N,)`` in ``0..9``, balanced over the classes. Each
+    class has its own grey level (the same in train and test) plus noise, so a model can
+    learn to tell them apart. To get torchvision's layout, pass ``<data>/FashionMNIST/raw``
+    as ``root``.
 
     Parameters
     ----------
@@ -245,9 +247,12 @@ def write_fashion_mnist_standin(root, n_train=60, n_test=20, gzip=True, random_s
     rng = check_random_state(random_state)
     folder = os.fspath(root)
     os.makedirs(folder, exist_ok=True)
+    # One grey level per class, shared by the train and test files.
+    levels = rng.uniform(40.0, 215.0, size=(10, 1, 1))
     for prefix, n in (("train", n_train), ("t10k", n_test)):
         labels = _balanced_labels(n, 10, rng)
-        images = _class_images(labels, 10, (1, 28, 28), rng)[:, 0]
+        noise = rng.normal(0.0, 30.0, size=(n, 28, 28))
+        images = np.clip(levels[labels] + noise, 0, 255).astype(np.uint8)
         for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
             name = os.path.join(folder, f"{prefix}-{kind}-ubyte")
             payload = _idx_bytes(array)
