@@ -336,3 +336,18 @@ def test_real_fashion_mnist_subset_for_the_lenet_runner():
                                 random_state=0)
     assert data.X_train.shape == (500, 1, 28, 28) and data.X_test.shape == (200, 1, 28, 28)
     assert len(np.unique(data.y_train)) == 10
+
+
+def test_runner_runs_one_lenet_round_on_standins(gz_root):
+    from skdynal.experiments import run_experiment
+
+    data = load_experiment_data("fashion_mnist", "lenet", data_dir=gz_root)
+    results = run_experiment(
+        data, model="lenet", strategies=["dynamical", "random"], initial=10, query=10,
+        rounds=1, seeds=[0], epochs=2, batch_size=8, dataset="fashion_mnist",
+        progress=False, plot=False,
+    )
+    final = {(r["strategy"], r["n_labels"]) for r in results.rows if r["round"] == 1}
+    assert final == {("dynamical", 20), ("random", 20)}
+    assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in results.rows)
+    assert all(r["model"] == "lenet" for r in results.rows)
