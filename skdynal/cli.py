@@ -7,8 +7,10 @@ learning-curve plot into ``skdynal-results/digits-mlp``.
 """
 
 import argparse
+import math
 import os
 import sys
+import tempfile
 import time
 
 import torch
@@ -78,9 +80,53 @@ def _positive_float(text):
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text!r}")
     return value
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def _check_writable_dir(path, parser, option="--out"):
+    """Create ``path`` if needed and check that a file can be written in it, up front."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".skdynal-write-check-"):
+            pass
+    except OSError as err:
+        reason = err.strerror or str(err)
+        parser.error(f"{option} {path}: cannot write results there ({reason})")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show ``(default: x)`` only where x is the real default.
+
+    Options whose default depends on the dataset say so in their help; flags (store_true,
+    store_false) have no value to show.
+    """
+
+    def _get_help_string(self, action):
+        help_text = action.help or ""
+        if (action.default is None or "(default" in help_text
+                or (action.nargs == 0
+                    and not isinstance(action, argparse.BooleanOptionalAction))):
+            return help_text
+        return super()._get_help_string(action)
+
+
+def _preset_default(key, fmt=str):
+    small, image = fmt(_PRESETS["digits"][key]), fmt(_PRESETS["image"][key])
+    if small == image:
+        return f"(default: {small})"
+    return f"(default: {small}; {image} for cifar10, svhn and caltech101)"
 
 
 def parse_seeds(text):
@@ -151,22 +197,23 @@ def build_parser():
         "train on an initial labeled set, then query, label and retrain for a number of "
         "rounds, measuring test accuracy after each round. Finished (strategy, seed) cells "
         "are stored in --out, so an interrupted run resumes where it stopped.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     data = run.add_argument_group("data and model")
     data.add_argument("--dataset", choices=sorted(DATASETS), default="digits",
                       help="dataset")
     data.add_argument("--model", choices=sorted(MODELS), default=None,
-                      help="network (default: mlp for digits, cnn for cifar10, vgg11 for "
-                      "svhn, resnet18 for caltech101)")
+                      help="network (default: " + ", ".join(
+                          f"{m} for {d}" for d, m in _DEFAULT_MODELS.items()) + ")")
     data.add_argument("--data-dir", default=None,
                       help="folder holding cifar10/svhn/caltech101 (required for them)")
     data.add_argument("--download", action="store_true",
                       help="download missing image datasets into --data-dir")
     data.add_argument("--n-train", type=_positive_int, default=None,
-                      help="keep a random subset of this many training images (pool)")
+                      help="keep a random subset of this many training images (pool) "
+                      "(default: all)")
     data.add_argument("--n-test", type=_positive_int, default=None,
-                      help="keep a random subset of this many test images")
+                      help="keep a random subset of this many test images (default: all)")
     data.add_argument("--image-size", type=_positive_int, default=32,
                       help="caltech101 image size")
     data.add_argument("--no-verify-checksums", dest="verify_checksums",
@@ -177,29 +224,35 @@ def build_parser():
     )
     protocol.add_argument("--strategies", nargs="+", default=None, metavar="NAME",
                           help="strategy names, space- or comma-separated, or 'all' "
-                          "(see 'skdynal list')")
+                          "(see 'skdynal list') (default: "
+                          + " ".join(_PRESETS["digits"]["strategies"]) + "; for cifar10, "
+                          "svhn and caltech101 also coreset badge albl)")
     protocol.add_argument("--initial", type=_positive_int, default=None,
-                          help="initial labeled set size M")
+                          help="initial labeled set size M " + _preset_default("initial"))
     protocol.add_argument("--query", type=_positive_int, default=None,
-                          help="samples queried per round b")
+                          help="samples queried per round b " + _preset_default("query"))
     protocol.add_argument("--rounds", type=_non_negative_int, default=None,
-                          help="query rounds R")
+                          help="query rounds R " + _preset_default("rounds"))
     protocol.add_argument("--seeds", type=parse_seeds, default=None,
-                          help="number of seeds (3 = seeds 0,1,2), a list 0,3,7 or a range 0-9")
+                          help="number of seeds (3 = seeds 0,1,2), a list 0,3,7 or a range 0-9 "
+                          + _preset_default("seeds"))
     protocol.add_argument("--baseline", default=None,
                           help="strategy the summary compares the others with (default: "
                           "random, when it is run)")
     training = run.add_argument_group("training")
     training.add_argument("--epochs", type=_positive_int, default=None,
-                          help="training epochs per round")
-    training.add_argument("--lr", type=_positive_float, default=None, help="learning rate")
+                          help="training epochs per round " + _preset_default("epochs"))
+    training.add_argument("--lr", type=_positive_float, default=None,
+                          help="learning rate " + _preset_default("lr", "{:g}".format))
     training.add_argument("--batch-size", type=_positive_int, default=None,
-                          help="training batch size")
+                          help="training batch size " + _preset_default("batch_size"))
     training.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam",
                           help="optimizer (sgd: momentum 0.9)")
-    training.add_argument("--weight-decay", type=float, default=0.0, help="weight decay")
+    training.add_argument("--weight-decay", type=_non_negative_float, default=0.0,
+                          help="weight decay")
     training.add_argument("--dropout", type=float, default=None,
-                          help="dropout probability of the model (mlp only); BALD needs it")
+                          help="dropout probability of the model (mlp only); BALD needs it "
+                          "(default: no dropout)")
     training.add_argument("--train-until-fit", action="store_true",
                           help="train each round until the accuracy on the labeled set has "
                           "stayed >= --fit-threshold for --fit-patience epochs (at least "
@@ -222,17 +275,18 @@ def build_parser():
     training.add_argument("--device", default="auto",
                           help="torch device: auto (cuda if available), cpu, cuda, cuda:1")
     training.add_argument("--threads", type=_positive_int, default=None,
-                          help="torch CPU threads (default: 1 for digits, whose tiny nets "
-                          "run fastest single-threaded; torch's default otherwise)")
+                          help="torch CPU threads (default: 1 for the datasets that need no "
+                          "--data-dir, whose small nets run fastest single-threaded; "
+                          "torch's default otherwise)")
     output = run.add_argument_group("output")
     output.add_argument("--out", default=None,
                         help="results folder (default: skdynal-results/<dataset>-<model>)")
     output.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                         help="reuse finished (strategy, seed) cells stored in --out")
     output.add_argument("--no-plot", dest="plot", action="store_false",
-                        help="do not write the learning-curve plot")
+                        help="do not write the learning-curve plot (written by default)")
     output.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="hide the progress bar")
+                        help="hide the progress bar (shown by default)")
     run.set_defaults(subparser=run)
     _add_benchmark_parser(commands)
     commands.add_parser("list", help="list the strategies, datasets and models")
@@ -253,7 +307,7 @@ def _add_benchmark_parser(commands):
         "breast cancer, CDALBench's ThreeClust and DivergingSin, Fashion-MNIST) over many "
         "seeds, in parallel, resumable per cell; write per-task tables with paired tests "
         "against random, mean ranks across tasks, plots and benchmark.md.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     bench.add_argument("--tasks", nargs="+", default=list(BENCHMARK_TASKS),
                        choices=list(BENCHMARK_TASKS), metavar="TASK",
@@ -278,7 +332,7 @@ def _add_benchmark_parser(commands):
     bench.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                        help="reuse finished cells stored in --out")
     bench.add_argument("--no-progress", dest="progress", action="store_false",
-                       help="hide the progress bar")
+                       help="hide the progress bar (shown by default)")
     bench.set_defaults(subparser=bench)
 
 
@@ -290,6 +344,7 @@ def _benchmark(args, parser, argv):
     except argparse.ArgumentTypeError as err:
         parser.error(f"argument --strategies: {err}")
     out = args.out or ("skdynal-benchmark-quick" if args.quick else "skdynal-benchmark")
+    _check_writable_dir(out, parser)
     start = time.perf_counter()
     try:
         results = run_benchmark(
@@ -298,6 +353,8 @@ def _benchmark(args, parser, argv):
         )
     except (OSError, ValueError) as err:
         parser.exit(1, f"skdynal: error: {err}\n")
+    except KeyboardInterrupt:
+        _interrupted(out)
     command = "skdynal " + " ".join(argv)
     paths = results.save(out, command=command)
     print(results.report(command))
@@ -356,6 +413,35 @@ def _resolve(args, parser):
     return args
 
 
+def _check_protocol(args, parser, n_train):
+    """Refuse a protocol whose rounds cannot all run, before any training."""
+    if args.initial >= n_train:
+        parser.error(
+            f"--initial {args.initial} leaves no pool: {args.dataset} has "
+            f"{n_train} training samples"
+        )
+    pool = n_train - args.initial
+    if args.query > pool:
+        parser.error(
+            f"--query {args.query} is larger than the pool: {args.dataset} has {n_train} "
+            f"training samples, {pool} after the initial {args.initial}"
+        )
+    if args.query * args.rounds > pool:
+        parser.error(
+            f"--rounds {args.rounds} of --query {args.query} need {args.query * args.rounds} "
+            f"pool samples, but {args.dataset} has {pool} after the initial {args.initial} "
+            f"(at most --rounds {pool // args.query})"
+        )
+
+
+def _interrupted(out):
+    sys.stderr.write(
+        f"skdynal: interrupted; the step in progress was dropped, finished cells are kept "
+        f"in {out}; run the same command again to resume\n"
+    )
+    raise SystemExit(130)
+
+
 def _list():
     from .datasets import DATASETS
     from .experiments import available_strategies, registered_strategies
@@ -375,6 +461,7 @@ def _run(args, parser):
     from .experiments import load_experiment_data, run_experiment
 
     args = _resolve(args, parser)
+    _check_writable_dir(args.out, parser)
     try:
         data = load_experiment_data(
             args.dataset, args.model, data_dir=args.data_dir, download=args.download,
@@ -383,11 +470,7 @@ def _run(args, parser):
         )
     except (OSError, ValueError) as err:
         parser.exit(1, f"skdynal: error: cannot load {args.dataset}: {err}\n")
-    if args.initial >= len(data["X_train"]):
-        parser.error(
-            f"--initial {args.initial} leaves no pool: {args.dataset} has "
-            f"{len(data['X_train'])} training samples"
-        )
+    _check_protocol(args, parser, len(data["X_train"]))
     seeds = args.seeds
     print(
         f"{args.dataset} ({len(data['X_train'])} train / {len(data['X_test'])} test), "
@@ -401,9 +484,23 @@ def _run(args, parser):
         f"device {args.device}; strategies: {', '.join(args.strategies)}",
         flush=True,
     )
-    results = run_experiment(
+    try:
+        results = _run_experiment(run_experiment, data, args)
+    except KeyboardInterrupt:
+        _interrupted(args.out)
+    paths = results.paths
+    print("\nTest accuracy (mean over seeds) after each round")
+    print(results.accuracy_table())
+    print("\nSummary: normalised area under the learning curve (AUC), mean over seeds")
+    print(results.summary_table())
+    print("\nwrote " + ", ".join(paths[k] for k in sorted(paths)))
+    return 0
+
+
+def _run_experiment(run_experiment, data, args):
+    return run_experiment(
         data, args.model, args.strategies,
-        initial=args.initial, query=args.query, rounds=args.rounds, seeds=seeds,
+        initial=args.initial, query=args.query, rounds=args.rounds, seeds=args.seeds,
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
         optimizer=args.optimizer, weight_decay=args.weight_decay, device=args.device,
         reinit=args.reinit, dataset=args.dataset,
@@ -417,13 +514,6 @@ def _run(args, parser):
         out=args.out, resume=args.resume, progress=args.progress, plot=args.plot,
         n_threads=args.threads,
     )
-    paths = results.paths
-    print("\nTest accuracy (mean over seeds) after each round")
-    print(results.accuracy_table())
-    print("\nSummary: normalised area under the learning curve (AUC), mean over seeds")
-    print(results.summary_table())
-    print("\nwrote " + ", ".join(paths[k] for k in sorted(paths)))
-    return 0
 
 
 def main(argv=None):
@@ -433,8 +523,12 @@ def main(argv=None):
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv = ["run", *argv]
     args = parser.parse_args(argv)
-    if args.command == "list":
-        return _list()
-    if args.command == "benchmark":
-        return _benchmark(args, args.subparser, argv)
-    return _run(args, args.subparser)
+    try:
+        if args.command == "list":
+            return _list()
+        if args.command == "benchmark":
+            return _benchmark(args, args.subparser, argv)
+        return _run(args, args.subparser)
+    except KeyboardInterrupt:  # outside a run's cells: nothing was being written
+        sys.stderr.write("skdynal: interrupted\n")
+        return 130

@@ -13,12 +13,14 @@ import functools
 import math
 import multiprocessing
 import os
+import signal
 import time
 
 import numpy as np
 from scipy import stats
 from tqdm.auto import tqdm
 
+from .._interrupt import Interrupted
 from .._validation import check_positive_int
 from ._registry import available_strategies
 from ._report import write_csv, write_json
@@ -168,12 +170,29 @@ def _experiment(task, strategies, training, out):
     )
 
 
+_worker_interrupted = False
+
+
+def _record_interrupt(signum, frame):
+    global _worker_interrupted
+    _worker_interrupted = True
+
+
+def _init_worker():
+    # Ctrl-C reaches every process of the terminal's group. An idle worker only records
+    # it (dying inside the executor's queue would break the pool) and refuses its next
+    # cell; a busy one is stopped by the cell's own interrupt guard, which drops the cell.
+    signal.signal(signal.SIGINT, _record_interrupt)
+
+
 def _run_job(job):
     """Worker: one (task, training, strategy, seed) cell; returns its id and seconds."""
     import torch
 
-    torch.set_num_threads(1)
     task, training, strategy, seed, out, resume = job
+    if _worker_interrupted:
+        raise Interrupted(f"Interrupted before the cell {strategy!r} seed {seed} started.")
+    torch.set_num_threads(1)
     start = time.perf_counter()
     experiment = _experiment(task, [strategy], training, out)
     _, cached = experiment.cell(strategy, strategy, seed, resume=resume)
@@ -290,7 +309,9 @@ def _run_jobs(jobs, n_jobs, progress):
                 bar.update(1)
             return timings
         context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(n_jobs, mp_context=context) as pool:
+        with concurrent.futures.ProcessPoolExecutor(
+            n_jobs, mp_context=context, initializer=_init_worker
+        ) as pool:
             futures = [pool.submit(_run_job, job) for job in jobs]
             try:
                 for future in concurrent.futures.as_completed(futures):
@@ -299,8 +320,9 @@ def _run_jobs(jobs, n_jobs, progress):
                     bar.set_postfix_str(f"{key[0]} {key[2]} seed {key[3]}")
                     bar.update(1)
             except BaseException:
-                for future in futures:
-                    future.cancel()
+                # running cells end at once on Ctrl-C (their guard drops them); pending
+                # ones are never started
+                pool.shutdown(wait=True, cancel_futures=True)
                 raise
     return timings
 

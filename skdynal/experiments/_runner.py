@@ -17,6 +17,7 @@ from sklearn.utils import check_random_state
 from skorch import NeuralNet, NeuralNetClassifier
 from tqdm.auto import tqdm
 
+from .._interrupt import interrupt_guard, raise_if_interrupted
 from .._random import seeded_global_rngs
 from .._validation import check_positive_int
 from ..callbacks import ResetOptimizer, TrainUntilFit
@@ -471,21 +472,22 @@ def _run_cell(label, strategy, seed, build_net, arrays, config, on_round):
             y_training=y_train[labeled],
         )
         train_s = time.perf_counter() - start
+        raise_if_interrupted()  # skorch ends training on Ctrl-C and returns: stop here
         record(0, len(labeled), _accuracy(net, X_test, y_test), None, train_s,
                _epochs_trained(net, 0))
         for rnd in range(1, config["rounds"] + 1):
-            n_query = min(config["query"], len(pool))
-            if n_query == 0:
-                break
+            n_query = config["query"]  # _Experiment checked that the pool has enough
             start = time.perf_counter()
             indices, _ = learner.query(X_train[pool], n_instances=n_query)
             query_s = time.perf_counter() - start
+            raise_if_interrupted()
             indices = _check_query_indices(indices, len(pool), n_query, label)
             chosen = pool[indices]
             before = len(net.history)
             start = time.perf_counter()
             learner.teach(X_train[chosen], y_train[chosen])
             train_s = time.perf_counter() - start
+            raise_if_interrupted()
             labeled = np.concatenate([labeled, chosen])
             pool = np.delete(pool, indices)
             record(rnd, len(labeled), _accuracy(net, X_test, y_test), query_s, train_s,
@@ -742,6 +744,14 @@ class _Experiment:
                 f"initial={initial} leaves no pool: the training set has {len(X_train)} "
                 "samples."
             )
+        needed = config["initial"] + config["query"] * config["rounds"]
+        if needed > len(X_train):
+            pool = len(X_train) - config["initial"]
+            raise ValueError(
+                f"rounds={rounds} of query={query} need {config['query'] * config['rounds']} "
+                f"pool samples, but the training set has {pool} after the initial {initial}; "
+                f"lower rounds (at most {pool // config['query']}) or query."
+            )
         self.build_net, config["model"] = _net_factory(
             model, config, X_train, n_classes, module_kwargs, net_kwargs
         )
@@ -793,10 +803,15 @@ class _Experiment:
         rows = _load_cell(path, cell_key) if (path and resume) else None
         if rows is not None:
             return rows, True
-        rows = _run_cell(
-            label, _strategy_for_cell(spec, seed, self.config), seed, self.build_net,
-            self.arrays, self.config, on_round=on_round,
-        )
+        kept = "" if self.cells_dir is None else f"; finished cells are kept in {self.cells_dir}"
+        # skorch ends training on KeyboardInterrupt and returns normally, so a real Ctrl-C
+        # would otherwise store a truncated cell as finished.
+        with interrupt_guard(f"Interrupted during the cell {label!r} seed {seed}; it was "
+                             f"dropped, not stored{kept}."):
+            rows = _run_cell(
+                label, _strategy_for_cell(spec, seed, self.config), seed, self.build_net,
+                self.arrays, self.config, on_round=on_round,
+            )
         if path:
             write_json(path, {"format": _CELL_FORMAT, "key": cell_key, "rows": rows})
         return rows, False

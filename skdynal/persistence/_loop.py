@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._interrupt import interrupt_guard
 from .._random import seeded_global_rngs
 from ._checkpoint import CheckpointError, list_checkpoints, read_checkpoint, write_checkpoint
 from ._journal import JournalError, LabelJournal, _as_id_list, _as_label
@@ -144,6 +145,14 @@ class ResumableLoop:
         self._score_fn = score_fn
         self._queried = queried
         self._trained = trained
+        self._interrupted = None  # the message of a real interrupt that left state behind
+
+    def _check_usable(self):
+        if self._interrupted is not None:
+            raise RuntimeError(
+                f"{self._interrupted} This ResumableLoop object holds a half-done step; "
+                "reopen the loop with ResumableLoop.resume."
+            )
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -436,6 +445,7 @@ class ResumableLoop:
         -------
         pool_ids : list of int or str
         """
+        self._check_usable()
         self._replay()  # train any round whose training failed earlier (e.g. an exception)
         pending = self.pending
         if pending:
@@ -463,19 +473,19 @@ class ResumableLoop:
                 f"n_instances={n_instances} but only {len(rows)} pool samples are unlabeled."
             )
         X_unlabeled = self._X_pool[rows]
-        with seeded_global_rngs(_derived_seed(self._random_state, number, _QUERY)):
-            strategy = self.learner.query_strategy
-            if hasattr(strategy, "select"):
-                # skdynal strategies give their scores whatever modAL version is installed
-                result, scores = strategy.select(self.learner, X_unlabeled, n_instances)
-            else:
-                result = strategy(self.learner, X_unlabeled, n_instances=n_instances)
-                scores = None
-                if isinstance(result, tuple):
-                    result, scores = result
-            if self._score_fn is not None:
-                scores = np.asarray(self._score_fn(self.learner, X_unlabeled))[
-                    np.asarray(result, dtype=int)]
+        message = (
+            f"Interrupted while computing round {number}'s query of the loop in "
+            f"{self.directory}; nothing was recorded for it. ResumableLoop.resume continues "
+            "from the last checkpoint."
+        )
+        try:
+            with interrupt_guard(message), \
+                    seeded_global_rngs(_derived_seed(self._random_state, number, _QUERY)):
+                result, scores = self._strategy_result(X_unlabeled, n_instances)
+        except KeyboardInterrupt:
+            # the strategy's random state may have advanced: this object cannot go on
+            self._interrupted = message
+            raise
         idx = np.asarray(result).reshape(-1)
         if (idx.dtype.kind not in "iu" or len(idx) != n_instances
                 or len(np.unique(idx)) != len(idx) or idx.min() < 0 or idx.max() >= len(rows)):
@@ -484,6 +494,21 @@ class ResumableLoop:
                 f"integer indices into the {len(rows)} unlabeled samples."
             )
         return [self._ids[rows[i]] for i in idx], scores
+
+    def _strategy_result(self, X_unlabeled, n_instances):
+        strategy = self.learner.query_strategy
+        if hasattr(strategy, "select"):
+            # skdynal strategies give their scores whatever modAL version is installed
+            result, scores = strategy.select(self.learner, X_unlabeled, n_instances)
+        else:
+            result = strategy(self.learner, X_unlabeled, n_instances=n_instances)
+            scores = None
+            if isinstance(result, tuple):
+                result, scores = result
+        if self._score_fn is not None:
+            scores = np.asarray(self._score_fn(self.learner, X_unlabeled))[
+                np.asarray(result, dtype=int)]
+        return result, scores
 
     def label(self, pool_id, y):
         """Commit the label of one queried id; train and save when the round completes.
@@ -502,6 +527,7 @@ class ResumableLoop:
 
     def label_many(self, pool_ids, ys):
         """Commit several labels of the open round in one transaction (all or nothing)."""
+        self._check_usable()
         if not self.journal.commit_labels(pool_ids, ys):
             return False
         self._teach(self.journal.rounds()[-1])
@@ -511,12 +537,26 @@ class ResumableLoop:
     def _teach(self, record):
         rows = [self._row[pid] for pid in record.pool_ids]
         y_new = np.asarray([record.labels[pid] for pid in record.pool_ids])
-        with seeded_global_rngs(_derived_seed(self._random_state, record.round, _FIT)), \
-                warnings.catch_warnings():
-            # modAL 0.4.1 passes scikit-learn's deprecated ``force_all_finite``
-            warnings.filterwarnings("ignore", message=".*force_all_finite.*",
-                                    category=FutureWarning)
-            self.learner.teach(self._X_pool[rows], y_new)
+        message = (
+            f"Interrupted while training round {record.round} of the loop in "
+            f"{self.directory}: its labels are committed in the journal; its training was "
+            "dropped and no checkpoint was written for it. ResumableLoop.resume retrains it "
+            "from the last checkpoint."
+        )
+        try:
+            # skorch swallows a Ctrl-C during fit (it ends training on KeyboardInterrupt);
+            # the guard makes a real one stop the loop instead of checkpointing a half-
+            # trained net as if the round were complete.
+            with interrupt_guard(message), \
+                    seeded_global_rngs(_derived_seed(self._random_state, record.round, _FIT)), \
+                    warnings.catch_warnings():
+                # modAL 0.4.1 passes scikit-learn's deprecated ``force_all_finite``
+                warnings.filterwarnings("ignore", message=".*force_all_finite.*",
+                                        category=FutureWarning)
+                self.learner.teach(self._X_pool[rows], y_new)
+        except KeyboardInterrupt:
+            self._interrupted = message
+            raise
         self._trained = record.round
 
     @staticmethod
@@ -530,6 +570,7 @@ class ResumableLoop:
         Called automatically after each round's training; call it yourself to also save
         the strategy's state right after a query. Returns the checkpoint directory.
         """
+        self._check_usable()
         if self._trained < 0:
             raise ValueError("nothing to save: round 0 (the initial labels) is not trained yet.")
         estimator = self.learner.estimator
