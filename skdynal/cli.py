@@ -81,7 +81,7 @@ def _positive_float(text):
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
     if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
 
@@ -91,15 +91,23 @@ def _non_negative_float(text):
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
     if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
     return value
 
 
 def _check_writable_dir(path, parser, option="--out"):
-    """Create ``path`` if needed and check that a file can be written in it, up front."""
+    """Refuse an output folder that cannot be created or written, before any work.
+
+    Probes with a temporary file in the folder, or, if it does not exist yet, in its
+    nearest existing parent (where it would be created); leaves nothing behind.
+    """
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
     try:
-        os.makedirs(path, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".skdynal-write-check-"):
+        if not os.path.isdir(probe):
+            raise NotADirectoryError(f"{probe} is not a directory")
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".skdynal-write-check-"):
             pass
     except OSError as err:
         reason = err.strerror or str(err)

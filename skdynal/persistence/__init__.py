@@ -7,14 +7,22 @@ at any point resumes where it stopped and asks for the same next query as a loop
 never stopped.
 """
 
-from ._checkpoint import CheckpointError, read_checkpoint, write_checkpoint
-from ._journal import JournalError, JournalIntegrityError, LabelJournal, RoundRecord
+from ._checkpoint import CheckpointError, CheckpointWriteError, read_checkpoint, write_checkpoint
+from ._journal import (
+    JournalError,
+    JournalIntegrityError,
+    JournalLockedError,
+    LabelJournal,
+    RoundRecord,
+)
 from ._loop import ResumableLoop, ResumeWarning
 
 __all__ = [
     "CheckpointError",
+    "CheckpointWriteError",
     "JournalError",
     "JournalIntegrityError",
+    "JournalLockedError",
     "LabelJournal",
     "ResumableLoop",
     "ResumeWarning",

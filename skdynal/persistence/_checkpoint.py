@@ -8,7 +8,13 @@ import shutil
 import uuid
 from pathlib import Path
 
-__all__ = ["CheckpointError", "list_checkpoints", "read_checkpoint", "write_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "CheckpointWriteError",
+    "list_checkpoints",
+    "read_checkpoint",
+    "write_checkpoint",
+]
 
 MANIFEST = "MANIFEST.json"
 FORMAT_VERSION = 1
@@ -17,6 +23,14 @@ _NAME = re.compile(r"^ckpt-(\d{6,})$")
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, incomplete, truncated, corrupted or does not fit the loop."""
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (e.g. the disk is full); no partial one was kept.
+
+    Raised by :class:`ResumableLoop` after the round's labels were committed: the message
+    says what is safe and what to do.
+    """
 
 
 def _sha256(path):
@@ -87,6 +101,21 @@ def write_checkpoint(root, writers, state, *, keep=2):
     final = root / f"ckpt-{number:06d}"
     tmp = root / f".tmp-{final.name}-{uuid.uuid4().hex}"
     tmp.mkdir()
+    try:
+        _write_files(tmp, writers, state)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # e.g. disk full: free what was written
+        raise
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    for old in list_checkpoints(root)[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    for leftover in root.glob(".tmp-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    return final
+
+
+def _write_files(tmp, writers, state):
     files = {}
     for name, write in writers.items():
         if name == MANIFEST or "/" in name or name.startswith("."):
@@ -101,13 +130,6 @@ def write_checkpoint(root, writers, state, *, keep=2):
         f.flush()
         os.fsync(f.fileno())
     _fsync_dir(tmp)
-    os.replace(tmp, final)
-    _fsync_dir(root)
-    for old in list_checkpoints(root)[keep:]:
-        shutil.rmtree(old, ignore_errors=True)
-    for leftover in root.glob(".tmp-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    return final
 
 
 def read_checkpoint(path):

@@ -3,6 +3,8 @@
 import json
 import math
 import numbers
+import os
+import socket
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -10,7 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["JournalError", "JournalIntegrityError", "LabelJournal", "RoundRecord"]
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; exclusive=True is then not enforced
+    fcntl = None
+
+__all__ = [
+    "JournalError",
+    "JournalIntegrityError",
+    "JournalLockedError",
+    "LabelJournal",
+    "RoundRecord",
+]
 
 SCHEMA_VERSION = 1
 
@@ -55,6 +68,10 @@ class JournalError(ValueError):
 
 class JournalIntegrityError(RuntimeError):
     """The journal file violates SQLite's own checks or the journal's invariants."""
+
+
+class JournalLockedError(JournalError):
+    """Another process holds the journal's exclusive lock; its message names that writer."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +223,12 @@ class LabelJournal:
         The journal file; created with its schema if it does not exist.
     timeout : float, default=30.0
         Seconds to wait for a lock held by another connection.
+    exclusive : bool, default=False
+        Take an exclusive lock on ``<path>.lock`` (``flock``, released when the journal is
+        closed or the process dies) recording this process's pid and host; another
+        exclusive opening fails with :class:`JournalLockedError` naming them.
+        :class:`ResumableLoop` opens its journal this way, so that two processes never
+        hand out work from one journal. Readers need not.
 
     Notes
     -----
@@ -214,9 +237,17 @@ class LabelJournal:
     automatically (that is SQLite's job, not this class's).
     """
 
-    def __init__(self, path, *, timeout=30.0):
+    def __init__(self, path, *, timeout=30.0, exclusive=False):
         self.path = Path(path)
-        self._conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
+        self._lock_fd = None
+        if exclusive:
+            self._lock()
+        try:
+            self._conn = sqlite3.connect(str(self.path), timeout=timeout,
+                                         isolation_level=None)
+        except BaseException:
+            self._unlock()
+            raise
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
@@ -239,10 +270,48 @@ class LabelJournal:
                     )
         except sqlite3.DatabaseError as exc:
             self._conn.close()
+            self._unlock()
             raise JournalError(f"{self.path} is not a usable label journal: {exc}") from exc
         except BaseException:
             self._conn.close()
+            self._unlock()
             raise
+
+    def _lock(self):
+        if fcntl is None:
+            return
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = json.loads(os.read(fd, 4096) or b"{}")
+            except ValueError:
+                holder = {}
+            finally:
+                os.close(fd)
+            since = holder.get("since")
+            since = "" if since is None else time.strftime(
+                " since %Y-%m-%d %H:%M:%S", time.localtime(since))
+            raise JournalLockedError(
+                f"{self.path} is in use by another writer: process {holder.get('pid', '?')} "
+                f"on host {holder.get('host', '?')}{since}. Stop that process (or wait for "
+                "it) first; two processes must not hand out work from one journal."
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "since": time.time()}).encode())
+        self._lock_fd = fd
+
+    def _unlock(self):
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     # ------------------------------------------------------------------ plumbing
     def _transaction(self, mode="IMMEDIATE"):
@@ -251,6 +320,7 @@ class LabelJournal:
     def close(self):
         """Close the connection (further calls raise ``sqlite3.ProgrammingError``)."""
         self._conn.close()
+        self._unlock()
 
     def __enter__(self):
         return self

@@ -4,7 +4,9 @@ import functools
 import hashlib
 import json
 import numbers
+import os
 import pickle
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -12,7 +14,13 @@ import numpy as np
 
 from .._interrupt import interrupt_guard
 from .._random import seeded_global_rngs
-from ._checkpoint import CheckpointError, list_checkpoints, read_checkpoint, write_checkpoint
+from ._checkpoint import (
+    CheckpointError,
+    CheckpointWriteError,
+    list_checkpoints,
+    read_checkpoint,
+    write_checkpoint,
+)
 from ._journal import JournalError, LabelJournal, _as_id_list, _as_label
 
 __all__ = ["ResumableLoop", "ResumeWarning"]
@@ -66,6 +74,47 @@ def _pool_fingerprint(X_pool, pool_ids):
     else:
         digest.update(np.ascontiguousarray(X_pool).tobytes())
     return digest.hexdigest()
+
+
+def _check_writable(directory):
+    """Refuse a loop directory where the journal or checkpoints cannot be written.
+
+    Checked before any work is handed out: otherwise the first :meth:`ResumableLoop.label`
+    would fail after the expert has answered.
+    """
+    for folder in (directory, directory / CHECKPOINT_DIR):
+        if not folder.is_dir():
+            continue
+        try:
+            with tempfile.TemporaryFile(dir=folder, prefix=".write-check-"):
+                pass
+        except OSError as exc:
+            raise PermissionError(
+                f"{folder} is not writable ({exc.strerror or exc}): the loop could not "
+                "commit labels or write checkpoints there. Make it writable, or copy the "
+                "loop directory to a writable place and resume from the copy."
+            ) from None
+    path = directory / JOURNAL_FILE
+    if path.is_file() and not os.access(path, os.W_OK):
+        raise PermissionError(
+            f"{path} is read-only: the loop could not commit labels to it. Make it writable "
+            "(chmod u+w), or copy the loop directory and resume from the copy."
+        )
+
+
+def _orphaned_checkpoints_error(directory, journal_path):
+    """The journal holds no round but checkpoints exist: neither start nor resume fits."""
+    checkpoints = list_checkpoints(directory / CHECKPOINT_DIR)
+    size = journal_path.stat().st_size if journal_path.exists() else 0
+    return ValueError(
+        f"{journal_path} holds no rounds ({size} bytes) but {directory / CHECKPOINT_DIR} "
+        f"holds {len(checkpoints)} checkpoint(s): the journal was emptied or replaced, so "
+        "this loop can neither be resumed nor started over in place. If you have a backup "
+        f"of {JOURNAL_FILE}, put it back and call ResumableLoop.resume. Otherwise the "
+        f"labeled set of the newest checkpoint is listed in {checkpoints[0] / 'MANIFEST.json'} "
+        "(state: labeled_ids, labels); move the directory aside and call "
+        "ResumableLoop.start in a new one."
+    )
 
 
 def _check_pool(X_pool, pool_ids):
@@ -217,12 +266,15 @@ class ResumableLoop:
         if not isinstance(keep_checkpoints, int) or keep_checkpoints < 1:
             raise ValueError(f"keep_checkpoints must be a positive int, got {keep_checkpoints!r}.")
         directory.mkdir(parents=True, exist_ok=True)
-        journal = LabelJournal(directory / JOURNAL_FILE)
+        _check_writable(directory)
+        journal = LabelJournal(directory / JOURNAL_FILE, exclusive=True)
         try:
-            if journal.rounds() or list_checkpoints(directory / CHECKPOINT_DIR):
+            if journal.rounds():
                 raise ValueError(
                     f"{directory} already holds a started loop; use ResumableLoop.resume."
                 )
+            if list_checkpoints(directory / CHECKPOINT_DIR):
+                raise _orphaned_checkpoints_error(directory, directory / JOURNAL_FILE)
             journal.set_meta("loop", {
                 "random_state": int(random_state),
                 "keep_checkpoints": keep_checkpoints,
@@ -294,11 +346,16 @@ class ResumableLoop:
         directory = Path(directory)
         path = directory / JOURNAL_FILE
         if not path.is_file():
+            if list_checkpoints(directory / CHECKPOINT_DIR):
+                raise _orphaned_checkpoints_error(directory, path)
             raise ValueError(f"{directory} holds no loop journal ({JOURNAL_FILE}); use start.")
         X_pool, ids = _check_pool(X_pool, pool_ids)
-        journal = LabelJournal(path)
+        _check_writable(directory)
+        journal = LabelJournal(path, exclusive=True)
         try:
             journal.check_integrity()
+            if not journal.rounds() and list_checkpoints(directory / CHECKPOINT_DIR):
+                raise _orphaned_checkpoints_error(directory, path)
             if not journal.rounds():
                 raise ValueError(
                     f"the loop in {directory} stopped before recording its initial labels; "
@@ -530,8 +587,18 @@ class ResumableLoop:
         self._check_usable()
         if not self.journal.commit_labels(pool_ids, ys):
             return False
-        self._teach(self.journal.rounds()[-1])
-        self.save()
+        record = self.journal.rounds()[-1]
+        self._teach(record)
+        try:
+            self.save()
+        except Exception as exc:
+            raise CheckpointWriteError(
+                f"round {record.round}'s labels are committed in the journal and safe, and "
+                f"the learner was trained on them, but its checkpoint could not be written: "
+                f"{exc!r}. Free disk space and call save() (or go on: the next round's "
+                "checkpoint includes it); if the process ends first, ResumableLoop.resume "
+                "retrains the round from the previous checkpoint."
+            ) from exc
         return True
 
     def _teach(self, record):
