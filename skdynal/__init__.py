@@ -1,24 +1,8 @@
 """skdynal: deep active learning by leveraging training dynamics, for skorch and modAL."""
 
-from ._streaming import BatchSizeReducedWarning
+import importlib
+
 from ._version import __version__
-from .strategies import (
-    ALBLSampler,
-    BADGESampler,
-    BALDSampler,
-    CoresetSampler,
-    DynamicALSampler,
-    EGLSampler,
-    EntropySampler,
-    InfluenceSampler,
-    LeastConfidenceSampler,
-    MarginSampler,
-    NTKLookaheadSampler,
-    RandomSampler,
-    TiDALMixin,
-    TiDALNetClassifier,
-    TiDALSampler,
-)
 
 __all__ = [
     "ALBLSampler",
@@ -39,3 +23,27 @@ __all__ = [
     "TiDALSampler",
     "__version__",
 ]
+
+# Imported on first use (PEP 562), so that ``import skdynal.persistence`` (the label
+# journal) does not pay for torch and skorch.
+_LAZY = {name: ".strategies" for name in __all__ if name != "__version__"}
+_LAZY["BatchSizeReducedWarning"] = "._streaming"
+_SUBPACKAGES = (
+    "callbacks", "datasets", "diagnostics", "distributed", "experiments", "gradients",
+    "models", "persistence", "strategies",
+)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    elif name in _SUBPACKAGES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | set(_SUBPACKAGES))

@@ -4,7 +4,6 @@ import contextlib
 import random
 
 import numpy as np
-import torch
 
 __all__ = ["seeded_global_rngs"]
 
@@ -17,6 +16,8 @@ def seeded_global_rngs(seed):
     skorch shuffles with torch's global generator, and modAL query functions and user
     strategies may draw from numpy's or Python's.
     """
+    import torch  # here, not at the top: the label journal imports this module
+
     devices = []
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         devices = list(range(torch.cuda.device_count()))
