@@ -243,6 +243,13 @@ class ResumableLoop:
         Returns
         -------
         loop : ResumableLoop
+
+        Raises
+        ------
+        PermissionError
+            If the directory is not writable (checked before anything is written).
+        JournalLockedError
+            If another process has the loop open; the message names its pid and host.
         """
         directory = Path(directory)
         X_pool, ids = _check_pool(X_pool, pool_ids)
@@ -341,7 +348,12 @@ class ResumableLoop:
             False. The journal is only read, so it stays usable.
         ValueError
             If the directory holds no loop, or the pool differs from the one it started
-            with.
+            with, or the journal was emptied while checkpoints remain (the message says
+            how to recover).
+        PermissionError
+            If the directory is not writable: checked before any id is handed out.
+        JournalLockedError
+            If another process has the loop open; the message names its pid and host.
         """
         directory = Path(directory)
         path = directory / JOURNAL_FILE
@@ -575,6 +587,13 @@ class ResumableLoop:
         JournalError
             If ``pool_id`` is not an open query or ``y`` not a class label (nothing is
             written).
+        skdynal._interrupt.Interrupted
+            A ``KeyboardInterrupt``: Ctrl-C during the round's training. The labels are
+            committed, the training is dropped and no checkpoint is written; reopen the
+            loop with :meth:`resume`, which retrains the round.
+        CheckpointWriteError
+            The labels are committed and the learner trained, but the checkpoint could not
+            be written (e.g. the disk is full); call :meth:`save` once that is fixed.
 
         Returns
         -------
