@@ -93,3 +93,20 @@ def test_interrupted_cell_is_not_stored_and_rerun_recomputes_it(tmp_path):
     assert not list((tmp_path / "cells").glob("*.json"))
     again = _runner.run_experiment(data, "mlp", ["random"], **kwargs)
     assert _accuracies(again.rows) == _accuracies(clean.rows)
+
+
+def test_benchmark_worker_records_ctrl_c_when_idle_and_refuses_its_next_cell(monkeypatch):
+    from skdynal.experiments import _benchmark
+
+    previous = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(_benchmark, "_worker_interrupted", False)
+    try:
+        _benchmark._init_worker()
+        os.kill(os.getpid(), signal.SIGINT)  # an idle worker: recorded, nothing raised
+        time.sleep(0.01)
+        assert _benchmark._worker_interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    task = _benchmark.BENCHMARK_TASKS["digits"].scaled(True)
+    with pytest.raises(Interrupted, match="before the cell 'random' seed 0 started"):
+        _benchmark._run_job((task, "fixed", "random", 0, "unused", True))
