@@ -159,10 +159,13 @@ class StackedResNet(nn.Module):
 class StackedCNN(nn.Module):
     """Plain convolutional family for small images: ``stacks`` stacks of ``blocks`` convs.
 
-    Every block is a 3x3 conv-BN-ReLU; stack ``s`` has ``width * 2**s`` channels and every
-    stack after the first starts by halving the resolution with 2x2 max pooling (28x28 ->
-    28, 14, 7, 3, ...; 32x32 -> 32, 16, 8, 4, ...). Global average pooling, optional dropout
-    and a linear layer give the logits.
+    A fixed stem (3x3 conv-BN-ReLU with ``width`` channels and 2x2 max pooling: 28x28 ->
+    14x14, 32x32 -> 16x16), then ``stacks`` stacks of ``blocks`` 3x3 conv-BN-ReLU layers;
+    stack ``s`` has ``width * 2**s`` channels and every stack after the first starts by
+    halving the resolution with 2x2 max pooling (28x28 inputs: 14, 7, 4, 2, ...). The head
+    average-pools to ``head_pool x head_pool``, flattens, applies optional dropout and a
+    linear layer. A small ``head_pool`` above 1 keeps some spatial layout, so the shallow
+    members are usable classifiers rather than bags of local features.
 
     Parameters
     ----------
@@ -175,20 +178,36 @@ class StackedCNN(nn.Module):
     n_classes : int, default=10
         Number of classes.
     width : int, default=16
-        Channels of the first stack.
+        Channels of the stem and the first stack.
     dropout : float, default=0.0
         Dropout before the linear layer.
+    head_pool : int, default=2
+        Output size of the adaptive average pooling before the linear layer (1 is global
+        average pooling).
     """
 
-    def __init__(self, blocks=1, stacks=1, in_channels=1, n_classes=10, width=16, dropout=0.0):
+    def __init__(
+        self,
+        blocks=1,
+        stacks=1,
+        in_channels=1,
+        n_classes=10,
+        width=16,
+        dropout=0.0,
+        head_pool=2,
+    ):
         super().__init__()
         blocks, stacks = check_structure((blocks, stacks))
         check_positive_int(in_channels, "in_channels")
         check_positive_int(n_classes, "n_classes")
         check_positive_int(width, "width")
+        check_positive_int(head_pool, "head_pool")
         _check_dropout(dropout)
+        self.stem = nn.Sequential(
+            _conv_bn(in_channels, width), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)
+        )
         layers = []
-        channels = in_channels
+        channels = width
         for stack in range(stacks):
             if stack > 0:
                 layers.append(nn.MaxPool2d(2, ceil_mode=True))
@@ -197,10 +216,14 @@ class StackedCNN(nn.Module):
                 layers += [_conv_bn(channels, out_channels), nn.ReLU()]
                 channels = out_channels
         self.body = nn.Sequential(*layers)
-        self.head = _head(channels, n_classes, dropout)
+        head = [nn.AdaptiveAvgPool2d(head_pool), nn.Flatten()]
+        if dropout > 0:
+            head.append(nn.Dropout(dropout))
+        head.append(nn.Linear(channels * head_pool**2, n_classes))
+        self.head = nn.Sequential(*head)
 
     def forward(self, X):
-        return self.head(self.body(X))
+        return self.head(self.body(self.stem(X)))
 
 
 class _ResidualLinear(nn.Module):
@@ -237,9 +260,7 @@ class StackedMLP(nn.Module):
         Dropout after every stack (needed by MC-dropout strategies such as BALD).
     """
 
-    def __init__(
-        self, blocks=1, stacks=1, n_features=64, n_classes=10, width=32, dropout=0.0
-    ):
+    def __init__(self, blocks=1, stacks=1, n_features=64, n_classes=10, width=32, dropout=0.0):
         super().__init__()
         blocks, stacks = check_structure((blocks, stacks))
         check_positive_int(n_features, "n_features")
@@ -369,6 +390,8 @@ class CNNFamily(ArchitectureFamily):
         Channels of the first stack.
     dropout : float, default=0.0
         Dropout before the linear layer.
+    head_pool : int, default=2
+        Side of the average-pooled grid the linear layer sees (1: global pooling).
 
     Examples
     --------
@@ -379,13 +402,14 @@ class CNNFamily(ArchitectureFamily):
     """
 
     module_class = StackedCNN
-    _param_names = ("in_channels", "n_classes", "width", "dropout")
+    _param_names = ("in_channels", "n_classes", "width", "dropout", "head_pool")
 
-    def __init__(self, in_channels=1, n_classes=10, width=16, dropout=0.0):
+    def __init__(self, in_channels=1, n_classes=10, width=16, dropout=0.0, head_pool=2):
         self.in_channels = in_channels
         self.n_classes = n_classes
         self.width = width
         self.dropout = dropout
+        self.head_pool = head_pool
 
 
 class MLPFamily(ArchitectureFamily):

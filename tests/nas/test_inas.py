@@ -94,11 +94,14 @@ def test_resnet_family_halves_resolution_and_doubles_width_per_stack():
 
 @pytest.mark.parametrize("size", [28, 32])
 def test_cnn_family_for_small_images(size):
-    module = CNNFamily(in_channels=3, width=4)((2, 3))
-    features = module.body(torch.zeros(2, 3, size, size))
-    assert features.shape == (2, 16, -(-size // 4), -(-size // 4))
+    module = CNNFamily(in_channels=3, width=4, head_pool=2)((2, 3))
+    features = module.body(module.stem(torch.zeros(2, 3, size, size)))
+    # Stem pools to size / 2, stacks 2 and 3 halve it again (rounding up).
+    assert features.shape == (2, 16, -(-size // 8), -(-size // 8))
+    assert module(torch.zeros(2, 3, size, size)).shape == (2, 10)
     convs = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert [c.out_channels for c in convs] == [4, 4, 8, 8, 16, 16]
+    assert [c.out_channels for c in convs] == [4, 4, 4, 8, 8, 16, 16]
+    assert module.head[-1].in_features == 16 * 2 * 2
 
 
 def test_mlp_family_parameter_counts():
