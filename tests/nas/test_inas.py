@@ -1,5 +1,6 @@
 """iNAS: candidate generator, families, hold-out split and the INASLearner contract."""
 
+import inspect
 import itertools
 from typing import ClassVar
 
@@ -10,7 +11,9 @@ from modAL.models import ActiveLearner
 from modAL.uncertainty import margin_sampling
 from skorch import NeuralNetClassifier
 
+import skdynal
 from skdynal import BALDSampler, CoresetSampler, DynamicALSampler, MarginSampler
+from skdynal._base import BaseQueryStrategy
 from skdynal.models import MLP
 from skdynal.nas import (
     CNNFamily,
@@ -353,3 +356,29 @@ def test_bad_parameters(split):
     learner = make_learner(split)
     with pytest.raises(ValueError, match="only_new"):
         learner.teach(split[2][:5], split[3][:5], only_new=True)
+
+
+def _exported_strategies():
+    return [
+        getattr(skdynal, name)
+        for name in skdynal.__all__
+        if inspect.isclass(getattr(skdynal, name))
+        and issubclass(getattr(skdynal, name), BaseQueryStrategy)
+    ]
+
+
+@pytest.mark.parametrize("strategy_class", _exported_strategies(), ids=lambda c: c.__name__)
+def test_every_exported_strategy_queries_from_the_searched_net(split, strategy_class):
+    net_class = getattr(strategy_class, "_test_net_params", {}).get(
+        "net_class", NeuralNetClassifier
+    )
+    strategy = strategy_class(random_state=0)
+    learner = make_learner(
+        split,
+        strategy=strategy,
+        estimator=make_net(net_class, epochs=3),
+        family=MLPFamily(width=16, dropout=0.1),
+    )
+    run_loop(learner, split, rounds=1, n_query=10)
+    assert learner.X_training.shape == (70, 64)
+    assert len(learner.structures_) == 2
