@@ -168,6 +168,12 @@ class LADASampler(BaseQueryStrategy):
 
     Attributes
     ----------
+    pairs_ : ndarray of shape (n_pairs, 2)
+        Pool indices of the last query's pairs ``(x_a, x_b)``.
+    pair_scores_ : ndarray of shape (n_pairs,)
+        Their scores.
+    mixed_entropy_ : ndarray of shape (n_pairs,)
+        Their mixed-entropy terms ``mean_lam H(mix)`` (``None`` for acquisition only).
     layer_ : str
         The layer mixed at in the last query.
     alpha_ : ndarray of shape (n_pairs,)
@@ -278,6 +284,9 @@ class LADASampler(BaseQueryStrategy):
                     module, nonlinearity, X_a, X_b, layer, batch_size or n_pairs
                 )
         pair_scores = H_a + H_b + H_mix
+        self.pairs_ = np.stack([subset[:n_pairs], subset[n_pairs:2 * n_pairs]], axis=1)
+        self.pair_scores_ = pair_scores
+        self.mixed_entropy_ = None if self.acquisition_only else H_mix
 
         order = select_top_k(pair_scores, n_pairs, random_state)
         n_full = min(n_instances // 2, n_pairs)
