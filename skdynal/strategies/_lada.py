@@ -26,9 +26,6 @@ _ALPHA_FLOOR = 0.05
 _GENERATOR_WIDTH = 32
 _POOLED_SIZE = 4
 
-_REFERENCE = """
-    .. [1] Y. Kim, K. Song, J. Jang and I.-C. Moon, "LADA: Look-Ahead Data Acquisition via
-       Augmentation for Deep Active Learning", NeurIPS 2021."""
 
 
 def entropy(probabilities):
@@ -196,7 +193,9 @@ class LADASampler(BaseQueryStrategy):
     layer, and one more such forward pass to score.
 
     References
-    ----------""" + _REFERENCE + """
+    ----------
+    .. [1] Y. Kim, K. Song, J. Jang and I.-C. Moon, "LADA: Look-Ahead Data Acquisition via
+       Augmentation for Deep Active Learning", NeurIPS 2021.
 
     Examples
     --------
@@ -411,7 +410,10 @@ class LADAMixin:
     lada_mixup_steps : int, default=1
         Mixup steps per training epoch (0 turns the teaching step off).
     lada_random_state : int, RandomState instance or None, default=None
-        Draws the ``lambda`` of the mixup steps (fixed at ``initialize``).
+        Draws the ``lambda`` of the mixup steps (fixed at ``initialize``). ``None`` seeds
+        it from torch's global generator at ``initialize`` (after the module is built),
+        so ``torch.manual_seed`` makes the whole training reproducible, as for any skorch
+        net.
     *args, **kwargs
         Passed on to the skorch net.
 
@@ -424,7 +426,9 @@ class LADAMixin:
         Loss of each mixup step of the last ``fit``.
 
     References
-    ----------""" + _REFERENCE + """
+    ----------
+    .. [1] Y. Kim, K. Song, J. Jang and I.-C. Moon, "LADA: Look-Ahead Data Acquisition via
+       Augmentation for Deep Active Learning", NeurIPS 2021.
     """
 
     def __init__(self, *args, lada_mixup_steps=1, lada_random_state=None, **kwargs):
@@ -438,7 +442,12 @@ class LADAMixin:
         from sklearn.utils import check_random_state
 
         check_positive_int(self.lada_mixup_steps, "lada_mixup_steps", minimum=0)
-        self.lada_rng_ = check_random_state(self.lada_random_state)
+        if self.lada_random_state is None:
+            # Follow skorch's convention: torch's global seed makes training reproducible.
+            seed = int(torch.randint(2**31 - 1, ()).item())
+            self.lada_rng_ = np.random.RandomState(seed)
+        else:
+            self.lada_rng_ = check_random_state(self.lada_random_state)
         self.lada_pairs_ = None
         self.lada_mixup_losses_ = []
         return self
@@ -578,7 +587,9 @@ class LADANetClassifier(LADAMixin, NeuralNetClassifier):
     ``NeuralNetClassifier``'s. Labels must be class indices ``0 .. K-1``.
 
     References
-    ----------""" + _REFERENCE + """
+    ----------
+    .. [1] Y. Kim, K. Song, J. Jang and I.-C. Moon, "LADA: Look-Ahead Data Acquisition via
+       Augmentation for Deep Active Learning", NeurIPS 2021.
 
     Examples
     --------

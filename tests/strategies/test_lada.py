@@ -325,3 +325,13 @@ def test_plain_net_gets_no_pairs_and_required_net_class(labeled_and_pool):
 def test_entropy_helper():
     p = torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])
     torch.testing.assert_close(entropy(p), torch.tensor([np.log(2.0), 0.0], dtype=torch.float32))
+
+
+def test_mixup_lambdas_follow_torch_seed_without_random_state(digits):
+    X, y = digits
+    draws = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        net = make_net(net_class=LADANetClassifier, max_epochs=1).fit(X[:40], y[:40])
+        draws.append(net.lada_rng_.beta(1.0, 1.0, size=4))
+    np.testing.assert_array_equal(draws[0], draws[1])
