@@ -9,12 +9,18 @@ learning-curve plot into ``skdynal-results/digits-mlp``.
 import argparse
 import os
 import sys
+import time
 
 import torch
 
 __all__ = ["build_parser", "main"]
 
-_DEFAULT_MODELS = {"digits": "mlp", "cifar10": "cnn", "svhn": "vgg11", "caltech101": "resnet18"}
+_DEFAULT_MODELS = {
+    "digits": "mlp", "breast_cancer": "mlp", "three_clust": "mlp", "diverging_sin": "mlp",
+    "fashion_mnist": "lenet", "cifar10": "cnn", "svhn": "vgg11", "caltech101": "resnet18",
+}
+#: Datasets that need no --data-dir (shipped with scikit-learn, generated, or installed).
+_LOCAL_DATASETS = ("digits", "breast_cancer", "three_clust", "diverging_sin", "fashion_mnist")
 
 #: Protocol defaults per dataset: digits is the small CPU demo, the image datasets follow
 #: the paper's Figure 3 (M = b = 500).
@@ -34,7 +40,7 @@ _PRESETS = {
 
 
 def _preset(dataset):
-    return _PRESETS["digits" if dataset == "digits" else "image"]
+    return _PRESETS["image" if dataset in ("cifar10", "svhn", "caltech101") else "digits"]
 
 
 def _positive_int(text):
@@ -44,6 +50,16 @@ def _positive_int(text):
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
     return value
 
 
@@ -127,7 +143,7 @@ def build_parser():
         "Without a command, runs 'skdynal run' (the digits main job).",
     )
     parser.add_argument("--version", action="version", version=f"skdynal {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{run,list}")
+    commands = parser.add_subparsers(dest="command", metavar="{run,benchmark,list}")
     run = commands.add_parser(
         "run",
         help="run an active learning experiment (no arguments: the digits main job)",
@@ -184,6 +200,22 @@ def build_parser():
     training.add_argument("--weight-decay", type=float, default=0.0, help="weight decay")
     training.add_argument("--dropout", type=float, default=None,
                           help="dropout probability of the model (mlp only); BALD needs it")
+    training.add_argument("--train-until-fit", action="store_true",
+                          help="train each round until the accuracy on the labeled set has "
+                          "stayed >= --fit-threshold for --fit-patience epochs (at least "
+                          "--min-epochs, at most --epochs), the paper's 'until convergence'")
+    training.add_argument("--fit-threshold", type=_fraction, default=0.97,
+                          help="training accuracy that counts as fitted (--train-until-fit)")
+    training.add_argument("--fit-patience", type=_positive_int, default=10,
+                          help="epochs the threshold must hold (--train-until-fit)")
+    training.add_argument("--min-epochs", type=_non_negative_int, default=1,
+                          help="epochs always trained per round (--train-until-fit)")
+    training.add_argument("--reset-optimizer", action="store_true",
+                          help="a fresh optimizer every round (the official dynamicAL "
+                          "code's protocol); weights stay warm-started")
+    training.add_argument("--initial-sampling", choices=["random", "balanced"],
+                          default="random",
+                          help="draw the initial labeled set uniformly or class-balanced")
     training.add_argument("--reinit", action="store_true",
                           help="re-initialise the net before each round instead of "
                           "warm-starting")
@@ -202,8 +234,76 @@ def build_parser():
     output.add_argument("--no-progress", dest="progress", action="store_false",
                         help="hide the progress bar")
     run.set_defaults(subparser=run)
+    _add_benchmark_parser(commands)
     commands.add_parser("list", help="list the strategies, datasets and models")
     return parser
+
+
+def _add_benchmark_parser(commands):
+    from .experiments._benchmark import (
+        BENCHMARK_TASKS,
+        DEFAULT_BENCHMARK_STRATEGIES,
+        TRAINING_PROTOCOLS,
+    )
+
+    bench = commands.add_parser(
+        "benchmark",
+        help="run the cross-domain benchmark suite (many seeds, several tasks)",
+        description="Run every strategy on every task of the cross-domain suite (digits, "
+        "breast cancer, CDALBench's ThreeClust and DivergingSin, Fashion-MNIST) over many "
+        "seeds, in parallel, resumable per cell; write per-task tables with paired tests "
+        "against random, mean ranks across tasks, plots and benchmark.md.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    bench.add_argument("--tasks", nargs="+", default=list(BENCHMARK_TASKS),
+                       choices=list(BENCHMARK_TASKS), metavar="TASK",
+                       help=f"tasks ({', '.join(BENCHMARK_TASKS)})")
+    bench.add_argument("--strategies", nargs="+", default=list(DEFAULT_BENCHMARK_STRATEGIES),
+                       metavar="NAME", help="strategy names, space- or comma-separated "
+                       "(random is always added)")
+    bench.add_argument("--training", nargs="+", default=["fixed"],
+                       choices=list(TRAINING_PROTOCOLS),
+                       help="training protocols: fixed epochs, or until the labeled set is "
+                       "fitted with a fresh optimizer each round")
+    bench.add_argument("--seeds", type=_positive_int, default=None,
+                       help="seeds per task (default: 20 for the small tasks, 10 for "
+                       "Fashion-MNIST)")
+    bench.add_argument("--quick", action="store_true",
+                       help="smoke-test scale: 2 seeds, 2 rounds, few epochs")
+    bench.add_argument("--jobs", type=_positive_int, default=None,
+                       help="parallel worker processes (default: all available cores)")
+    bench.add_argument("--out", default=None,
+                       help="results folder (default: skdynal-benchmark, or "
+                       "skdynal-benchmark-quick with --quick)")
+    bench.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                       help="reuse finished cells stored in --out")
+    bench.add_argument("--no-progress", dest="progress", action="store_false",
+                       help="hide the progress bar")
+    bench.set_defaults(subparser=bench)
+
+
+def _benchmark(args, parser, argv):
+    from .experiments._benchmark import run_benchmark
+
+    try:
+        strategies = _strategy_names(args.strategies)
+    except argparse.ArgumentTypeError as err:
+        parser.error(f"argument --strategies: {err}")
+    out = args.out or ("skdynal-benchmark-quick" if args.quick else "skdynal-benchmark")
+    start = time.perf_counter()
+    try:
+        results = run_benchmark(
+            args.tasks, strategies, args.training, seeds=args.seeds, quick=args.quick,
+            out=out, n_jobs=args.jobs, resume=args.resume, progress=args.progress,
+        )
+    except (OSError, ValueError) as err:
+        parser.exit(1, f"skdynal: error: {err}\n")
+    command = "skdynal " + " ".join(argv)
+    paths = results.save(out, command=command)
+    print(results.report(command))
+    minutes = (time.perf_counter() - start) / 60
+    print(f"\nwall time {minutes:.1f} min; wrote " + ", ".join(sorted(paths.values())))
+    return 0
 
 
 def _resolve(args, parser):
@@ -231,12 +331,12 @@ def _resolve(args, parser):
         )
     if args.baseline is None and "random" in args.strategies:
         args.baseline = "random"
-    if args.dataset != "digits" and args.data_dir is None:
+    if args.dataset not in _LOCAL_DATASETS and args.data_dir is None:
         parser.error(
             f"--dataset {args.dataset} needs --data-dir DIR (add --download to fetch it)"
         )
-    if args.dataset == "digits" and (args.n_train or args.n_test):
-        parser.error("--n-train and --n-test apply to the image datasets, not to digits")
+    if args.dataset in _LOCAL_DATASETS[:4] and (args.n_train or args.n_test):
+        parser.error(f"--n-train and --n-test apply to the image datasets, not to {args.dataset}")
     if args.dropout is not None:
         if args.model != "mlp":
             parser.error(f"--dropout applies to the mlp model only, not to {args.model}")
@@ -249,7 +349,7 @@ def _resolve(args, parser):
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     elif args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: CUDA is not available on this machine")
-    if args.threads is None and args.dataset == "digits":
+    if args.threads is None and args.dataset in _LOCAL_DATASETS:
         args.threads = 1
     if args.out is None:
         args.out = os.path.join("skdynal-results", f"{args.dataset}-{args.model}")
@@ -294,6 +394,9 @@ def _run(args, parser):
         f"{args.model}, M={args.initial}, b={args.query}, R={args.rounds}, "
         f"{len(seeds)} seeds, {args.epochs} epochs, lr={args.lr:g}, batch {args.batch_size}, "
         f"{args.optimizer}, {'re-initialised' if args.reinit else 'warm start'}, "
+        f"{'until fitted, ' if args.train_until_fit else ''}"
+        f"{'fresh optimizer each round, ' if args.reset_optimizer else ''}"
+        f"{args.initial_sampling} initial set, "
         f"{'' if args.dropout is None else f'dropout {args.dropout:g}, '}"
         f"device {args.device}; strategies: {', '.join(args.strategies)}",
         flush=True,
@@ -304,6 +407,11 @@ def _run(args, parser):
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
         optimizer=args.optimizer, weight_decay=args.weight_decay, device=args.device,
         reinit=args.reinit, dataset=args.dataset,
+        train_until_fit=(
+            {"threshold": args.fit_threshold, "patience": args.fit_patience,
+             "min_epochs": args.min_epochs} if args.train_until_fit else None
+        ),
+        reset_optimizer=args.reset_optimizer, initial_sampling=args.initial_sampling,
         module_kwargs=None if args.dropout is None else {"dropout": args.dropout},
         baseline=args.baseline,
         out=args.out, resume=args.resume, progress=args.progress, plot=args.plot,
@@ -327,4 +435,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "list":
         return _list()
+    if args.command == "benchmark":
+        return _benchmark(args, args.subparser, argv)
     return _run(args, args.subparser)

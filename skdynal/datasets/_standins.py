@@ -1,4 +1,4 @@
-"""Tiny stand-in files in the real on-disk formats of CIFAR-10, SVHN and Caltech101.
+"""Tiny stand-in files in the real on-disk formats of CIFAR-10, SVHN, Caltech101, Fashion-MNIST.
 
 No machine that runs the tests can download the real datasets. These writers produce a
 few images in exactly the layout torchvision reads, so the real loading code can be
@@ -8,6 +8,7 @@ the real datasets. CIFAR-10 and SVHN stand-ins fail torchvision's md5 checks by 
 load them with ``verify_checksums=False``.
 """
 
+import gzip as _gzip
 import os
 import pickle
 
@@ -18,7 +19,12 @@ from sklearn.utils import check_random_state
 
 from .._validation import check_positive_int
 
-__all__ = ["write_caltech101_standin", "write_cifar10_standin", "write_svhn_standin"]
+__all__ = [
+    "write_caltech101_standin",
+    "write_cifar10_standin",
+    "write_fashion_mnist_standin",
+    "write_svhn_standin",
+]
 
 CIFAR10_CLASSES = [
     "airplane", "automobile", "bird", "cat", "deer",
@@ -197,4 +203,62 @@ def write_caltech101_standin(root, n_classes=5, per_class=5, n_background=3, ran
             if label == 0 and i == 1:
                 image = image.convert("L")
             image.save(os.path.join(class_dir, f"image_{i:04d}.jpg"), format="JPEG")
+    return folder
+
+
+def _idx_bytes(array):
+    """IDX encoding of a uint8 array: 0, 0, type 0x08, ndim, big-endian dims, values."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
+    return header + array.tobytes()
+
+
+def write_fashion_mnist_standin(root, n_train=60, n_test=20, gzip=True, random_state=0):
+    """Write a tiny Fashion-MNIST as the four standard IDX files.
+
+    Creates ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+    ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte`` (with ``.gz`` when ``gzip``)
+    directly in ``root``: images as IDX type ``0x08`` (unsigned byte) of shape
+    ``(N, 28, 28)``, labels of shape ``(N,)`` in ``0..9``, balanced over the classes. Each
+    class has its own grey level (the same in train and test) plus noise, so a model can
+    learn to tell them apart. To get torchvision's layout, pass ``<data>/FashionMNIST/raw``
+    as ``root``.
+
+    Parameters
+    ----------
+    root : str or path-like
+        Folder to write the four files into (created if missing).
+    n_train : int, default=60
+        Training images.
+    n_test : int, default=20
+        Test images.
+    gzip : bool, default=True
+        Write gzip-compressed ``.gz`` files (as distributed) instead of plain IDX files.
+    random_state : int, RandomState instance or None, default=0
+        Seed of the synthetic images and label order.
+
+    Returns
+    -------
+    folder : str
+        The folder written.
+    """
+    n_train = check_positive_int(n_train, "n_train")
+    n_test = check_positive_int(n_test, "n_test")
+    rng = check_random_state(random_state)
+    folder = os.fspath(root)
+    os.makedirs(folder, exist_ok=True)
+    # One grey level per class, shared by the train and test files.
+    levels = rng.uniform(40.0, 215.0, size=(10, 1, 1))
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = _balanced_labels(n, 10, rng)
+        noise = rng.normal(0.0, 30.0, size=(n, 28, 28))
+        images = np.clip(levels[labels] + noise, 0, 255).astype(np.uint8)
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            name = os.path.join(folder, f"{prefix}-{kind}-ubyte")
+            payload = _idx_bytes(array)
+            if gzip:
+                # mtime=0: the same seed writes byte-identical files.
+                payload, name = _gzip.compress(payload, mtime=0), name + ".gz"
+            with open(name, "wb") as f:
+                f.write(payload)
     return folder

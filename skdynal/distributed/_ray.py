@@ -226,6 +226,9 @@ def _score_shard(payload, source, start, stop, task, ranks, device, num_threads)
         if task == "outputs":
             outputs = strategy._row_outputs(adapter, state, X_rows)
             return tuple(np.asarray(out) for out in outputs)
+        if isinstance(task, tuple) and task[0] == "dots":
+            direction = _to_device(import_ray().get(task[1][0]), device)
+            return np.asarray(strategy._dot_rows(adapter, direction, X_rows), dtype=np.float64)
         scores = np.asarray(strategy._score_rows(adapter, state, X_rows), dtype=np.float64)
     if task == "scores":
         return scores
@@ -258,7 +261,7 @@ def _sharding_kind(strategy):
     cls = type(strategy)
     if (
         isinstance(strategy, BaseScoringStrategy)
-        and cls._query is BaseScoringStrategy._query
+        and (cls._query is BaseScoringStrategy._query or hasattr(cls, "_select_with_dots"))
         and cls._score_rows is not BaseScoringStrategy._score_rows
     ):
         return "top_k"
@@ -271,6 +274,25 @@ def _sharding_kind(strategy):
     )
 
 
+
+
+def _selects_with_dots(strategy):
+    """Whether the strategy's selection needs more passes of dots over the pool."""
+    check = getattr(strategy, "_selects_with_dots", None)
+    return bool(check is not None and check())
+
+
+def _put_payload(ray, adapter, strategy, state):
+    """Put what workers need for a round (net, strategy, state) in the object store."""
+    view, parts = _inference_payload(adapter.net)
+    return ray.put(
+        {
+            "net": view,
+            "net_parts": parts,
+            "strategy": strategy,
+            "state": _to_device(state, "cpu"),
+        }
+    )
 
 
 def _check_resource(value, name, allow_zero):
@@ -297,7 +319,12 @@ class RayScorer(BaseQueryStrategy):
       permutation that the local selection draws from ``random_state``, so ties are broken
       the same way and the indices equal those of local scoring;
     - strategies whose selection is global (BADGE, Coreset) return per-row outputs
-      (embeddings), and the driver runs the selection on them, as locally.
+      (embeddings), and the driver runs the selection on them, as locally;
+    - dynamicAL's ``selection="deinfluence"`` needs one more pass over the pool per chunk
+      after the first: workers return every row's score, then, for each further chunk,
+      every row's dot ``<g_u, D>`` with the direction ``D`` that the driver computes from
+      the chunks chosen so far; the driver runs the chunked selection as locally, with the
+      same tie-breaking draws.
 
     Shards are cut at multiples of the scoring batch size, so every batch holds the same
     rows as when scoring locally, and scores agree with local ones to the last bits on the
@@ -346,7 +373,9 @@ class RayScorer(BaseQueryStrategy):
 
     The wrapped strategy's row-wise hooks are ``_scoring_state``, ``_score_rows`` (top-k
     strategies) or ``_row_outputs`` and ``_select_from_outputs`` (global ones); see
-    :class:`skdynal._base.BaseQueryStrategy`.
+    :class:`skdynal._base.BaseQueryStrategy`. A scoring strategy whose selection needs more
+    passes (``_selects_with_dots()`` true) also implements ``_dot_rows`` and
+    ``_select_with_dots``, as :class:`~skdynal.DynamicALSampler` does.
 
     References
     ----------
@@ -429,6 +458,10 @@ class RayScorer(BaseQueryStrategy):
         n_instances = check_n_instances(n_instances, len(view))
         random_state = check_random_state(self._seed(strategy))
         state = strategy._scoring_state(adapter)
+        if kind == "top_k" and _selects_with_dots(strategy):
+            return self._select_with_dots(
+                ray, adapter, strategy, state, view, source, n_instances, random_state
+            )
         if kind == "top_k":
             ranks_ref = ray.put(tie_break_ranks(len(view), random_state))
             candidates = self._map_shards(
@@ -500,20 +533,41 @@ class RayScorer(BaseQueryStrategy):
         ).get("batch_size", adapter.net.batch_size)
         return None if size in (None, -1) else int(size)
 
-    def _map_shards(self, ray, adapter, strategy, state, view, source, task, ranks_ref=None):
+    def _select_with_dots(
+        self, ray, adapter, strategy, state, view, source, n_instances, random_state
+    ):
+        """A selection that needs more passes of dots over the pool (dynamicAL's
+        de-influence): every pass is sharded, the selection runs on the driver."""
+        payload_ref = _put_payload(ray, adapter, strategy, state)
+
+        def pool_dots(direction):
+            direction_ref = ray.put(_to_device(direction, "cpu"))
+            pieces = self._map_shards(
+                ray, adapter, strategy, state, view, source, ("dots", [direction_ref]),
+                payload_ref=payload_ref,
+            )
+            return np.concatenate(pieces)
+
+        scores = np.concatenate(
+            self._map_shards(
+                ray, adapter, strategy, state, view, source, "scores", payload_ref=payload_ref
+            )
+        )
+        indices, chosen_scores = strategy._select_with_dots(
+            adapter, view, scores, n_instances, random_state, pool_dots
+        )
+        return np.asarray(indices, dtype=np.intp), chosen_scores
+
+    def _map_shards(
+        self, ray, adapter, strategy, state, view, source, task, ranks_ref=None,
+        payload_ref=None,
+    ):
         """Run ``task`` on every shard, at most ``num_workers`` at a time; results in order."""
         n_rows = len(view)
         shard_size = self.shard_size or -(-n_rows // self.num_workers)
         bounds = shard_bounds(n_rows, shard_size, self._batch_size(adapter, strategy))
-        view, parts = _inference_payload(adapter.net)
-        payload_ref = ray.put(
-            {
-                "net": view,
-                "net_parts": parts,
-                "strategy": strategy,
-                "state": _to_device(state, "cpu"),
-            }
-        )
+        if payload_ref is None:
+            payload_ref = _put_payload(ray, adapter, strategy, state)
         device = "cuda" if self.num_gpus_per_worker > 0 else "cpu"
         remote = _remote_score_shard(ray).options(
             num_cpus=self.num_cpus_per_worker,

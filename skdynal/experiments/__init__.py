@@ -5,8 +5,18 @@
 the normalised area under the learning curve and a paired comparison with random
 sampling). Strategies are named through a registry (:func:`available_strategies`,
 :func:`register_strategy`); ``skdynal run`` is the command-line front end.
+:func:`run_benchmark` (``skdynal benchmark``) runs the cross-domain suite: several tasks,
+many seeds, paired tests and ranks.
 """
 
+from ._benchmark import (
+    BENCHMARK_TASKS,
+    DEFAULT_BENCHMARK_STRATEGIES,
+    TRAINING_PROTOCOLS,
+    BenchmarkResults,
+    BenchmarkTask,
+    run_benchmark,
+)
 from ._data import load_experiment_data
 from ._registry import (
     available_strategies,
@@ -15,21 +25,28 @@ from ._registry import (
     registered_strategies,
 )
 from ._report import format_accuracy_table, format_summary_table, plot_learning_curves
-from ._runner import RESULT_COLUMNS, ExperimentResults, run_experiment
+from ._runner import RESULT_COLUMNS, ExperimentResults, initial_indices, run_experiment
 from ._summary import learning_curve_auc, summarize
 
 __all__ = [
+    "BENCHMARK_TASKS",
+    "DEFAULT_BENCHMARK_STRATEGIES",
     "RESULT_COLUMNS",
+    "TRAINING_PROTOCOLS",
+    "BenchmarkResults",
+    "BenchmarkTask",
     "ExperimentResults",
     "available_strategies",
     "format_accuracy_table",
     "format_summary_table",
+    "initial_indices",
     "learning_curve_auc",
     "load_experiment_data",
     "make_strategy",
     "plot_learning_curves",
     "register_strategy",
     "registered_strategies",
+    "run_benchmark",
     "run_experiment",
     "summarize",
 ]

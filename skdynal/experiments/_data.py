@@ -2,7 +2,9 @@
 
 __all__ = ["load_experiment_data"]
 
-_IMAGE_DATASETS = ("cifar10", "svhn", "caltech101")
+_IMAGE_DATASETS = ("cifar10", "svhn", "caltech101", "fashion_mnist")
+#: Datasets generated or shipped with scikit-learn: no folder, no subsets.
+_BUILTIN_TABLES = ("breast_cancer", "three_clust", "diverging_sin")
 
 
 def load_experiment_data(
@@ -21,13 +23,16 @@ def load_experiment_data(
 
     Parameters
     ----------
-    dataset : {'digits', 'cifar10', 'svhn', 'caltech101'}
-        Dataset name (see :data:`skdynal.datasets.DATASETS`).
+    dataset : str
+        Dataset name (see :data:`skdynal.datasets.DATASETS`; ``'fashion-mnist'`` works too).
     model : str, default="mlp"
         Model name. For digits, ``"mlp"`` gets flat ``(N, 64)`` rows and every other model
-        ``(N, 1, 8, 8)`` images.
+        ``(N, 1, 8, 8)`` images; for Fashion-MNIST, ``"mlp"`` gets ``(N, 784)`` rows and
+        every other model ``(N, 1, 28, 28)`` images.
     data_dir : str or path-like, default=None
-        Folder holding the image datasets (required for them, unused for digits).
+        Folder holding the image datasets (required for CIFAR-10, SVHN and Caltech101,
+        unused for digits). For Fashion-MNIST, None reads the files installed by Debian's
+        ``dataset-fashion-mnist`` package.
     download : bool, default=False
         Download missing image datasets into ``data_dir``.
     n_train, n_test : int or None, default=None
@@ -45,7 +50,9 @@ def load_experiment_data(
     data : sklearn.utils.Bunch
     """
     from ..datasets import DATASETS, load_dataset
+    from ..datasets._registry import canonical_dataset_name
 
+    dataset = canonical_dataset_name(dataset)
     if dataset not in DATASETS:
         raise ValueError(f"Unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}.")
     if dataset == "digits":
@@ -54,6 +61,19 @@ def load_experiment_data(
         )
         if n_train is not None or n_test is not None:
             raise ValueError("n_train and n_test apply to the image datasets, not to digits.")
+        return data
+    if dataset in _BUILTIN_TABLES:
+        if n_train is not None or n_test is not None:
+            raise ValueError(f"n_train and n_test apply to the image datasets, not to {dataset}.")
+        return load_dataset(dataset, random_state=random_state)
+    if dataset == "fashion_mnist":
+        data = load_dataset(
+            "fashion_mnist", root=data_dir, download=download, n_train=n_train,
+            n_test=n_test, random_state=random_state,
+        )
+        if str(model).lower() == "mlp":
+            data.X_train = data.X_train.reshape(len(data.X_train), -1)
+            data.X_test = data.X_test.reshape(len(data.X_test), -1)
         return data
     if data_dir is None:
         raise ValueError(

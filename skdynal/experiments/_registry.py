@@ -30,19 +30,32 @@ def _strategy_class(class_name, params, from_protocol=None):
     """A factory building ``skdynal.strategies.<class_name>(random_state=..., **params)``.
 
     ``from_protocol`` maps constructor parameters to protocol keys (e.g. ALBL's horizon
-    ``n_rounds`` is the experiment's ``rounds``); they are set when the protocol is known.
+    ``n_rounds`` is the experiment's ``rounds``) or to functions of the protocol; they are
+    set when the protocol is known.
     """
 
     def factory(random_state, protocol=None):
         module = importlib.import_module("skdynal.strategies")
         kwargs = dict(params)
         for param, key in (from_protocol or {}).items():
-            if protocol and protocol.get(key):
+            if callable(key) and protocol:
+                kwargs[param] = key(protocol)
+            elif protocol and protocol.get(key):
                 kwargs[param] = protocol[key]
         return getattr(module, class_name)(random_state=random_state, **kwargs)
 
     return factory
 
+
+def _deinfluence_chunk(protocol):
+    """The official code's ratio: 100 per chunk for 500 per query, five chunks a query."""
+    return max(1, int(protocol.get("query") or 0) // 5)
+
+
+_DEINF = {"selection": "deinfluence"}
+_DEINF_DESCRIPTION = (
+    "; de-influence selection in 5 chunks per query (the official code's default)"
+)
 
 # name: (class in skdynal.strategies, constructor parameters, description[, from protocol])
 _BUILTIN = {
@@ -51,6 +64,18 @@ _BUILTIN = {
     "dynamical-gamma1": ("DynamicALSampler", {"gamma": 1.0}, "dynamicAL with gamma=1"),
     "dynamical-inf": (
         "DynamicALSampler", {"gamma": math.inf}, "dynamicAL alignment term alone (gamma=inf)"
+    ),
+    "dynamical-deinf": (
+        "DynamicALSampler", {"gamma": 2.0, **_DEINF}, "dynamicAL, gamma=2" + _DEINF_DESCRIPTION,
+        {"chunk_size": _deinfluence_chunk},
+    ),
+    "dynamical-gamma0-deinf": (
+        "DynamicALSampler", {"gamma": 0.0, **_DEINF}, "dynamicAL, gamma=0" + _DEINF_DESCRIPTION,
+        {"chunk_size": _deinfluence_chunk},
+    ),
+    "dynamical-gamma1-deinf": (
+        "DynamicALSampler", {"gamma": 1.0, **_DEINF}, "dynamicAL, gamma=1" + _DEINF_DESCRIPTION,
+        {"chunk_size": _deinfluence_chunk},
     ),
     "random": ("RandomSampler", {}, "uniform random sampling"),
     "least-confidence": ("LeastConfidenceSampler", {}, "1 - max softmax probability"),
@@ -67,6 +92,15 @@ _BUILTIN = {
     "bald": ("BALDSampler", {}, "BALD with Monte Carlo dropout (needs dropout layers)"),
     "tidal": ("TiDALSampler", {}, "TiDAL: entropy of predicted training dynamics"),
     "ntk": ("NTKLookaheadSampler", {}, "NTK look-ahead (MLMOC, linearised network)"),
+    "lada": (
+        "LADASampler", {}, "LADA InfoMixup: pairs scored with a learned-alpha mixup "
+        "(net: LADANetClassifier)",
+    ),
+    "lada-fixed": ("LADASampler", {"alpha": 2.0}, "LADA with a fixed alpha=2 (no generator)"),
+    "lada-acq-only": (
+        "LADASampler", {"acquisition_only": True}, "LADA's pairs scored by H(x1) + H(x2), "
+        "no mixing",
+    ),
 }
 
 _REGISTRY = {

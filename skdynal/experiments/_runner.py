@@ -13,11 +13,13 @@ import numpy as np
 import torch
 from modAL.models import ActiveLearner
 from sklearn.base import clone
+from sklearn.utils import check_random_state
 from skorch import NeuralNet, NeuralNetClassifier
 from tqdm.auto import tqdm
 
 from .._random import seeded_global_rngs
 from .._validation import check_positive_int
+from ..callbacks import ResetOptimizer, TrainUntilFit
 from ._registry import make_strategy
 from ._report import (
     format_accuracy_table,
@@ -28,7 +30,7 @@ from ._report import (
 )
 from ._summary import summarize
 
-__all__ = ["RESULT_COLUMNS", "ExperimentResults", "run_experiment"]
+__all__ = ["RESULT_COLUMNS", "ExperimentResults", "initial_indices", "run_experiment"]
 
 #: Columns of the tidy results table, one row per (strategy, seed, round).
 RESULT_COLUMNS = [
@@ -41,6 +43,7 @@ RESULT_COLUMNS = [
     "test_accuracy",
     "query_seconds",
     "train_seconds",
+    "train_epochs",
 ]
 
 SUMMARY_COLUMNS = [
@@ -299,11 +302,24 @@ def _resolve_module(model):
     )
 
 
+def _protocol_callbacks(config):
+    """The skorch callbacks that the training protocol adds to every net."""
+    callbacks = []
+    if config.get("reset_optimizer"):
+        callbacks.append(("reset_optimizer", ResetOptimizer()))
+    if config.get("train_until_fit"):
+        callbacks.append(("train_until_fit", TrainUntilFit(**config["train_until_fit"])))
+    return callbacks
+
+
 def _net_factory(model, config, X_train, n_classes, module_kwargs, net_kwargs):
-    """``build(seed) -> skorch net`` and the model's label."""
+    """``build(net_class=None) -> skorch net`` and the model's label."""
     warm_start = not config["reinit"]
+    extra_callbacks = _protocol_callbacks(config)
     if isinstance(model, NeuralNet):
         template = clone(model).set_params(warm_start=warm_start)
+        if extra_callbacks:
+            template.set_params(callbacks=[*(template.callbacks or []), *extra_callbacks])
 
         def build_from_template(net_class=None):
             if net_class is not None and not isinstance(template, net_class):
@@ -326,6 +342,8 @@ def _net_factory(model, config, X_train, n_classes, module_kwargs, net_kwargs):
     if config["weight_decay"]:
         params["optimizer__weight_decay"] = config["weight_decay"]
     params.update(net_kwargs or {})
+    if extra_callbacks:
+        params["callbacks"] = [*(params.get("callbacks") or []), *extra_callbacks]
 
     def build(net_class=None):
         return (net_class or NeuralNetClassifier)(
@@ -368,12 +386,56 @@ def _check_query_indices(indices, n_pool, n_wanted, label):
     return indices
 
 
+def initial_indices(y, size, random_state, balanced=False):
+    """Indices of an initial labeled set of ``size`` samples drawn from labels ``y``.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Labels of the pool.
+    size : int
+        Number of samples to draw, at most ``len(y)``.
+    random_state : int or numpy.random.RandomState
+        Seed of the draw.
+    balanced : bool, default=False
+        Draw ``size // K`` samples of each of the K classes present in ``y`` and the
+        remaining ``size % K`` from distinct classes chosen at random (the official
+        dynamicAL code's ``run.sh`` starts from 5 labels per class). A class with too few
+        samples gives all it has and the rest is drawn from the other classes. False draws
+        uniformly without replacement.
+
+    Returns
+    -------
+    indices : ndarray of int
+    """
+    rng = check_random_state(random_state)
+    y = np.asarray(y)
+    if not balanced:
+        return rng.choice(len(y), size=size, replace=False)
+    classes = np.unique(y)
+    per_class = np.full(len(classes), size // len(classes))
+    per_class[rng.choice(len(classes), size=size % len(classes), replace=False)] += 1
+    members = [np.flatnonzero(y == c) for c in classes]
+    chosen = [rng.choice(m, size=min(k, len(m)), replace=False)
+              for m, k in zip(members, per_class, strict=True)]
+    chosen = np.concatenate(chosen)
+    missing = size - len(chosen)
+    if missing:
+        rest = np.setdiff1d(np.arange(len(y)), chosen)
+        chosen = np.concatenate([chosen, rng.choice(rest, size=missing, replace=False)])
+    return chosen
+
+
+def _epochs_trained(net, before):
+    return len(net.history) - before
+
+
 def _run_cell(label, strategy, seed, build_net, arrays, config, on_round):
     """Run the protocol for one (strategy, seed); return its rows."""
     X_train, y_train, X_test, y_test = arrays
     rows = []
 
-    def record(rnd, n_labels, acc, query_s, train_s):
+    def record(rnd, n_labels, acc, query_s, train_s, epochs):
         rows.append(
             {
                 "dataset": config["dataset"],
@@ -385,12 +447,15 @@ def _run_cell(label, strategy, seed, build_net, arrays, config, on_round):
                 "test_accuracy": acc,
                 "query_seconds": query_s,
                 "train_seconds": train_s,
+                "train_epochs": epochs,
             }
         )
         on_round()
 
     rng = np.random.RandomState(seed)
-    labeled = rng.choice(len(X_train), size=config["initial"], replace=False)
+    labeled = initial_indices(
+        y_train, config["initial"], rng, balanced=config.get("initial_sampling") == "balanced"
+    )
     pool = np.setdiff1d(np.arange(len(X_train)), labeled)
     with seeded_global_rngs(seed), warnings.catch_warnings():
         # modAL passes check_X_y(force_all_finite=...), deprecated in scikit-learn 1.6.
@@ -406,7 +471,8 @@ def _run_cell(label, strategy, seed, build_net, arrays, config, on_round):
             y_training=y_train[labeled],
         )
         train_s = time.perf_counter() - start
-        record(0, len(labeled), _accuracy(net, X_test, y_test), None, train_s)
+        record(0, len(labeled), _accuracy(net, X_test, y_test), None, train_s,
+               _epochs_trained(net, 0))
         for rnd in range(1, config["rounds"] + 1):
             n_query = min(config["query"], len(pool))
             if n_query == 0:
@@ -416,12 +482,14 @@ def _run_cell(label, strategy, seed, build_net, arrays, config, on_round):
             query_s = time.perf_counter() - start
             indices = _check_query_indices(indices, len(pool), n_query, label)
             chosen = pool[indices]
+            before = len(net.history)
             start = time.perf_counter()
             learner.teach(X_train[chosen], y_train[chosen])
             train_s = time.perf_counter() - start
             labeled = np.concatenate([labeled, chosen])
             pool = np.delete(pool, indices)
-            record(rnd, len(labeled), _accuracy(net, X_test, y_test), query_s, train_s)
+            record(rnd, len(labeled), _accuracy(net, X_test, y_test), query_s, train_s,
+                   _epochs_trained(net, 0 if config["reinit"] else before))
     return rows
 
 
@@ -461,6 +529,9 @@ def run_experiment(
     weight_decay=0.0,
     device="cpu",
     reinit=False,
+    train_until_fit=None,
+    reset_optimizer=False,
+    initial_sampling="random",
     module_kwargs=None,
     net_kwargs=None,
     dataset="data",
@@ -528,6 +599,19 @@ def run_experiment(
         Torch device of the net.
     reinit : bool, default=False
         Re-initialise the net before each fit instead of warm-starting.
+    train_until_fit : bool, dict or None, default=None
+        None or False trains ``epochs`` epochs per fit. True, or a dict of
+        :class:`skdynal.callbacks.TrainUntilFit` parameters (``threshold``, ``patience``,
+        ``min_epochs``, ``accuracy``), trains every fit until the accuracy on the labeled
+        set has stayed at or above the threshold for ``patience`` epochs, with ``epochs``
+        as the maximum (the paper's "train until convergence"). The test set is never
+        looked at.
+    reset_optimizer : bool, default=False
+        Give every fit a fresh optimizer (:class:`skdynal.callbacks.ResetOptimizer`), as the
+        official dynamicAL code does after each query; weights stay warm-started.
+    initial_sampling : {"random", "balanced"}, default="random"
+        How the initial labeled set is drawn: uniformly, or the same number of samples
+        per class (see :func:`initial_indices`).
     module_kwargs : dict, default=None
         Extra module constructor arguments (e.g. ``{"width": 16}``).
     net_kwargs : dict, default=None
@@ -569,97 +653,171 @@ def run_experiment(
     >>> [(r["strategy"], r["round"], r["n_labels"]) for r in results.rows]
     [('random', 0, 20), ('random', 1, 30), ('dynamical', 0, 20), ('dynamical', 1, 30)]
     """
-    X_train, y_train, X_test, y_test, n_classes = _check_data(data)
-    items = _normalize_strategies(strategies)
-    seeds = _check_seeds(seeds)
-    if optimizer not in _OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZERS)}, got {optimizer!r}.")
-    config = {
-        "dataset": str(dataset),
-        "initial": check_positive_int(initial, "initial"),
-        "query": check_positive_int(query, "query"),
-        "rounds": check_positive_int(rounds, "rounds", minimum=0),
-        "seeds": seeds,
-        "epochs": check_positive_int(epochs, "epochs"),
-        "lr": _check_positive_float(lr, "lr"),
-        "batch_size": check_positive_int(batch_size, "batch_size"),
-        "optimizer": optimizer,
-        "weight_decay": float(weight_decay),
-        "device": str(device),
-        "reinit": bool(reinit),
-        "strategies": [label for label, _ in items],
-        "baseline": baseline,
-    }
-    if config["initial"] >= len(X_train):
-        raise ValueError(
-            f"initial={initial} leaves no pool: the training set has {len(X_train)} samples."
-        )
-    build_net, config["model"] = _net_factory(
-        model, config, X_train, n_classes, module_kwargs, net_kwargs
+    experiment = _Experiment(
+        data, model, strategies, initial=initial, query=query, rounds=rounds, seeds=seeds,
+        epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
+        weight_decay=weight_decay, device=device, reinit=reinit,
+        train_until_fit=train_until_fit, reset_optimizer=reset_optimizer,
+        initial_sampling=initial_sampling, module_kwargs=module_kwargs,
+        net_kwargs=net_kwargs, dataset=dataset, baseline=baseline, out=out,
     )
-    config["module_kwargs"] = {k: _stable_repr(v) if not isinstance(v, (int, float, str))
-                               else v for k, v in (module_kwargs or {}).items()}
-    config["net_kwargs"] = {k: _stable_repr(v) for k, v in (net_kwargs or {}).items()}
-    config["n_train"], config["n_test"] = len(X_train), len(X_test)
-    protocol_key = {
-        key: config[key]
-        for key in ("dataset", "model", "initial", "query", "rounds", "epochs", "lr",
-                    "batch_size", "optimizer", "weight_decay", "device", "reinit")
-    }
-    protocol_key["data"] = _data_fingerprint(X_train, y_train, X_test, y_test)
-    protocol_key["net"] = _stable_repr(
-        model if isinstance(model, (NeuralNet, str)) else model.__qualname__
-    )
-    protocol_key["module_kwargs"] = _stable_repr(sorted((module_kwargs or {}).items()))
-    protocol_key["net_kwargs"] = _stable_repr(sorted((net_kwargs or {}).items()))
-    config["protocol_key"] = hashlib.sha1(
-        json.dumps(protocol_key, sort_keys=True).encode()
-    ).hexdigest()[:16]
-    cells_dir = None if out is None else os.path.join(os.fspath(out), "cells")
-
-    arrays = (X_train, y_train, X_test, y_test)
     previous_threads = torch.get_num_threads()
     if n_threads is not None:
         torch.set_num_threads(check_positive_int(n_threads, "n_threads"))
     try:
-        rows = _run_cells(items, seeds, config, cells_dir, resume, progress, build_net, arrays)
+        rows = experiment.run(resume=resume, progress=progress)
     finally:
         torch.set_num_threads(previous_threads)
-    results = ExperimentResults(rows, config, baseline=baseline)
+    results = ExperimentResults(rows, experiment.config, baseline=baseline)
     if out is not None:
         results.save(os.fspath(out), plot=plot)
     return results
 
 
-def _run_cells(items, seeds, config, cells_dir, resume, progress, build_net, arrays):
-    rows = []
-    n_points = config["rounds"] + 1
-    with tqdm(
-        total=len(items) * len(seeds) * n_points, disable=not progress, unit="round",
-        desc="active learning",
-    ) as bar:
-        for label, spec in items:
-            for seed in seeds:
-                bar.set_postfix_str(f"{label} seed {seed}")
-                cell_key = {
-                    "protocol": config["protocol_key"],
-                    "strategy": label,
-                    "spec": _strategy_fingerprint(spec),
-                    "seed": seed,
-                }
-                path = None if cells_dir is None else _cell_path(cells_dir, label, seed)
-                cell_rows = _load_cell(path, cell_key) if (path and resume) else None
-                if cell_rows is not None:
-                    bar.update(n_points)
-                else:
-                    cell_rows = _run_cell(
-                        label, _strategy_for_cell(spec, seed, config), seed, build_net, arrays,
-                        config, on_round=lambda: bar.update(1),
+_TRAIN_UNTIL_FIT_KEYS = ("threshold", "patience", "min_epochs", "accuracy")
+
+
+def _check_train_until_fit(train_until_fit):
+    if train_until_fit is None or train_until_fit is False:
+        return None
+    if train_until_fit is True:
+        params = {}
+    elif isinstance(train_until_fit, dict):
+        unknown = sorted(set(train_until_fit) - set(_TRAIN_UNTIL_FIT_KEYS))
+        if unknown:
+            raise ValueError(
+                f"train_until_fit got unknown keys {unknown}; allowed: "
+                f"{list(_TRAIN_UNTIL_FIT_KEYS)} (the maximum is the protocol's epochs)."
+            )
+        params = dict(train_until_fit)
+    else:
+        raise TypeError(
+            "train_until_fit must be None, a bool or a dict of TrainUntilFit parameters, "
+            f"got {train_until_fit!r}."
+        )
+    callback = TrainUntilFit(**params)
+    callback.initialize()  # validates
+    return {key: getattr(callback, key) for key in _TRAIN_UNTIL_FIT_KEYS}
+
+
+class _Experiment:
+    """A validated protocol: its config, net factory, data and per-cell cache."""
+
+    def __init__(self, data, model, strategies, *, initial, query, rounds, seeds, epochs, lr,
+                 batch_size, optimizer, weight_decay, device, reinit, train_until_fit,
+                 reset_optimizer, initial_sampling, module_kwargs, net_kwargs, dataset,
+                 baseline, out):
+        X_train, y_train, X_test, y_test, n_classes = _check_data(data)
+        self.items = _normalize_strategies(strategies)
+        self.seeds = _check_seeds(seeds)
+        if optimizer not in _OPTIMIZERS:
+            raise ValueError(
+                f"optimizer must be one of {sorted(_OPTIMIZERS)}, got {optimizer!r}."
+            )
+        if initial_sampling not in ("random", "balanced"):
+            raise ValueError(
+                f"initial_sampling must be 'random' or 'balanced', got {initial_sampling!r}."
+            )
+        config = {
+            "dataset": str(dataset),
+            "initial": check_positive_int(initial, "initial"),
+            "query": check_positive_int(query, "query"),
+            "rounds": check_positive_int(rounds, "rounds", minimum=0),
+            "seeds": self.seeds,
+            "epochs": check_positive_int(epochs, "epochs"),
+            "lr": _check_positive_float(lr, "lr"),
+            "batch_size": check_positive_int(batch_size, "batch_size"),
+            "optimizer": optimizer,
+            "weight_decay": float(weight_decay),
+            "device": str(device),
+            "reinit": bool(reinit),
+            "train_until_fit": _check_train_until_fit(train_until_fit),
+            "reset_optimizer": bool(reset_optimizer),
+            "initial_sampling": initial_sampling,
+            "strategies": [label for label, _ in self.items],
+            "baseline": baseline,
+        }
+        if config["initial"] >= len(X_train):
+            raise ValueError(
+                f"initial={initial} leaves no pool: the training set has {len(X_train)} "
+                "samples."
+            )
+        self.build_net, config["model"] = _net_factory(
+            model, config, X_train, n_classes, module_kwargs, net_kwargs
+        )
+        config["module_kwargs"] = {
+            k: _stable_repr(v) if not isinstance(v, (int, float, str)) else v
+            for k, v in (module_kwargs or {}).items()
+        }
+        config["net_kwargs"] = {k: _stable_repr(v) for k, v in (net_kwargs or {}).items()}
+        config["n_train"], config["n_test"] = len(X_train), len(X_test)
+        protocol_key = {
+            key: config[key]
+            for key in ("dataset", "model", "initial", "query", "rounds", "epochs", "lr",
+                        "batch_size", "optimizer", "weight_decay", "device", "reinit")
+        }
+        # Added to the key only when not the default, so that cells stored before these
+        # options existed are still found.
+        for key, default in (("train_until_fit", None), ("reset_optimizer", False),
+                             ("initial_sampling", "random")):
+            if config[key] != default:
+                protocol_key[key] = config[key]
+        protocol_key["data"] = _data_fingerprint(X_train, y_train, X_test, y_test)
+        protocol_key["net"] = _stable_repr(
+            model if isinstance(model, (NeuralNet, str)) else model.__qualname__
+        )
+        protocol_key["module_kwargs"] = _stable_repr(sorted((module_kwargs or {}).items()))
+        protocol_key["net_kwargs"] = _stable_repr(sorted((net_kwargs or {}).items()))
+        config["protocol_key"] = hashlib.sha1(
+            json.dumps(protocol_key, sort_keys=True).encode()
+        ).hexdigest()[:16]
+        self.config = config
+        self.arrays = (X_train, y_train, X_test, y_test)
+        self.cells_dir = None if out is None else os.path.join(os.fspath(out), "cells")
+
+    def cell(self, label, spec, seed, resume=True, on_round=lambda: None):
+        """Rows of one (strategy, seed) cell, from the cache or computed (and cached).
+
+        Returns
+        -------
+        rows : list of dict
+        cached : bool
+        """
+        cell_key = {
+            "protocol": self.config["protocol_key"],
+            "strategy": label,
+            "spec": _strategy_fingerprint(spec),
+            "seed": seed,
+        }
+        path = None if self.cells_dir is None else _cell_path(self.cells_dir, label, seed)
+        rows = _load_cell(path, cell_key) if (path and resume) else None
+        if rows is not None:
+            return rows, True
+        rows = _run_cell(
+            label, _strategy_for_cell(spec, seed, self.config), seed, self.build_net,
+            self.arrays, self.config, on_round=on_round,
+        )
+        if path:
+            write_json(path, {"format": _CELL_FORMAT, "key": cell_key, "rows": rows})
+        return rows, False
+
+    def run(self, resume=True, progress=True):
+        """Rows of every cell, strategies in order, then seeds."""
+        rows = []
+        n_points = self.config["rounds"] + 1
+        with tqdm(
+            total=len(self.items) * len(self.seeds) * n_points, disable=not progress,
+            unit="round", desc="active learning",
+        ) as bar:
+            for label, spec in self.items:
+                for seed in self.seeds:
+                    bar.set_postfix_str(f"{label} seed {seed}")
+                    before = bar.n
+                    cell_rows, _ = self.cell(
+                        label, spec, seed, resume=resume, on_round=lambda: bar.update(1)
                     )
-                    bar.update(n_points - len(cell_rows))
-                    if path:
-                        write_json(
-                            path, {"format": _CELL_FORMAT, "key": cell_key, "rows": cell_rows}
-                        )
-                rows.extend(cell_rows)
-    return rows
+                    bar.update(n_points - (bar.n - before))
+                    rows.extend(cell_rows)
+        return rows
+
+

@@ -1,6 +1,7 @@
 """Model classes by name, for command lines and experiment configurations."""
 
 from ._cnn import CNN
+from ._lenet import LeNet
 from ._mlp import MLP
 from ._resnet import ResNet18
 from ._vgg import VGG11
@@ -8,7 +9,7 @@ from ._vgg import VGG11
 __all__ = ["MODELS", "get_model", "get_model_class"]
 
 #: Class of every model name accepted by :func:`get_model`.
-MODELS = {"mlp": MLP, "cnn": CNN, "resnet18": ResNet18, "vgg11": VGG11}
+MODELS = {"mlp": MLP, "cnn": CNN, "lenet": LeNet, "resnet18": ResNet18, "vgg11": VGG11}
 
 
 def get_model(name, **kwargs):
@@ -16,7 +17,7 @@ def get_model(name, **kwargs):
 
     Parameters
     ----------
-    name : {'mlp', 'cnn', 'resnet18', 'vgg11'}
+    name : {'mlp', 'cnn', 'lenet', 'resnet18', 'vgg11'}
         Model name (case-insensitive), see :data:`MODELS`.
     **kwargs
         Constructor arguments, e.g. ``n_classes=10, in_channels=3``.

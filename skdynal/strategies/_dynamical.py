@@ -3,12 +3,15 @@
 import math
 import numbers
 
+import numpy as np
 import torch
+from torch.utils.data import Dataset, Subset
 
 from .._adapter import eval_mode
 from .._base import BaseScoringStrategy
+from .._selection import select_top_k
 from .._streaming import map_pool
-from .._validation import check_batch_size
+from .._validation import check_batch_size, check_positive_int
 from ..gradients import (
     grad_stats,
     last_layer_grad_stats,
@@ -24,6 +27,8 @@ _METHODS = {
     "last_layer": last_layer_grad_stats,
 }
 
+_SELECTIONS = ("top_b", "deinfluence")
+
 
 class DynamicALSampler(BaseScoringStrategy):
     """Query strategy of dynamicAL (Wang et al., NeurIPS 2022).
@@ -38,8 +43,10 @@ class DynamicALSampler(BaseScoringStrategy):
         \\qquad G = \\sum_{(x, y) \\in S} \\nabla_\\theta \\ell(x, y),
 
     with the pseudo label ``ŷ_u = argmax f(x_u)``, gradients over all trainable parameters
-    of the network, the net's own loss, and the network in ``eval()`` mode. The
-    ``n_instances`` largest scores are queried.
+    of the network, the net's own loss, and the network in ``eval()`` mode. With
+    ``selection="top_b"`` the ``n_instances`` largest scores are queried (the paper's
+    subset approximation); ``selection="deinfluence"`` picks them in chunks, as the
+    official code does by default (see Notes).
 
     Parameters
     ----------
@@ -65,11 +72,51 @@ class DynamicALSampler(BaseScoringStrategy):
         Breaks ties among equal scores.
     progress : bool, default=False
         Show a tqdm progress bar over the pool.
+    selection : {"top_b", "deinfluence"}, default="top_b"
+        How the batch is picked from the scores.
+
+        - ``"top_b"``: the ``n_instances`` largest ``Delta_u``.
+        - ``"deinfluence"``: in chunks of ``chunk_size``, each further chunk ranked by
+          ``Delta_u`` minus the alignment of ``g_u`` with the gradients of the chunks
+          already chosen (see Notes). One more pass over the pool per further chunk.
+    chunk_size : int, default=100
+        Samples per chunk with ``selection="deinfluence"`` (the official code's
+        ``grad_update_size``). ``n_instances`` need not be a multiple of it: the last
+        chunk is smaller. With ``chunk_size >= n_instances`` the selection is
+        ``"top_b"``'s. Unused with ``"top_b"``.
+
+    Notes
+    -----
+    ``selection="deinfluence"`` reproduces the default batch selection of the official
+    implementation ([2]_, ``src/ntk_active_memo_efficient.py``, ``NTK_active_memo.query``,
+    with ``src/main.py``'s defaults ``wo_de_inf=0``, ``norm_inf=0``, ``inf_type="full"``,
+    ``grad_update_size=100``). The batch is picked in chunks ``C_1, C_2, ...`` of
+    ``chunk_size`` samples:
+
+    - ``C_1`` holds the ``chunk_size`` largest ``Delta_u``;
+    - after choosing ``C_k``, the direction grows by that chunk's *mean* pseudo-label
+      loss gradient, ``D_k = D_{k-1} + (1/|C_k|) sum_{v in C_k} g_v`` (the gradient of the
+      chunk's mean loss with the pseudo labels ``ŷ_v``, ``D_0 = 0``);
+    - ``C_{k+1}`` holds the largest ``Delta_u - <g_u, D_k>`` among the samples not chosen
+      yet.
+
+    The subtracted term is not scaled by ``gamma`` (also with ``gamma=0``), and ``D``
+    accumulates over all chosen chunks without normalisation, as in the official code.
+    With ``gamma=float("inf")``, where ``Delta_u`` is replaced by ``<g_u, G>``, the same
+    unscaled term is subtracted: chunks after the first rank by ``<g_u, G - D_k>``.
+    Unlike the official code, which requires it, ``n_instances`` need not be a multiple
+    of ``chunk_size``, and BatchNorm parameters get exact per-sample gradients. Every
+    ``<g_u, D_k>`` is computed by the ``method``'s engine in one pass over the pool; the
+    per-sample gradients of the whole network are never held. :meth:`score` returns the
+    plain ``Delta_u``; ``select`` returns, for each chosen sample, the adjusted score it
+    was chosen with.
 
     References
     ----------
     .. [1] H. Wang, W. Huang, Z. Wu, A. Margenot, H. Tong and J. He, "Deep Active Learning
        by Leveraging Training Dynamics", NeurIPS 2022.
+    .. [2] The authors' implementation,
+       https://github.com/haonan3/Deep-Active-Learning-by-Leveraging-Training-Dynamics
 
     Examples
     --------
@@ -79,13 +126,22 @@ class DynamicALSampler(BaseScoringStrategy):
     """
 
     def __init__(
-        self, gamma=2.0, batch_size=None, method="exact", random_state=None, progress=False
+        self,
+        gamma=2.0,
+        batch_size=None,
+        method="exact",
+        random_state=None,
+        progress=False,
+        selection="top_b",
+        chunk_size=100,
     ):
         self.gamma = gamma
         self.batch_size = batch_size
         self.method = method
         self.random_state = random_state
         self.progress = progress
+        self.selection = selection
+        self.chunk_size = chunk_size
 
     @property
     def _needs_labeled(self):
@@ -110,6 +166,92 @@ class DynamicALSampler(BaseScoringStrategy):
                 adapter.iterate(adapter.X_labeled, adapter.y_labeled, batch_size),
             )
         return {"direction": direction}
+
+    def _query(self, adapter, X_pool, n_instances, random_state):
+        if not self._selects_with_dots():
+            return super()._query(adapter, X_pool, n_instances, random_state)
+        state = self._scoring_state(adapter)
+        return self._select_with_dots(
+            adapter,
+            X_pool,
+            self._score_rows(adapter, state, X_pool),
+            n_instances,
+            random_state,
+            pool_dots=lambda direction: self._dot_rows(adapter, direction, X_pool),
+        )
+
+    def _selects_with_dots(self):
+        """Whether the selection needs more passes over the pool (``"deinfluence"``)."""
+        _check_gamma(self.gamma)
+        _check_method(self.method)
+        check_batch_size(self.batch_size)
+        check_positive_int(self.chunk_size, "chunk_size")
+        return _check_selection(self.selection) == "deinfluence"
+
+    def _select_with_dots(self, adapter, X_pool, scores, n_instances, random_state, pool_dots):
+        """The chunked de-influence selection (see the class Notes).
+
+        ``scores`` are the plain ``Delta_u`` of the whole pool ``X_pool``;
+        ``pool_dots(direction)`` returns ``<g_u, direction>`` for every row of the pool
+        (:meth:`_dot_rows`, locally or on shards, e.g. by
+        :class:`skdynal.distributed.RayScorer`). Only the chosen chunks' rows are read from
+        ``X_pool`` here. Returns ``(indices, adjusted scores of the chosen rows)``.
+        """
+        chunk_size = check_positive_int(self.chunk_size, "chunk_size")
+        scores = np.asarray(scores, dtype=np.float64)
+        sizes = [chunk_size] * (n_instances // chunk_size)
+        if n_instances % chunk_size:
+            sizes.append(n_instances % chunk_size)
+        available = np.ones(len(scores), dtype=bool)
+        indices, chosen_scores = [], []
+        direction = None
+        adjusted = scores
+        for k, size in enumerate(sizes):
+            if k > 0:
+                chunk_mean = self._chunk_mean_gradient(adapter, _take_rows(X_pool, indices[-1]))
+                if direction is None:
+                    direction = chunk_mean
+                else:
+                    for name, value in chunk_mean.items():
+                        direction[name] += value
+                adjusted = scores - np.asarray(pool_dots(direction), dtype=np.float64)
+            candidates = np.flatnonzero(available)
+            picked = candidates[select_top_k(adjusted[candidates], size, random_state)]
+            available[picked] = False
+            indices.append(picked)
+            chosen_scores.append(adjusted[picked])
+        return np.concatenate(indices), np.concatenate(chosen_scores)
+
+    def _chunk_mean_gradient(self, adapter, X_rows):
+        """Gradient of the mean pseudo-label loss over ``X_rows``, keyed by parameter name."""
+        batch_size = check_batch_size(self.batch_size)
+        module = adapter.module
+        with eval_mode(module):
+            total = summed_loss_gradient(
+                module,
+                _wrap_outputs(adapter, adapter.pseudo_label_loss()),
+                adapter.iterate(X_rows, batch_size=batch_size),
+            )
+        n_rows = len(X_rows)
+        return {name: value / n_rows for name, value in total.items()}
+
+    def _dot_rows(self, adapter, direction, X_rows):
+        """``<g_u, direction>`` for every row of ``X_rows`` (shardable)."""
+        stats_fn = _check_method(self.method)
+        batch_size = check_batch_size(self.batch_size)
+        module = adapter.module
+        loss_fn = _wrap_outputs(adapter, adapter.pseudo_label_loss())
+
+        def batch_dots(X_batch):
+            n = _batch_len(X_batch)
+            dummy_targets = torch.zeros(n, dtype=torch.long, device=adapter.device)
+            return stats_fn(module, loss_fn, X_batch, dummy_targets, direction).dots
+
+        with eval_mode(module):
+            return map_pool(
+                adapter, X_rows, batch_dots, batch_size=batch_size,
+                progress=self.progress, desc="dynamicAL de-influence",
+            )
 
     def _score_rows(self, adapter, state, X_rows):
         """Scores of ``X_rows`` given the round's :meth:`_scoring_state` (shardable)."""
@@ -148,6 +290,15 @@ def _wrap_outputs(adapter, loss_fn):
     return wrapped
 
 
+def _take_rows(X, indices):
+    """Rows ``indices`` of a pool (array, tensor or ``Dataset``), in that order."""
+    if isinstance(X, Dataset):
+        return Subset(X, [int(i) for i in indices])
+    if torch.is_tensor(X):
+        return X[torch.as_tensor(indices, dtype=torch.long, device=X.device)]
+    return X[np.asarray(indices, dtype=np.intp)]
+
+
 def _batch_len(X_batch):
     if isinstance(X_batch, dict):
         return len(next(iter(X_batch.values())))
@@ -163,6 +314,14 @@ def _check_gamma(gamma):
     return gamma
 
 
+def _check_selection(selection):
+    if not isinstance(selection, str) or selection not in _SELECTIONS:
+        raise ValueError(
+            f"selection must be one of {list(_SELECTIONS)}, got {selection!r}. Use "
+            "'top_b' for the n_instances largest scores or 'deinfluence' for the official "
+            "code's chunked selection."
+        )
+    return selection
 
 
 def _check_method(method):

@@ -15,11 +15,13 @@ class _FixedGammaSampler(DynamicALSampler):
     _gamma = None
 
     def __init__(self, batch_size=None, method=_DEFAULT_METHOD, random_state=None,
-                 progress=False):
+                 progress=False, selection="top_b", chunk_size=100):
         self.batch_size = batch_size
         self.method = method
         self.random_state = random_state
         self.progress = progress
+        self.selection = selection
+        self.chunk_size = chunk_size
 
     @property
     def gamma(self):
@@ -37,6 +39,11 @@ _PARAMETERS = """
         Breaks ties among equal scores.
     progress : bool, default=False
         Show a tqdm progress bar over the pool.
+    selection : {"top_b", "deinfluence"}, default="top_b"
+        How the batch is picked from the scores; see :class:`DynamicALSampler` (with
+        ``"deinfluence"`` the same unscaled de-influence term is subtracted).
+    chunk_size : int, default=100
+        Samples per chunk with ``selection="deinfluence"``.
 """
 
 

@@ -234,6 +234,9 @@ def test_standins_command_line(tmp_path, capsys):
     caltech = load_dataset("caltech101", root=tmp_path, random_state=0)
     assert cifar.X_train.shape == (10, 3, 32, 32) and svhn.X_test.shape == (5, 3, 32, 32)
     assert len(caltech.classes) == 3 and len(caltech.y_test) == 3
+    fashion = load_dataset("fashion_mnist", root=tmp_path)
+    assert fashion.X_train.shape == (10, 1, 28, 28) and fashion.X_test.shape == (5, 1, 28, 28)
+    assert os.path.join("FashionMNIST", "raw") in fashion.description
 
 
 def test_download_flag_does_not_refetch_present_standins(root, monkeypatch):

@@ -138,6 +138,29 @@ def test_npy_path_and_memmap_pools(data, tmp_path):
         np.testing.assert_allclose(scores, expected_scores, rtol=1e-12, atol=0)
 
 
+def test_deinfluence_selection_as_local(data, tmp_path):
+    net, X_lab, y_lab, X_pool = data
+    # Duplicated rows add ties to the later chunks; a .npy path pool makes the driver read
+    # the chosen chunks' rows from the file.
+    X_pool = np.concatenate([X_pool, X_pool[:40]])
+    path = tmp_path / "pool.npy"
+    np.save(path, X_pool)
+    strategy = DynamicALSampler(selection="deinfluence", chunk_size=4, random_state=3)
+    expected, expected_scores = strategy.select(
+        net, X_pool, 11, X_labeled=X_lab, y_labeled=y_lab
+    )
+    plain, _ = DynamicALSampler(random_state=3).select(
+        net, X_pool, 11, X_labeled=X_lab, y_labeled=y_lab
+    )
+    assert expected.tolist() != plain.tolist()
+    for pool in (X_pool, str(path)):
+        indices, scores = RayScorer(strategy, shard_size=100).select(
+            net, pool, 11, X_labeled=X_lab, y_labeled=y_lab
+        )
+        np.testing.assert_array_equal(indices, expected)
+        np.testing.assert_allclose(scores, expected_scores, rtol=1e-12, atol=0)
+
+
 def test_dataset_and_tensor_pools(data):
     net, X_lab, y_lab, X_pool = data
     strategy = BADGESampler(random_state=0)

@@ -7,7 +7,7 @@ from skorch import NeuralNetClassifier
 from torch import nn
 
 from skdynal._torchvision import import_torchvision
-from skdynal.models import CNN, MLP, MODELS, VGG11, ResNet18, get_model, get_model_class
+from skdynal.models import CNN, MLP, MODELS, VGG11, LeNet, ResNet18, get_model, get_model_class
 
 
 def n_params(module):
@@ -98,11 +98,13 @@ def test_same_seed_same_initialisation():
 
 
 def test_registry():
-    assert MODELS == {"mlp": MLP, "cnn": CNN, "resnet18": ResNet18, "vgg11": VGG11}
+    assert MODELS == {
+        "mlp": MLP, "cnn": CNN, "lenet": LeNet, "resnet18": ResNet18, "vgg11": VGG11
+    }
     assert isinstance(get_model("CNN", width=4, n_classes=3), CNN)
     assert get_model_class("vgg11") is VGG11
-    with pytest.raises(ValueError, match="Unknown model 'lenet'"):
-        get_model("lenet")
+    with pytest.raises(ValueError, match="Unknown model 'lenet5'"):
+        get_model("lenet5")
 
 
 def _fit_one_epoch(module, X, y, **module_params):

@@ -1,0 +1,99 @@
+"""The runner's training protocol options: train until fit, fresh optimizer, balanced start."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from skdynal.datasets import load_digits_split
+from skdynal.experiments import run_experiment
+from skdynal.experiments._runner import initial_indices
+
+TINY = dict(
+    initial=20, query=10, rounds=2, epochs=30, batch_size=32, lr=1e-2,
+    module_kwargs={"hidden": (16,)}, progress=False, seeds=1,
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_digits_split(random_state=0)
+
+
+def test_balanced_initial_set_has_the_same_count_per_class():
+    y = np.repeat(np.arange(4), [50, 30, 20, 100])
+    indices = initial_indices(y, 10, 0, balanced=True)
+    counts = np.bincount(y[indices], minlength=4)
+    assert len(np.unique(indices)) == 10
+    assert sorted(counts.tolist()) == [2, 2, 3, 3]
+    np.testing.assert_array_equal(indices, initial_indices(y, 10, 0, balanced=True))
+
+
+def test_balanced_initial_set_tops_up_from_other_classes_when_one_is_small():
+    y = np.array([0] * 50 + [1] * 2)
+    indices = initial_indices(y, 10, 1, balanced=True)
+    assert len(np.unique(indices)) == 10
+    assert np.sum(y[indices] == 1) == 2
+
+
+def test_uniform_initial_set_is_the_runners_historical_draw():
+    y = np.arange(100) % 3
+    expected = np.random.RandomState(5).choice(100, size=7, replace=False)
+    np.testing.assert_array_equal(initial_indices(y, 7, np.random.RandomState(5)), expected)
+
+
+def test_runner_draws_a_balanced_initial_set(data):
+    results = run_experiment(data, "mlp", ["random"], initial_sampling="balanced", **TINY)
+    assert results.config["initial_sampling"] == "balanced"
+    # 20 labels over 10 classes: the round-0 net saw 2 of each
+    assert results.rows[0]["n_labels"] == 20
+
+
+def test_train_until_fit_trains_each_round_until_the_threshold_holds(data):
+    fixed = run_experiment(data, "mlp", ["random"], **TINY)
+    fitted = run_experiment(
+        data, "mlp", ["random"], train_until_fit={"threshold": 0.9, "patience": 2},
+        **TINY,
+    )
+    assert [r["train_epochs"] for r in fixed.rows] == [30, 30, 30]
+    epochs = [r["train_epochs"] for r in fitted.rows]
+    assert all(2 <= e <= 30 for e in epochs) and epochs != [30, 30, 30]
+    assert fitted.config["train_until_fit"] == {
+        "threshold": 0.9, "patience": 2, "min_epochs": 1, "accuracy": "running",
+    }
+    assert fitted.config["protocol_key"] != fixed.config["protocol_key"]
+
+
+def test_protocol_options_are_recorded_in_config_json(data, tmp_path):
+    run_experiment(
+        data, "mlp", ["random"], train_until_fit=True, reset_optimizer=True,
+        initial_sampling="balanced", out=tmp_path, plot=False, **TINY,
+    )
+    with open(os.path.join(tmp_path, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    assert config["train_until_fit"]["threshold"] == 0.97
+    assert config["reset_optimizer"] is True
+    assert config["initial_sampling"] == "balanced"
+
+
+def test_default_protocol_key_is_unchanged_by_the_new_options(data):
+    # cells stored before the options existed must still be found
+    a = run_experiment(data, "mlp", ["random"], **{**TINY, "rounds": 0})
+    b = run_experiment(data, "mlp", ["random"], train_until_fit=None, reset_optimizer=False,
+                       initial_sampling="random", **{**TINY, "rounds": 0})
+    assert a.config["protocol_key"] == b.config["protocol_key"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"train_until_fit": {"threshold": 2}}, ValueError, "threshold"),
+        ({"train_until_fit": {"max_epochs": 5}}, ValueError, "unknown keys"),
+        ({"train_until_fit": "yes"}, TypeError, "train_until_fit"),
+        ({"initial_sampling": "stratified"}, ValueError, "initial_sampling"),
+    ],
+)
+def test_bad_protocol_options_raise(data, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        run_experiment(data, "mlp", ["random"], **kwargs, **TINY)
