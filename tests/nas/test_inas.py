@@ -382,3 +382,17 @@ def test_every_exported_strategy_queries_from_the_searched_net(split, strategy_c
     run_loop(learner, split, rounds=1, n_query=10)
     assert learner.X_training.shape == (70, 64)
     assert len(learner.structures_) == 2
+
+
+def test_same_estimator_object_retrained_from_scratch_even_when_warm_started(split):
+    # The runner keeps a reference to the net it built and measures it after every round.
+    net = make_net(epochs=6)
+    net.set_params(warm_start=True)
+    learner = make_learner(split, estimator=net, search_steps=0)
+    first = {k: v.clone() for k, v in net.module_.state_dict().items()}
+    run_loop(learner, split, rounds=1)
+    assert learner.estimator is net
+    assert len(net.history) == 6  # a fresh fit, not 6 more epochs on top of the last one
+    assert net.warm_start is True
+    for key, value in net.module_.state_dict().items():
+        assert not torch.equal(value, first[key]), key
