@@ -396,3 +396,24 @@ def test_same_estimator_object_retrained_from_scratch_even_when_warm_started(spl
     assert net.warm_start is True
     for key, value in net.module_.state_dict().items():
         assert not torch.equal(value, first[key]), key
+
+
+@pytest.mark.parametrize("family", [CNNFamily(width=4), ResNetFamily(in_channels=1, width=4)])
+def test_image_families_in_a_short_loop(split, family):
+    X_lab, y_lab, X_pool, y_pool = (a.reshape(-1, 1, 8, 8) if a.ndim == 2 else a for a in split)
+    image_split = (X_lab, y_lab, X_pool, y_pool)
+    learner = make_learner(image_split, strategy=CoresetSampler(random_state=0), family=family)
+    run_loop(learner, image_split, rounds=1, n_query=10)
+    assert learner.X_training.shape == (70, 1, 8, 8)
+    assert isinstance(learner.estimator.module_, family.module_class)
+    assert learner.estimator.module__blocks == learner.structure_[0]
+
+
+def test_too_few_labels_to_hold_out_keeps_the_structure(digits):
+    X, y = digits
+    learner = INASLearner(
+        make_net(), margin_sampling, X[:1], y[:1], family=MLPFamily(width=4), random_state=0
+    )
+    assert learner.structures_ == [(1, 1)]
+    assert learner.search_history_[0]["skipped"] == "labeled set too small"
+    assert learner.estimator.initialized_
