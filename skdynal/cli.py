@@ -277,6 +277,28 @@ def build_parser():
     training.add_argument("--initial-sampling", choices=["random", "balanced"],
                           default="random",
                           help="draw the initial labeled set uniformly or class-balanced")
+    nas = run.add_argument_group(
+        "architecture search (iNAS: grow the network between rounds, Geifman & El-Yaniv 2019)"
+    )
+    nas.add_argument("--inas", action="store_true",
+                     help="search the architecture before every round's training (the net "
+                     "is rebuilt from --inas-family and trained from scratch each round)")
+    nas.add_argument("--inas-family", choices=["mlp", "cnn", "resnet"], default=None,
+                     help="architecture family (default: mlp for flat rows, cnn for images)")
+    nas.add_argument("--max-blocks", type=_positive_int, default=4,
+                     help="largest number of blocks per stack")
+    nas.add_argument("--max-stacks", type=_positive_int, default=3,
+                     help="largest number of stacks")
+    nas.add_argument("--search-steps", type=_non_negative_int, default=1,
+                     help="search steps per round")
+    nas.add_argument("--holdout", type=_fraction, default=0.2,
+                     help="fraction of the labeled set that scores the candidates")
+    nas.add_argument("--candidate-epochs", type=_positive_int, default=None,
+                     help="epochs per candidate (default: --epochs)")
+    nas.add_argument("--fixed-structure", type=_positive_int, nargs=2, default=None,
+                     metavar=("BLOCKS", "STACKS"),
+                     help="no search: train this fixed member of the family (a baseline "
+                     "for --inas)")
     training.add_argument("--reinit", action="store_true",
                           help="re-initialise the net before each round instead of "
                           "warm-starting")
@@ -410,6 +432,12 @@ def _resolve(args, parser):
     if "bald" in args.strategies and not args.dropout:
         hint = "add --dropout 0.2" if args.model == "mlp" else "use --model mlp --dropout 0.2"
         parser.error(f"strategy bald needs a model with dropout layers ({hint})")
+    if args.inas and args.fixed_structure:
+        parser.error("--inas and --fixed-structure exclude each other: --fixed-structure "
+                     "trains one member of the family without searching")
+    if args.fixed_structure and (args.fixed_structure[0] > args.max_blocks
+                                 or args.fixed_structure[1] > args.max_stacks):
+        parser.error("--fixed-structure must lie within --max-blocks and --max-stacks")
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     elif args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -450,6 +478,21 @@ def _interrupted(out):
     raise SystemExit(130)
 
 
+def _inas_settings(args):
+    if not (args.inas or args.fixed_structure):
+        return None
+    settings = {
+        "max_blocks": args.max_blocks, "max_stacks": args.max_stacks,
+        "holdout": args.holdout, "candidate_epochs": args.candidate_epochs,
+        "search_steps": args.search_steps,
+    }
+    if args.inas_family:
+        settings["family"] = args.inas_family
+    if args.fixed_structure:
+        settings.update(search_steps=0, initial_structure=tuple(args.fixed_structure))
+    return settings
+
+
 def _list():
     from .datasets import DATASETS
     from .experiments import available_strategies, registered_strategies
@@ -488,6 +531,8 @@ def _run(args, parser):
         f"{'until fitted, ' if args.train_until_fit else ''}"
         f"{'fresh optimizer each round, ' if args.reset_optimizer else ''}"
         f"{args.initial_sampling} initial set, "
+        f"{'iNAS, ' if args.inas else ''}"
+        f"{f'fixed structure {tuple(args.fixed_structure)}, ' if args.fixed_structure else ''}"
         f"{'' if args.dropout is None else f'dropout {args.dropout:g}, '}"
         f"device {args.device}; strategies: {', '.join(args.strategies)}",
         flush=True,
@@ -517,6 +562,7 @@ def _run_experiment(run_experiment, data, args):
              "min_epochs": args.min_epochs} if args.train_until_fit else None
         ),
         reset_optimizer=args.reset_optimizer, initial_sampling=args.initial_sampling,
+        inas=_inas_settings(args),
         module_kwargs=None if args.dropout is None else {"dropout": args.dropout},
         baseline=args.baseline,
         out=args.out, resume=args.resume, progress=args.progress, plot=args.plot,

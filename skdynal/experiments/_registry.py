@@ -92,6 +92,15 @@ _BUILTIN = {
     "bald": ("BALDSampler", {}, "BALD with Monte Carlo dropout (needs dropout layers)"),
     "tidal": ("TiDALSampler", {}, "TiDAL: entropy of predicted training dynamics"),
     "ntk": ("NTKLookaheadSampler", {}, "NTK look-ahead (MLMOC, linearised network)"),
+    "lada": (
+        "LADASampler", {}, "LADA InfoMixup: pairs scored with a learned-alpha mixup "
+        "(net: LADANetClassifier)",
+    ),
+    "lada-fixed": ("LADASampler", {"alpha": 2.0}, "LADA with a fixed alpha=2 (no generator)"),
+    "lada-acq-only": (
+        "LADASampler", {"acquisition_only": True}, "LADA's pairs scored by H(x1) + H(x2), "
+        "no mixing",
+    ),
 }
 
 _REGISTRY = {

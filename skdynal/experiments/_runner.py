@@ -427,6 +427,61 @@ def initial_indices(y, size, random_state, balanced=False):
     return chosen
 
 
+def _make_learner(net, strategy, X_labeled, y_labeled, config, seed):
+    """modAL's ``ActiveLearner``, or with ``config["inas"]`` an iNAS learner."""
+    inas = config.get("inas")
+    if not inas:
+        return ActiveLearner(
+            estimator=net, query_strategy=strategy, X_training=X_labeled, y_training=y_labeled
+        )
+    from ..nas import FAMILIES, INASLearner
+
+    return INASLearner(
+        estimator=net, query_strategy=strategy, X_training=X_labeled, y_training=y_labeled,
+        family=FAMILIES[inas["family"]](**inas["family_kwargs"]),
+        initial_structure=tuple(inas["initial_structure"]), max_blocks=inas["max_blocks"],
+        max_stacks=inas["max_stacks"], search_steps=inas["search_steps"],
+        holdout=inas["holdout"], candidate_epochs=inas["candidate_epochs"],
+        random_state=seed,
+    )
+
+
+_INAS_DEFAULTS = {
+    "family": None, "family_kwargs": {}, "initial_structure": (1, 1), "max_blocks": 4,
+    "max_stacks": 3, "search_steps": 1, "holdout": 0.2, "candidate_epochs": None,
+}
+
+
+def _check_inas(inas, n_classes, X_train):
+    """The iNAS settings with defaults filled in, or None."""
+    if inas is None or inas is False:
+        return None
+    from ..nas import FAMILIES
+
+    params = {} if inas is True else inas
+    if not isinstance(params, dict):
+        raise TypeError(f"inas must be None, True or a dict of iNAS settings, got {inas!r}.")
+    unknown = sorted(set(params) - set(_INAS_DEFAULTS))
+    if unknown:
+        raise ValueError(f"inas got unknown keys {unknown}; allowed: {list(_INAS_DEFAULTS)}.")
+    settings = {**_INAS_DEFAULTS, **params}
+    if settings["family"] is None:
+        settings["family"] = "mlp" if X_train.ndim == 2 else "cnn"
+    if settings["family"] not in FAMILIES:
+        raise ValueError(
+            f"inas family must be one of {sorted(FAMILIES)}, got {settings['family']!r}."
+        )
+    kwargs = dict(settings["family_kwargs"])
+    kwargs.setdefault("n_classes", n_classes)
+    if settings["family"] == "mlp":
+        kwargs.setdefault("n_features", int(np.prod(X_train.shape[1:])))
+    elif X_train.ndim == 4:
+        kwargs.setdefault("in_channels", int(X_train.shape[1]))
+    settings["family_kwargs"] = kwargs
+    settings["initial_structure"] = [int(v) for v in settings["initial_structure"]]
+    return settings
+
+
 def _epochs_trained(net, before):
     return len(net.history) - before
 
@@ -436,9 +491,16 @@ def _run_cell(label, strategy, seed, build_net, arrays, config, on_round):
     X_train, y_train, X_test, y_test = arrays
     rows = []
 
-    def record(rnd, n_labels, acc, query_s, train_s, epochs):
+    def record(rnd, n_labels, acc, query_s, train_s, epochs, learner):
+        inas = {}
+        if config.get("inas"):
+            inas = {
+                "structure": list(learner.structure_),
+                "search_seconds": learner.search_history_[-1]["search_seconds"],
+            }
         rows.append(
             {
+                **inas,
                 "dataset": config["dataset"],
                 "model": config["model"],
                 "strategy": label,
@@ -465,16 +527,12 @@ def _run_cell(label, strategy, seed, build_net, arrays, config, on_round):
         # training) says so with ``_required_net_class``.
         net = build_net(getattr(strategy, "_required_net_class", None))
         start = time.perf_counter()
-        learner = ActiveLearner(
-            estimator=net,
-            query_strategy=strategy,
-            X_training=X_train[labeled],
-            y_training=y_train[labeled],
-        )
+        learner = _make_learner(net, strategy, X_train[labeled], y_train[labeled], config,
+                                seed)
         train_s = time.perf_counter() - start
         raise_if_interrupted()  # skorch ends training on Ctrl-C and returns: stop here
         record(0, len(labeled), _accuracy(net, X_test, y_test), None, train_s,
-               _epochs_trained(net, 0))
+               _epochs_trained(net, 0), learner)
         for rnd in range(1, config["rounds"] + 1):
             n_query = config["query"]  # _Experiment checked that the pool has enough
             start = time.perf_counter()
@@ -490,8 +548,9 @@ def _run_cell(label, strategy, seed, build_net, arrays, config, on_round):
             raise_if_interrupted()
             labeled = np.concatenate([labeled, chosen])
             pool = np.delete(pool, indices)
+            fresh = config["reinit"] or config.get("inas")
             record(rnd, len(labeled), _accuracy(net, X_test, y_test), query_s, train_s,
-                   _epochs_trained(net, 0 if config["reinit"] else before))
+                   _epochs_trained(net, 0 if fresh else before), learner)
     return rows
 
 
@@ -534,6 +593,7 @@ def run_experiment(
     train_until_fit=None,
     reset_optimizer=False,
     initial_sampling="random",
+    inas=None,
     module_kwargs=None,
     net_kwargs=None,
     dataset="data",
@@ -614,6 +674,15 @@ def run_experiment(
     initial_sampling : {"random", "balanced"}, default="random"
         How the initial labeled set is drawn: uniformly, or the same number of samples
         per class (see :func:`initial_indices`).
+    inas : bool, dict or None, default=None
+        Grow the architecture during active learning with iNAS
+        (:class:`skdynal.nas.INASLearner`): True, or a dict with ``family`` (a name from
+        :data:`skdynal.nas.FAMILIES`; default ``"mlp"`` for flat rows, ``"cnn"`` for
+        images), ``family_kwargs``, ``initial_structure`` ((1, 1)), ``max_blocks`` (4),
+        ``max_stacks`` (3), ``search_steps`` (1; 0 trains ``initial_structure`` as a fixed
+        architecture), ``holdout`` (0.2) and ``candidate_epochs`` (None: ``epochs``). The
+        net is then rebuilt from the family every round and trained from scratch; ``model``
+        only supplies the training settings. Rows get ``structure`` and ``search_seconds``.
     module_kwargs : dict, default=None
         Extra module constructor arguments (e.g. ``{"width": 16}``).
     net_kwargs : dict, default=None
@@ -660,7 +729,7 @@ def run_experiment(
         epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
         weight_decay=weight_decay, device=device, reinit=reinit,
         train_until_fit=train_until_fit, reset_optimizer=reset_optimizer,
-        initial_sampling=initial_sampling, module_kwargs=module_kwargs,
+        initial_sampling=initial_sampling, inas=inas, module_kwargs=module_kwargs,
         net_kwargs=net_kwargs, dataset=dataset, baseline=baseline, out=out,
     )
     previous_threads = torch.get_num_threads()
@@ -708,7 +777,7 @@ class _Experiment:
     def __init__(self, data, model, strategies, *, initial, query, rounds, seeds, epochs, lr,
                  batch_size, optimizer, weight_decay, device, reinit, train_until_fit,
                  reset_optimizer, initial_sampling, module_kwargs, net_kwargs, dataset,
-                 baseline, out):
+                 baseline, out, inas=None):
         X_train, y_train, X_test, y_test, n_classes = _check_data(data)
         self.items = _normalize_strategies(strategies)
         self.seeds = _check_seeds(seeds)
@@ -736,6 +805,7 @@ class _Experiment:
             "train_until_fit": _check_train_until_fit(train_until_fit),
             "reset_optimizer": bool(reset_optimizer),
             "initial_sampling": initial_sampling,
+            "inas": _check_inas(inas, n_classes, X_train),
             "strategies": [label for label, _ in self.items],
             "baseline": baseline,
         }
@@ -769,7 +839,7 @@ class _Experiment:
         # Added to the key only when not the default, so that cells stored before these
         # options existed are still found.
         for key, default in (("train_until_fit", None), ("reset_optimizer", False),
-                             ("initial_sampling", "random")):
+                             ("initial_sampling", "random"), ("inas", None)):
             if config[key] != default:
                 protocol_key[key] = config[key]
         protocol_key["data"] = _data_fingerprint(X_train, y_train, X_test, y_test)

@@ -6,6 +6,8 @@ from ._bald import BALDSampler
 from ._coreset import CoresetSampler
 from ._dynamical import DynamicALSampler
 from ._gradient_variants import EGLSampler, InfluenceSampler
+from ._lada import AlphaGenerator, LADAMixin, LADANetClassifier, LADASampler
+from ._mixing import mixed_forward, resolve_mix_layers
 from ._ntk_lookahead import NTKLookaheadSampler
 from ._random import RandomSampler
 from ._tidal import TiDALMixin, TiDALNetClassifier, TiDALSampler
@@ -13,6 +15,7 @@ from ._uncertainty import EntropySampler, LeastConfidenceSampler, MarginSampler
 
 __all__ = [
     "ALBLSampler",
+    "AlphaGenerator",
     "BADGESampler",
     "BALDSampler",
     "CoresetSampler",
@@ -20,6 +23,9 @@ __all__ = [
     "EGLSampler",
     "EntropySampler",
     "InfluenceSampler",
+    "LADAMixin",
+    "LADANetClassifier",
+    "LADASampler",
     "LeastConfidenceSampler",
     "MarginSampler",
     "NTKLookaheadSampler",
@@ -27,4 +33,6 @@ __all__ = [
     "TiDALMixin",
     "TiDALNetClassifier",
     "TiDALSampler",
+    "mixed_forward",
+    "resolve_mix_layers",
 ]

@@ -97,3 +97,40 @@ def test_default_protocol_key_is_unchanged_by_the_new_options(data):
 def test_bad_protocol_options_raise(data, kwargs, error, match):
     with pytest.raises(error, match=match):
         run_experiment(data, "mlp", ["random"], **kwargs, **TINY)
+
+
+def test_runner_grows_the_architecture_with_inas(data):
+    results = run_experiment(
+        data, "mlp", ["margin"], inas={"max_blocks": 2, "max_stacks": 2,
+                                       "candidate_epochs": 2},
+        **{**TINY, "epochs": 3, "initial": 40},
+    )
+    structures = [tuple(r["structure"]) for r in results.rows]
+    assert all(b <= 2 and s <= 2 for b, s in structures)
+    # the search never shrinks the network
+    assert all(a[0] <= b[0] or a[1] < b[1] for a, b in zip(structures, structures[1:]))
+    assert all(r["search_seconds"] >= 0 for r in results.rows)
+    assert results.config["inas"]["family"] == "mlp"
+    assert results.config["inas"]["family_kwargs"] == {"n_classes": 10, "n_features": 64}
+
+
+def test_runner_fixed_family_member_is_the_inas_baseline(data):
+    results = run_experiment(
+        data, "mlp", ["margin"], inas={"search_steps": 0, "initial_structure": (2, 2)},
+        **{**TINY, "epochs": 2, "initial": 40},
+    )
+    assert {tuple(r["structure"]) for r in results.rows} == {(2, 2)}
+
+
+def test_cli_runs_inas(tmp_path, capsys):
+    from skdynal.cli import main
+
+    code = main(["run", "--strategies", "margin", "--initial", "40", "--query", "20",
+                 "--rounds", "1", "--seeds", "1", "--epochs", "2", "--inas", "--max-blocks",
+                 "2", "--max-stacks", "2", "--no-plot", "--no-progress", "--out",
+                 str(tmp_path)])
+    assert code == 0
+    config = json.load(open(tmp_path / "config.json", encoding="utf-8"))
+    assert config["inas"]["max_blocks"] == 2 and config["inas"]["search_steps"] == 1
+    rows = json.load(open(tmp_path / "results.json", encoding="utf-8"))
+    assert all("structure" in row for row in rows)
