@@ -177,7 +177,7 @@ def check_castable(X, dtype, name):
                     value = float(part[row].detach().abs().max())
                     _raise_overflow(name, suffix, row, value, dtype, limit)
         elif isinstance(part, np.ndarray) and part.dtype.kind == "f":
-            if np.finfo(part.dtype).max <= limit:
+            if float(np.finfo(part.dtype).max) <= limit:
                 continue
             for start in range(0, len(part), _FINITE_CHUNK_ROWS):
                 chunk = np.abs(np.asarray(part[start : start + _FINITE_CHUNK_ROWS]))
