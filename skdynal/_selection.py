@@ -5,29 +5,61 @@ from importlib import metadata
 
 import numpy as np
 
-__all__ = ["modal_returns_scores", "select_top_k", "to_modal_result"]
+from ._validation import NonFiniteValues
+
+__all__ = ["check_selection", "modal_returns_scores", "select_top_k", "to_modal_result"]
 
 
-def select_top_k(scores, n_instances, random_state):
+def select_top_k(scores, n_instances, random_state, *, allow_negative_inf=False):
     """Indices of the ``n_instances`` largest scores, largest first.
 
     Ties are broken by a random permutation drawn from ``random_state`` (a
-    ``numpy.random.RandomState``), so the choice among equal scores is seedable.
+    ``numpy.random.RandomState``), so the choice among equal scores is seedable. With
+    ``allow_negative_inf``, ``-inf`` marks rows that are taken only after all others.
 
     Raises
     ------
-    ValueError
-        If a score is NaN.
+    NonFiniteValues
+        A ``ValueError``, if a score is NaN or infinite (an overflow: the ranking would be
+        arbitrary). The strategy turns it into an error that says why.
     """
     scores = np.asarray(scores, dtype=np.float64)
-    if np.isnan(scores).any():
-        raise ValueError(
-            f"{int(np.isnan(scores).sum())} scores are NaN; the net's outputs or loss are "
-            "not finite. Check the model before querying."
-        )
+    bad = ~np.isfinite(scores)
+    if allow_negative_inf:
+        bad &= ~np.isneginf(scores)
+    if bad.any():
+        raise NonFiniteValues("scores", np.flatnonzero(bad))
     permutation = random_state.permutation(len(scores))
     order = np.argsort(-scores[permutation], kind="stable")[:n_instances]
     return permutation[order]
+
+
+def check_selection(indices, n_instances, n_pool, strategy_name):
+    """The last check of every query: ``n_instances`` distinct row indices of the pool.
+
+    A strategy that breaks this has a bug (or met values that no earlier check caught);
+    raising here keeps a wrong batch from ever reaching the user.
+    """
+    indices = np.asarray(indices)
+    if indices.dtype.kind not in "iu":
+        raise RuntimeError(
+            f"{strategy_name} returned indices of dtype {indices.dtype}, not integers; "
+            "please report this as a bug."
+        )
+    indices = indices.astype(np.intp, copy=False)
+    problems = []
+    if indices.shape != (n_instances,):
+        problems.append(f"{indices.size} indices for n_instances={n_instances}")
+    if indices.size and (indices.min() < 0 or indices.max() >= n_pool):
+        problems.append(f"indices outside [0, {n_pool})")
+    if len(np.unique(indices)) != indices.size:
+        problems.append("duplicate indices")
+    if problems:
+        raise RuntimeError(
+            f"{strategy_name} returned {' and '.join(problems)}; no batch is returned rather "
+            "than a wrong one. Please report this as a bug."
+        )
+    return indices
 
 
 @functools.cache

@@ -3,16 +3,20 @@
 import numbers
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch.utils.data import Dataset
 
 __all__ = [
+    "NonFiniteValues",
     "check_batch_size",
+    "check_castable",
     "check_feature_shape",
     "check_finite_batch",
     "check_n_instances",
     "check_pool",
     "check_positive_int",
+    "n_rows",
     "row_shape",
 ]
 
@@ -24,8 +28,11 @@ def check_pool(X_pool):
 
     Accepts numpy arrays (memory-mapped ones included, checked in chunks), torch tensors,
     torch ``Dataset`` objects (yielding ``(X, y)`` pairs as skorch expects, ``y`` unused;
-    their values are checked batch by batch while scoring, never loaded whole) and nested
-    sequences (converted with ``np.asarray``).
+    their values are checked batch by batch while scoring, never loaded whole), nested
+    sequences (converted with ``np.asarray``), and, as skorch accepts them, dicts of arrays
+    (one per keyword argument of the module's ``forward``) and scipy sparse matrices. The
+    last two are returned wrapped in a ``skorch.dataset.Dataset``, which hands the module
+    one dict of tensors per batch, or densifies the sparse rows one batch at a time.
 
     Raises
     ------
@@ -38,6 +45,13 @@ def check_pool(X_pool):
         if len(X_pool) == 0:
             raise ValueError("X_pool is empty: there is nothing to query.")
         return X_pool
+    if isinstance(X_pool, dict) or sp.issparse(X_pool):
+        from skorch.dataset import Dataset as SkorchDataset
+
+        check_finite_input(X_pool, "X_pool")
+        if n_rows(X_pool) == 0:
+            raise ValueError("X_pool is empty: there is nothing to query.")
+        return SkorchDataset(X_pool)
     if isinstance(X_pool, (str, bytes)) or X_pool is None:
         raise TypeError(f"X_pool must be an array or tensor, got {type(X_pool).__name__}.")
     if not (isinstance(X_pool, np.ndarray) or torch.is_tensor(X_pool)):
@@ -71,6 +85,141 @@ def _non_finite_message(X_pool):
         f"X_pool{shape} contains NaN or infinite values; "
         "remove or impute them before querying."
     )
+
+
+def n_rows(X):
+    """Number of rows of an array, tensor, sparse matrix, ``Dataset`` or dict of arrays.
+
+    A dict (one array per keyword argument of the module, as skorch accepts) must hold
+    arrays with the same number of rows.
+    """
+    if isinstance(X, dict):
+        if not X:
+            raise ValueError("A dict input must hold at least one array.")
+        lengths = {key: n_rows(value) for key, value in X.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(
+                f"The arrays of a dict input must have the same number of rows; got {lengths}."
+            )
+        return next(iter(lengths.values()))
+    if sp.issparse(X):
+        return X.shape[0]
+    return len(X)
+
+
+def _parts(X):
+    """The arrays or tensors inside ``X`` (the values of a dict), by name."""
+    if isinstance(X, dict):
+        return [(f"[{key!r}]", value) for key, value in X.items()]
+    return [("", X)]
+
+
+def check_finite_input(X, name):
+    """Raise a ``ValueError`` naming ``name`` and the first row if ``X`` holds NaN or inf.
+
+    Works on numpy arrays (in chunks), torch tensors, scipy sparse matrices and dicts of
+    those; other inputs (a ``Dataset``, a list of strings) are left to later checks.
+    """
+    for suffix, part in _parts(X):
+        if sp.issparse(part):
+            data = np.asarray(part.data)
+            if data.dtype.kind in "fc" and not np.isfinite(data).all():
+                row = int(part.tocoo().row[~np.isfinite(part.tocoo().data)].min())
+                raise ValueError(
+                    f"{name}{suffix} contains NaN or infinite values (first in row {row}); "
+                    "remove or impute them before querying."
+                )
+            continue
+        if torch.is_tensor(part):
+            if part.is_floating_point() and not bool(torch.isfinite(part).all()):
+                bad = ~torch.isfinite(part.reshape(len(part), -1)).all(dim=1)
+                row = int(torch.nonzero(bad)[0, 0])
+                raise ValueError(
+                    f"{name}{suffix} contains NaN or infinite values (first in row {row}); "
+                    "remove or impute them before querying."
+                )
+            continue
+        if isinstance(part, np.ndarray) and part.dtype.kind in "fc":
+            for start in range(0, len(part), _FINITE_CHUNK_ROWS):
+                chunk = np.asarray(part[start : start + _FINITE_CHUNK_ROWS])
+                finite = np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1)
+                if not finite.all():
+                    row = start + int(np.flatnonzero(~finite)[0])
+                    raise ValueError(
+                        f"{name}{suffix} contains NaN or infinite values (first in row "
+                        f"{row}); remove or impute them before querying."
+                    )
+
+
+def check_castable(X, dtype, name):
+    """Raise if finite values of ``X`` overflow to infinity when cast to ``dtype``.
+
+    The module computes in its own floating dtype (``float32`` for most nets): a float64
+    value of ``1e300`` is finite, but the module would see ``inf``. Checked in chunks on
+    numpy arrays, tensors, sparse matrices and dicts of those; the error names the row.
+    """
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        return
+    limit = torch.finfo(dtype).max
+    for suffix, part in _parts(X):
+        if sp.issparse(part):
+            part = part.tocsr()
+            data = np.abs(np.asarray(part.data, dtype=np.float64)) if part.nnz else None
+            if data is None or part.dtype.kind not in "fc" or not (data > limit).any():
+                continue
+            row = int(np.searchsorted(part.indptr, np.flatnonzero(data > limit)[0], "right") - 1)
+            _raise_overflow(name, suffix, row, float(data.max()), dtype, limit)
+        elif torch.is_tensor(part):
+            if part.is_floating_point() and torch.finfo(part.dtype).max > limit:
+                big = (part.detach().abs() > limit).reshape(len(part), -1).any(dim=1)
+                if bool(big.any()):
+                    row = int(torch.nonzero(big)[0, 0])
+                    value = float(part[row].detach().abs().max())
+                    _raise_overflow(name, suffix, row, value, dtype, limit)
+        elif isinstance(part, np.ndarray) and part.dtype.kind == "f":
+            if float(np.finfo(part.dtype).max) <= limit:
+                continue
+            for start in range(0, len(part), _FINITE_CHUNK_ROWS):
+                chunk = np.abs(np.asarray(part[start : start + _FINITE_CHUNK_ROWS]))
+                big = (chunk.reshape(len(chunk), -1) > limit).any(axis=1)
+                if big.any():
+                    row = start + int(np.flatnonzero(big)[0])
+                    value = float(np.abs(part[row]).max())
+                    _raise_overflow(name, suffix, row, value, dtype, limit)
+
+
+def _raise_overflow(name, suffix, row, value, dtype, limit):
+    dtype_name = str(dtype).replace("torch.", "")
+    raise ValueError(
+        f"{name}{suffix} row {row} overflows {dtype_name} when cast to the module's dtype: "
+        f"its largest absolute value is {value:.3g}, {dtype_name} holds at most "
+        f"{limit:.3g}. Scale the features as for training (or drop the row)."
+    )
+
+
+class NonFiniteValues(ValueError):
+    """Something a strategy computed (scores, embeddings, gradients) is NaN or infinite.
+
+    Raised where the values are computed, with the rows they belong to; the strategy's
+    ``select`` and ``score`` replace it by an error that says why (see
+    :func:`skdynal._base.explain_non_finite`).
+
+    Parameters
+    ----------
+    quantity : str
+        What was computed, e.g. ``"scores"`` or ``"embeddings"``.
+    rows : array-like of int or None
+        The non-finite rows of ``source`` (``None`` when not per row).
+    source : {"pool", "labeled set"}
+        Whose rows they are.
+    """
+
+    def __init__(self, quantity, rows=None, source="pool"):
+        self.quantity = quantity
+        self.rows = None if rows is None else np.asarray(rows, dtype=np.intp)
+        self.source = source
+        where = "" if self.rows is None else f" in {len(self.rows)} rows of the {source}"
+        super().__init__(f"The {quantity} are NaN or infinite{where}.")
 
 
 def check_finite_batch(X_batch, X_pool):

@@ -74,3 +74,56 @@ def fitted_net(X, y, seed=0, **kwargs):
     """A net from :func:`make_net` fitted on ``(X, y)`` with a fixed torch seed."""
     torch.manual_seed(seed)
     return make_net(**kwargs).fit(X, y)
+
+
+class TwoInputMLP(torch.nn.Module):
+    """Digits split in two halves, passed as keyword arguments (skorch's dict inputs)."""
+
+    def __init__(self, dropout=0.0):
+        super().__init__()
+        self.left = torch.nn.Linear(32, 8)
+        self.right = torch.nn.Linear(32, 8)
+        self.dropout = torch.nn.Dropout(dropout)
+        self.head = torch.nn.Linear(16, 10)
+
+    def forward(self, left, right):
+        hidden = torch.relu(torch.cat([self.left(left), self.right(right)], dim=1))
+        return self.head(self.dropout(hidden))
+
+
+class BinaryMLP(torch.nn.Module):
+    """One logit per sample, for skorch's NeuralNetBinaryClassifier with BCEWithLogitsLoss."""
+
+    def __init__(self, dropout=0.0):
+        super().__init__()
+        self.layers = torch.nn.Sequential(
+            torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Dropout(dropout),
+            torch.nn.Linear(16, 1),
+        )
+
+    def forward(self, X):
+        return self.layers(X).squeeze(-1)
+
+
+class TupleMLP(torch.nn.Module):
+    """DigitsMLP whose forward returns ``(logits, auxiliary)``."""
+
+    def __init__(self, dropout=0.0):
+        super().__init__()
+        self.inner = DigitsMLP(dropout=dropout)
+
+    def forward(self, X):
+        logits = self.inner(X)
+        return logits, logits.detach().abs()
+
+
+class TupleLossMixin:
+    """A ``get_loss`` that unpacks the module's tuple output, as skorch users write."""
+
+    def get_loss(self, y_pred, y_true, *args, **kwargs):
+        logits, _auxiliary = y_pred
+        return super().get_loss(logits, y_true, *args, **kwargs)
+
+
+class TupleLossClassifier(TupleLossMixin, NeuralNetClassifier):
+    """NeuralNetClassifier with :class:`TupleLossMixin`."""

@@ -9,12 +9,22 @@ import pickle
 
 import numpy as np
 import pytest
+import scipy.sparse
 import torch
-from _nets import fitted_net, make_net
+from _nets import (
+    BinaryMLP,
+    TupleLossClassifier,
+    TupleLossMixin,
+    TupleMLP,
+    TwoInputMLP,
+    fitted_net,
+    make_net,
+)
 from modAL.models import ActiveLearner
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
+from skorch import NeuralNetBinaryClassifier, NeuralNetClassifier
 
 import skdynal
 from skdynal._base import BaseQueryStrategy, BaseScoringStrategy
@@ -326,3 +336,177 @@ def test_pool_of_strings(strategy_class, fitted_mlp, labeled_and_pool):
         build(strategy_class)(
             fitted_mlp, np.array([["a"] * 64] * 3), 1, X_labeled=X_lab, y_labeled=y_lab
         )
+
+
+# --- non-finite values, wherever they enter (issue 14, item 2) ------------------------
+
+
+def test_nan_in_labeled_set(strategy_class, fitted_mlp, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    X_bad = X_lab.copy()
+    X_bad[3, 5] = np.nan
+    with pytest.raises(ValueError, match=r"labeled set X_labeled contains NaN.*row 3"):
+        build(strategy_class).select(fitted_mlp, X_pool, 3, X_labeled=X_bad, y_labeled=y_lab)
+
+
+def test_non_finite_parameters(strategy_class, fitted_mlp, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    with torch.no_grad():
+        fitted_mlp.module_.layers[0].weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"parameters are not finite: 'layers\.0\.weight'"):
+        build(strategy_class).select(fitted_mlp, X_pool, 3, X_labeled=X_lab, y_labeled=y_lab)
+
+
+def test_pool_row_overflowing_float32(strategy_class, fitted_mlp, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    X_bad = X_pool.astype(np.float64)
+    X_bad[17, 5] = 1e300  # finite in float64, inf in the module's float32
+    with pytest.raises(ValueError, match="X_pool row 17 overflows float32"):
+        build(strategy_class).select(fitted_mlp, X_bad, 3, X_labeled=X_lab, y_labeled=y_lab)
+
+
+def test_out_of_scale_pool_row(strategy_class, fitted_mlp, labeled_and_pool):
+    """A row of 1e30 (finite in float32): valid indices when every computed value is
+    finite, otherwise an error that blames the row, not the model."""
+    X_lab, y_lab, X_pool = labeled_and_pool
+    X_bad = X_pool.copy()
+    X_bad[17] = 1e30
+    try:
+        indices, _ = build(strategy_class).select(
+            fitted_mlp, X_bad, 5, X_labeled=X_lab, y_labeled=y_lab
+        )
+    except ValueError as exc:
+        assert "pool row 17" in str(exc) and "The input is the problem" in str(exc)
+        assert "1e+30" in str(exc)
+    else:
+        assert len(set(indices.tolist())) == 5 and indices.max() < len(X_bad)
+
+
+# --- inputs skorch accepts (issue 14, item 4) -----------------------------------------
+
+
+def _valid(indices, n_pool, n_instances):
+    indices = np.asarray(indices)
+    return (
+        indices.shape == (n_instances,)
+        and len(set(indices.tolist())) == n_instances
+        and indices.min() >= 0
+        and indices.max() < n_pool
+    )
+
+
+def _fit(module, X, y, net_class=None, **kwargs):
+    params = {k: v for k, v in kwargs.items() if k != "net_class"}
+    torch.manual_seed(0)
+    return make_net(module=module, net_class=net_class or NeuralNetClassifier, **params).fit(X, y)
+
+
+def test_dict_inputs_to_a_multi_input_module(strategy_class, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    halves = lambda X: {"left": X[:, :32], "right": X[:, 32:]}  # noqa: E731
+    params = net_params(strategy_class)
+    net = _fit(TwoInputMLP, halves(X_lab), y_lab, net_class=params.pop("net_class", None),
+               **params)
+    strategy = build(strategy_class)
+    if strategy_class is skdynal.ALBLSampler:
+        with pytest.raises(TypeError, match="ALBLSampler finds its queried rows"):
+            strategy.select(net, halves(X_pool), 5, X_labeled=halves(X_lab), y_labeled=y_lab)
+        return
+    indices, _ = strategy.select(net, halves(X_pool), 5, X_labeled=halves(X_lab),
+                                 y_labeled=y_lab)
+    assert _valid(indices, len(X_pool), 5)
+
+
+def test_binary_classifier_with_one_logit(strategy_class, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    y_bin = (y_lab % 2).astype(np.float32)
+    dropout = net_params(strategy_class).get("module__dropout", 0.0)
+    torch.manual_seed(0)
+    net = NeuralNetBinaryClassifier(
+        BinaryMLP, module__dropout=dropout, criterion=torch.nn.BCEWithLogitsLoss,
+        max_epochs=3, lr=0.1, batch_size=32, train_split=None, verbose=0,
+    ).fit(X_lab, y_bin)
+    strategy = build(strategy_class)
+    refusals = {
+        skdynal.TiDALSampler: (TypeError, "TiDALNetClassifier"),
+        skdynal.NTKLookaheadSampler: (ValueError, r"shape \(n_samples, n_outputs\)"),
+    }
+    if strategy_class in refusals:
+        error, message = refusals[strategy_class]
+        with pytest.raises(error, match=message):
+            strategy.select(net, X_pool, 5, X_labeled=X_lab, y_labeled=y_bin)
+        return
+    indices, _ = strategy.select(net, X_pool, 5, X_labeled=X_lab, y_labeled=y_bin)
+    assert _valid(indices, len(X_pool), 5)
+
+
+def test_string_labels_through_the_nets_classes(strategy_class, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    names = np.array([f"digit {i}" for i in range(10)])
+    net = fitted_net(X_lab, y_lab, classes=list(names), **net_params(strategy_class))
+    by_index, _ = build(strategy_class).select(net, X_pool, 5, X_labeled=X_lab, y_labeled=y_lab)
+    by_name, _ = build(strategy_class).select(
+        net, X_pool, 5, X_labeled=X_lab, y_labeled=names[y_lab]
+    )
+    np.testing.assert_array_equal(by_name, by_index)
+
+
+def test_scipy_sparse_pool(strategy_class, fitted_mlp, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    dense, _ = build(strategy_class).select(
+        fitted_mlp, X_pool, 5, X_labeled=X_lab, y_labeled=y_lab
+    )
+    sparse, _ = build(strategy_class).select(
+        fitted_mlp, scipy.sparse.csr_matrix(X_pool), 5, X_labeled=X_lab, y_labeled=y_lab
+    )
+    np.testing.assert_array_equal(sparse, dense)
+
+
+def test_get_loss_unpacking_a_tuple_output(strategy_class, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    params = net_params(strategy_class)
+    own_class = params.pop("net_class", None)
+    tuple_class = TupleLossClassifier
+    if own_class is not None:  # e.g. TiDALNetClassifier
+        tuple_class = type("TupleLoss" + own_class.__name__, (TupleLossMixin, own_class), {})
+    plain = fitted_net(X_lab, y_lab, **params, **({"net_class": own_class} if own_class else {}))
+    tupled = _fit(TupleMLP, X_lab, y_lab, net_class=tuple_class, **params)
+    tupled.module_.inner.load_state_dict(plain.module_.state_dict())
+    expected, _ = build(strategy_class).select(plain, X_pool, 5, X_labeled=X_lab,
+                                               y_labeled=y_lab)
+    indices, _ = build(strategy_class).select(tupled, X_pool, 5, X_labeled=X_lab,
+                                              y_labeled=y_lab)
+    np.testing.assert_array_equal(indices, expected)
+
+
+def test_label_outside_the_module_outputs(strategy_class, fitted_mlp, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    y_bad = y_lab.copy()
+    y_bad[4] = 12
+    with pytest.raises(ValueError, match="label 12, outside the module's 10 outputs"):
+        build(strategy_class).select(fitted_mlp, X_pool, 3, X_labeled=X_lab, y_labeled=y_bad)
+
+
+def test_a_wrong_batch_never_reaches_the_user(labeled_and_pool, monkeypatch):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    fitted_mlp = fitted_net(X_lab, y_lab)
+    strategy = skdynal.RandomSampler(random_state=0)
+    for wrong in ([3, 3, 5], [0, 1, len(X_pool)], [0, 1]):
+        monkeypatch.setattr(
+            skdynal.RandomSampler, "_query", lambda *args, wrong=wrong: (np.array(wrong), None)
+        )
+        with pytest.raises(RuntimeError, match="no batch is returned rather than a wrong one"):
+            strategy.select(fitted_mlp, X_pool, 3, X_labeled=X_lab, y_labeled=y_lab)
+
+
+def test_k_center_and_k_means_plus_plus_refuse_nan_embeddings():
+    from skdynal.strategies._badge import kmeans_plusplus_seeding
+    from skdynal.strategies._coreset import k_center_greedy
+
+    embeddings = torch.randn(6, 3, dtype=torch.float64)
+    embeddings[2, 1] = float("nan")
+    rng = np.random.RandomState(0)
+    with pytest.raises(ValueError, match="embeddings are NaN or infinite in 1 rows of the pool"):
+        k_center_greedy(embeddings, None, 3, rng)
+    with pytest.raises(ValueError, match="gradient embeddings are NaN or infinite"):
+        kmeans_plusplus_seeding(embeddings, embeddings.abs(), 3, rng)

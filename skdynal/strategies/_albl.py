@@ -4,8 +4,11 @@ import math
 import numbers
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import clone
+from skorch.dataset import Dataset as SkorchDataset
+from torch.utils.data import Dataset
 
 from .._base import BaseQueryStrategy
 from ._coreset import CoresetSampler
@@ -24,6 +27,19 @@ def _as_numpy(X):
     if torch.is_tensor(X):
         return X.detach().cpu().numpy()
     return np.asarray(X)
+
+
+def _pool_rows(X_pool, indices):
+    """Copies of the chosen pool rows as one numpy array (looked up later by value)."""
+    if isinstance(X_pool, SkorchDataset) and X_pool.y is None and sp.issparse(X_pool.X):
+        return X_pool.X[indices].toarray()
+    if isinstance(X_pool, Dataset):
+        raise TypeError(
+            "ALBLSampler finds its queried rows in the next labeled set by value, so it needs "
+            "the pool as an array, a tensor or a scipy sparse matrix; got a "
+            f"{type(X_pool).__name__} (a dict of arrays is wrapped in a skorch Dataset)."
+        )
+    return _as_numpy(X_pool[indices]).copy()
 
 
 def _row_key(row):
@@ -220,7 +236,7 @@ class ALBLSampler(BaseQueryStrategy):
             else:
                 query_probability[batch] += p
         indices = batches[chosen]
-        self._pending_rows = _as_numpy(X_pool[indices]).copy()
+        self._pending_rows = _pool_rows(X_pool, indices)
         self._pending_weights = 1.0 / query_probability[indices]
         self.probabilities_ = probabilities
         self.history_.append({

@@ -4,6 +4,7 @@ import numpy as np
 import torch
 
 from .._base import BaseQueryStrategy
+from .._validation import NonFiniteValues
 from ._outputs import check_batch_size, embeddings
 
 __all__ = ["BADGESampler", "factorized_squared_distances", "kmeans_plusplus_seeding"]
@@ -61,6 +62,9 @@ def kmeans_plusplus_seeding(A, H, n_instances, random_state):
         first).
     """
     n = len(A)
+    finite = torch.isfinite(A).all(dim=1) & torch.isfinite(H).all(dim=1)
+    if not bool(finite.all()):
+        raise NonFiniteValues("gradient embeddings", torch.nonzero(~finite).reshape(-1).cpu())
     chosen = np.empty(n_instances, dtype=np.intp)
     distances = np.empty(n_instances, dtype=np.float64)
     chosen[0] = random_state.randint(n)

@@ -148,6 +148,7 @@ class BALDSampler(BaseScoringStrategy):
         hook = _SampledDropout(generator)
         handles = [layer.register_forward_hook(hook) for _, layer in layers]
         scores = []
+        offset = 0
         try:
             with eval_mode(module), torch.no_grad():
                 for X_batch, _ in adapter.iterate(X_pool, batch_size=batch_size):
@@ -156,11 +157,14 @@ class BALDSampler(BaseScoringStrategy):
                     for _ in range(n_samples):
                         with explain_shape_errors(X_pool, module):
                             outputs = adapter.forward(X_batch)
-                        probabilities = check_probabilities(nonlinearity(outputs)).double()
+                        probabilities = check_probabilities(
+                            nonlinearity(outputs), offset
+                        ).double()
                         mean_probabilities = mean_probabilities + probabilities / n_samples
                         mean_entropy = mean_entropy + _entropy(probabilities) / n_samples
                     mutual_information = _entropy(mean_probabilities) - mean_entropy
                     scores.append(mutual_information.clamp(min=0.0).cpu().numpy())
+                    offset += len(scores[-1])
         finally:
             for handle in handles:
                 handle.remove()

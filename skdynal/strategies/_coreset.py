@@ -4,6 +4,7 @@ import numpy as np
 import torch
 
 from .._base import BaseQueryStrategy
+from .._validation import NonFiniteValues
 from ._outputs import check_batch_size, embeddings
 
 __all__ = ["CoresetSampler", "k_center_greedy"]
@@ -54,6 +55,9 @@ def k_center_greedy(pool, centers, n_instances, random_state, chunk_rows=_CHUNK_
         Each chosen row's distance to its nearest center at the time it was chosen
         (``inf`` for a first row drawn without centers).
     """
+    _check_finite_embeddings(pool, "pool")
+    if centers is not None:
+        _check_finite_embeddings(centers, "labeled set")
     n_pool = len(pool)
     # Distances are kept in the order of a random permutation of the pool, so that argmax
     # (the first maximum) breaks ties at random.
@@ -79,6 +83,12 @@ def k_center_greedy(pool, centers, n_instances, random_state, chunk_rows=_CHUNK_
         torch.minimum(nearest, to_new, out=nearest)
         nearest[best] = -float("inf")
     return permutation[chosen], np.sqrt(distances)
+
+
+def _check_finite_embeddings(X, source):
+    finite = torch.isfinite(X).all(dim=1)
+    if not bool(finite.all()):
+        raise NonFiniteValues("embeddings", torch.nonzero(~finite).reshape(-1).cpu(), source)
 
 
 class CoresetSampler(BaseQueryStrategy):

@@ -11,7 +11,7 @@ from .._adapter import eval_mode
 from .._base import BaseScoringStrategy
 from .._selection import select_top_k
 from .._streaming import map_pool
-from .._validation import check_batch_size, check_positive_int
+from .._validation import NonFiniteValues, check_batch_size, check_positive_int
 from ..gradients import (
     grad_stats,
     last_layer_grad_stats,
@@ -165,6 +165,8 @@ class DynamicALSampler(BaseScoringStrategy):
                 _wrap_outputs(adapter, adapter.per_sample_loss()),
                 adapter.iterate(adapter.X_labeled, adapter.y_labeled, batch_size),
             )
+        if not all(bool(torch.isfinite(value).all()) for value in direction.values()):
+            raise NonFiniteValues("gradient of the labeled set's loss", source="labeled set")
         return {"direction": direction}
 
     def _query(self, adapter, X_pool, n_instances, random_state):
@@ -280,14 +282,10 @@ class DynamicALSampler(BaseScoringStrategy):
 
 
 def _wrap_outputs(adapter, loss_fn):
-    """Apply ``loss_fn`` to the module output's first element when it returns a tuple."""
-
-    def wrapped(outputs, targets):
-        if isinstance(outputs, tuple):
-            outputs = outputs[0]
-        return loss_fn(outputs, targets)
-
-    return wrapped
+    """``loss_fn`` as is: the adapter's losses take the module's whole output, a tuple
+    included (a net whose ``get_loss`` unpacks it gets it whole, others its first element).
+    """
+    return loss_fn
 
 
 def _take_rows(X, indices):

@@ -4,13 +4,16 @@ import numbers
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse as sp
 import torch
 from sklearn.utils import check_random_state
+from skorch.dataset import Dataset as SkorchDataset
+from torch.utils.data import Dataset
 
 from .._adapter import eval_mode, explain_shape_errors
 from .._base import BaseScoringStrategy
 from .._selection import select_top_k
-from .._validation import check_batch_size, check_positive_int
+from .._validation import NonFiniteValues, check_batch_size, check_positive_int
 from ..diagnostics import KernelTooLargeError, empirical_ntk
 from ..diagnostics._functional import functional_net, one_hot_targets
 
@@ -230,6 +233,9 @@ class NTKLookaheadSampler(BaseScoringStrategy):
         self.max_bytes = max_bytes
         self.random_state = random_state
 
+    #: ``score`` gives rows outside the scored subset ``-inf``.
+    _unscored_rows_are_negative_inf = True
+
     # --- the modAL protocol -----------------------------------------------------------
 
     def _score(self, adapter, X_pool):
@@ -252,7 +258,7 @@ class NTKLookaheadSampler(BaseScoringStrategy):
         for _ in range(n_instances):
             scores = self._subset_scores(model, pseudo, reference)
             scores[chosen] = -np.inf
-            best = int(select_top_k(scores, 1, random_state)[0])
+            best = int(select_top_k(scores, 1, random_state, allow_negative_inf=True)[0])
             chosen.append(best)
             chosen_scores.append(scores[best])
             model.add(best, pseudo[best])
@@ -292,11 +298,13 @@ class NTKLookaheadSampler(BaseScoringStrategy):
     def _build(self, adapter, X_pool, subset):
         """The kernel regression on the subset, pseudo labels and reference outputs."""
         X_lab, y_lab = adapter.X_labeled, adapter.y_labeled
+        X_pool = _unwrap(X_pool)
         n, m = len(y_lab), len(subset)
         fnet = functional_net(adapter.net, torch.float64)
         with eval_mode(adapter.module), explain_shape_errors(X_pool, adapter.module):
             X_all = _concatenate(X_lab, _take(X_pool, subset))
             outputs = _outputs(fnet, X_all, self.kernel_batch_size)
+            _check_finite_rows("outputs", outputs, n, subset)
             n_out = outputs.shape[1]
             q = n_out if self.kernel == "full" else 1
             N = n + m
@@ -316,6 +324,8 @@ class NTKLookaheadSampler(BaseScoringStrategy):
                 batch_size=self.kernel_batch_size,
                 max_bytes=self.max_bytes,
             )
+        if not np.isfinite(theta).all():
+            raise NonFiniteValues("neural tangent kernel entries")
         targets = one_hot_targets(y_lab, n_out, n)
         model = LinearisedLookahead(theta, outputs, targets, self.ridge * _mean_diag(theta, n))
         pseudo = outputs[n:].argmax(axis=1)
@@ -340,6 +350,17 @@ class NTKLookaheadSampler(BaseScoringStrategy):
         return scores
 
 
+def _check_finite_rows(quantity, values, n_labeled, subset):
+    """``NonFiniteValues`` naming the first bad row: labeled rows first, then the subset."""
+    finite = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if finite.all():
+        return
+    bad = np.flatnonzero(~finite)
+    if bad[0] < n_labeled:
+        raise NonFiniteValues(quantity, bad[bad < n_labeled], "labeled set")
+    raise NonFiniteValues(quantity, subset[bad - n_labeled], "pool")
+
+
 def _mean_diag(theta, n):
     if theta.ndim == 4:
         return float(np.einsum("iikk->", theta[:n, :n]) / (n * theta.shape[2]))
@@ -354,7 +375,21 @@ def _outputs(fnet, X, batch_size):
     return np.concatenate(chunks)
 
 
+def _unwrap(X):
+    """The dict or sparse matrix that ``check_pool`` wrapped in a skorch ``Dataset``."""
+    if isinstance(X, SkorchDataset) and X.y is None:
+        return X.X
+    if isinstance(X, Dataset):
+        raise TypeError(
+            "NTKLookaheadSampler needs the pool as an array, a tensor, a dict of those or a "
+            f"scipy sparse matrix; got a {type(X).__name__}."
+        )
+    return X
+
+
 def _take(X, rows):
+    if sp.issparse(X):
+        return X.tocsr()[rows].toarray()
     if isinstance(X, dict):
         return {k: _take(v, rows) for k, v in X.items()}
     if torch.is_tensor(X):

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from .._adapter import eval_mode, explain_shape_errors
-from .._validation import check_batch_size
+from .._validation import NonFiniteValues, check_batch_size
 
 __all__ = [
     "check_batch_size",
@@ -31,8 +31,12 @@ def predict_nonlinearity(net):
     return get()
 
 
-def check_probabilities(probabilities):
-    """Raise unless ``probabilities`` is ``(B, n_classes)``, non-negative, rows summing to 1."""
+def check_probabilities(probabilities, offset=0):
+    """Raise unless ``probabilities`` is ``(B, n_classes)``, non-negative, rows summing to 1.
+
+    Non-finite rows raise :class:`~skdynal._validation.NonFiniteValues` naming them
+    (``offset`` is the batch's first pool row), which the strategy explains.
+    """
     if probabilities.dim() != 2:
         raise ValueError(
             "Expected class probabilities of shape (n_samples, n_classes) from the net's "
@@ -41,10 +45,13 @@ def check_probabilities(probabilities):
     atol = _PROBABILITY_ATOL
     if probabilities.is_floating_point():
         atol = max(atol, 4 * torch.finfo(probabilities.dtype).eps)  # float16, bfloat16
+    finite = torch.isfinite(probabilities).all(dim=1)
+    if not bool(finite.all()):
+        rows = torch.nonzero(~finite).reshape(-1).cpu().numpy() + offset
+        raise NonFiniteValues("class probabilities", rows)
     sums = probabilities.sum(dim=1)
     if (
-        not bool(torch.isfinite(probabilities).all())
-        or bool((probabilities < -atol).any())
+        bool((probabilities < -atol).any())
         or bool(((sums - 1).abs() > atol).any())
     ):
         raise ValueError(
@@ -69,11 +76,13 @@ def predict_probabilities(adapter, X_pool, batch_size=None):
     module = adapter.module
     nonlinearity = predict_nonlinearity(adapter.net)
     chunks = []
+    offset = 0
     with eval_mode(module), torch.no_grad():
         for X_batch, _ in adapter.iterate(X_pool, batch_size=batch_size):
             with explain_shape_errors(X_pool, module):
                 outputs = adapter.forward(X_batch)
-            probabilities = check_probabilities(nonlinearity(outputs))
+            probabilities = check_probabilities(nonlinearity(outputs), offset)
+            offset += len(probabilities)
             chunks.append(probabilities.double().cpu().numpy())
     return np.concatenate(chunks, axis=0)
 
@@ -162,7 +171,7 @@ class _LayerCapture:
 
 
 def embeddings(adapter, X, *, layer_name=None, batch_size=None, output_gradients=False,
-               shape_source=None):
+               shape_source=None, source=None):
     """Input of the embedding layer for every row of ``X``, in batches, in ``eval()`` mode.
 
     Parameters
@@ -179,6 +188,9 @@ def embeddings(adapter, X, *, layer_name=None, batch_size=None, output_gradients
         ``argmax f(x)`` w.r.t. the layer's output (BADGE's ``a`` in ``g = a ⊗ h``).
     shape_source : array-like or None
         The array named in the error raised when the module fails on the rows.
+    source : {"pool", "labeled set"}
+        Whose rows ``X`` holds, named when an embedding is NaN or infinite
+        (:class:`~skdynal._validation.NonFiniteValues`).
 
     Returns
     -------
@@ -192,14 +204,16 @@ def embeddings(adapter, X, *, layer_name=None, batch_size=None, output_gradients
     capture = _LayerCapture(name, detach_output=output_gradients)
     pseudo_loss = adapter.pseudo_label_loss() if output_gradients else None
     H_chunks, A_chunks = [], []
+    if source is None:
+        source = "labeled set" if X is adapter.X_labeled else "pool"
     handle = layer.register_forward_hook(capture)
     try:
         with eval_mode(module):
             for X_batch, _ in adapter.iterate(X, batch_size=batch_size):
                 with explain_shape_errors(X if shape_source is None else shape_source, module):
                     with torch.set_grad_enabled(output_gradients):
-                        outputs = adapter.forward(X_batch)
-                n_rows = outputs.shape[0]
+                        raw = adapter.forward_raw(X_batch)
+                n_rows = adapter.forward_first(raw).shape[0]
                 inputs, layer_output = capture.take(n_rows)
                 if output_gradients:
                     if inputs.dim() != 2 or layer_output.dim() != 2:
@@ -210,7 +224,7 @@ def embeddings(adapter, X, *, layer_name=None, batch_size=None, output_gradients
                             "and output, such as the last torch.nn.Linear."
                         )
                     with torch.enable_grad():
-                        loss = pseudo_loss(outputs).sum()
+                        loss = pseudo_loss(raw).sum()
                         (grad,) = torch.autograd.grad(loss, layer_output)
                     A_chunks.append(grad.detach().double())
                 H_chunks.append(inputs.reshape(n_rows, -1).double())
@@ -218,4 +232,10 @@ def embeddings(adapter, X, *, layer_name=None, batch_size=None, output_gradients
         handle.remove()
     H = torch.cat(H_chunks)
     A = torch.cat(A_chunks) if output_gradients else None
+    finite = torch.isfinite(H).all(dim=1)
+    if A is not None:
+        finite &= torch.isfinite(A).all(dim=1)
+    if not bool(finite.all()):
+        quantity = "gradient embeddings" if output_gradients else "embeddings"
+        raise NonFiniteValues(quantity, torch.nonzero(~finite).reshape(-1).cpu(), source)
     return H, A

@@ -4,6 +4,7 @@ import torch
 
 from .._adapter import eval_mode, explain_shape_errors
 from .._base import BaseQueryStrategy
+from .._streaming import _rows
 
 __all__ = ["RandomSampler"]
 
@@ -44,7 +45,7 @@ class RandomSampler(BaseQueryStrategy):
 
     def _query(self, adapter, X_pool, n_instances, random_state):
         module = adapter.module
-        first_row = X_pool[:1]
+        first_row = _rows(X_pool, 0, 1)
         with eval_mode(module), torch.no_grad():
             for X_batch, _ in adapter.iterate(first_row, batch_size=1):
                 with explain_shape_errors(X_pool, module):
