@@ -58,12 +58,16 @@ class JacobianFactors:
         ``delta[i, k] a[i]^T`` (weight) and ``delta[i, k]`` (bias).
     dense : torch.Tensor of shape (n, K, P_dense) or None
         The materialised Jacobians of every other trainable parameter, concatenated.
+    layout : tuple
+        Which parameters each part holds (qualified names, in order); factors of two
+        batches can be combined only when their layouts are equal.
     """
 
-    def __init__(self, outputs, outer, dense):
+    def __init__(self, outputs, outer, dense, layout=()):
         self.outputs = outputs
         self.outer = outer
         self.dense = dense
+        self.layout = tuple(layout)
 
     def __len__(self):
         return self.outputs.shape[0]
@@ -89,7 +93,7 @@ class JacobianFactors:
             for a, delta, bias in self.outer
         ]
         dense = None if self.dense is None else self.dense[index]
-        return type(self)(self.outputs[index], outer, dense)
+        return type(self)(self.outputs[index], outer, dense, self.layout)
 
     @classmethod
     def concatenate(cls, parts):
@@ -98,12 +102,13 @@ class JacobianFactors:
         if len(parts) == 1:
             return parts[0]
         first = parts[0]
+        _check_layouts(first, *parts[1:])
         outer = []
         for i, (a, _, bias) in enumerate(first.outer):
             a_all = None if a is None else torch.cat([p.outer[i][0] for p in parts])
             outer.append((a_all, torch.cat([p.outer[i][1] for p in parts]), bias))
         dense = None if first.dense is None else torch.cat([p.dense for p in parts])
-        return cls(torch.cat([p.outputs for p in parts]), outer, dense)
+        return cls(torch.cat([p.outputs for p in parts]), outer, dense, first.layout)
 
 
 def jacobian_factors(module, inputs, *, max_buffer_bytes=None):
@@ -219,7 +224,7 @@ def jacobian_factors(module, inputs, *, max_buffer_bytes=None):
                 deltas[id(layer.module)].append(g.detach())
     outputs = outputs.detach()
 
-    outer, dense = [], []
+    outer, dense, outer_names, dense_names = [], [], [], []
     for layer in ruled:
         key = id(layer.module)
         delta = torch.stack(deltas.pop(key), dim=1)  # (n, K, *output shape)
@@ -230,9 +235,11 @@ def jacobian_factors(module, inputs, *, max_buffer_bytes=None):
             if kind == "linear" and args[0].dim() == 2:
                 a = args[0] if "weight" in layer.params else None
                 outer.append((a, delta, "bias" in layer.params))
+                outer_names.append(tuple(layer.qualified.values()))
             else:
                 grads = _DENSE[kind](layer.module, args, delta, layer.params, max_buffer_bytes)
                 dense.extend(grads[name].reshape(n, n_out, -1) for name in layer.params)
+                dense_names.extend(layer.qualified.values())
         del delta
 
     fallback = [
@@ -244,8 +251,9 @@ def jacobian_factors(module, inputs, *, max_buffer_bytes=None):
     if fallback:
         _warn_fallback(module, reasons)
         dense.append(_fallback_jacobians(module, inputs, fallback, params, n_out))
+        dense_names.extend(fallback)
     dense = torch.cat(dense, dim=2) if dense else None
-    return JacobianFactors(outputs, outer, dense)
+    return JacobianFactors(outputs, outer, dense, (tuple(outer_names), tuple(dense_names)))
 
 
 def tangent_kernel(left, right, structure="full"):
@@ -266,8 +274,7 @@ def tangent_kernel(left, right, structure="full"):
     """
     if structure not in _STRUCTURES:
         raise ValueError(f"structure must be one of {_STRUCTURES}, got {structure!r}.")
-    if len(left.outer) != len(right.outer) or (left.dense is None) != (right.dense is None):
-        raise ValueError("left and right factors come from different modules.")
+    _check_layouts(left, right)
     n, n2, K = len(left), len(right), left.n_outputs
     full = structure == "full"
     theta = left.outputs.new_zeros((n, n2, K, K) if full else (n, n2))
@@ -297,6 +304,17 @@ def tangent_kernel(left, right, structure="full"):
         else:
             theta += left.dense.reshape(n, -1) @ right.dense.reshape(n2, -1).T
     return theta
+
+
+def _check_layouts(first, *others):
+    for other in others:
+        if other.layout != first.layout or other.n_outputs != first.n_outputs:
+            raise ValueError(
+                "These Jacobian factors do not split the parameters the same way (different "
+                "modules, or a module whose layers run differently from batch to batch, "
+                "e.g. a layer skipped for some inputs); their kernel cannot be combined. "
+                "Use the whole Jacobians instead (empirical_ntk(..., method='jacobian'))."
+            )
 
 
 def _kind(module):

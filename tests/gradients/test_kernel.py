@@ -210,5 +210,33 @@ def test_errors():
     with pytest.raises(ValueError, match="structure"):
         tangent_kernel(factors, factors, "diag")
     other = jacobian_factors(nn.Linear(6, 3).double(), _x(2, 6))
-    with pytest.raises(ValueError, match="different modules"):
+    with pytest.raises(ValueError, match="do not split the parameters the same way"):
         tangent_kernel(factors, other)
+
+
+def test_layer_skipped_for_some_batches_cannot_be_combined():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(4, 4)
+            self.extra = nn.Linear(4, 4)
+            self.b = nn.Linear(4, 3)
+
+        def forward(self, x):
+            h = torch.tanh(self.a(x))
+            if x.sum() > 0:
+                h = self.extra(h)
+            return self.b(h)
+
+    model = Branchy().double().eval()
+    with_extra = jacobian_factors(model, _x(3, 4).abs())
+    without = jacobian_factors(model, -_x(3, 4).abs())
+    with pytest.raises(ValueError, match="method='jacobian'"):
+        tangent_kernel(with_extra, without)
+    with pytest.raises(ValueError, match="method='jacobian'"):
+        type(with_extra).concatenate([with_extra, without])
+    # the batch that skipped the layer is still exact on its own (zero Jacobian there)
+    left = -_x(3, 4).abs()
+    J = brute_jacobian(model, left)
+    theta = tangent_kernel(jacobian_factors(model, left), jacobian_factors(model, left))
+    assert torch.allclose(theta, torch.einsum("ikp,jlp->ijkl", J, J), rtol=1e-10, atol=0)
