@@ -16,8 +16,12 @@ process, for each model and subset size ``m``:
 
 Peak extra memory is the resident-set high-water mark above the resident set before the
 call (CPU; ``/proc/self/clear_refs``) or ``torch.cuda.max_memory_allocated`` above the
-allocation before it (CUDA). Both kernels run under the same memory guard
-(``max_bytes``, 1 GiB by default: the output plus two Jacobian batches must fit).
+allocation before it (CUDA). All calls share one process, so on the CPU the script
+re-executes itself with ``MALLOC_MMAP_THRESHOLD_=65536`` unless that is set: freed large
+blocks then go back to the system and the resident set tracks live memory (glibc's
+default keeps them in the heap, and every call after the first would show no peak). Both
+kernels run under the same memory guard (``max_bytes``, 1 GiB by default: the output plus
+two Jacobian batches must fit).
 
 Run ``python benchmarks/bench_ntk.py --help`` for the options.
 """
@@ -93,29 +97,25 @@ def digits_split(n_labeled, n_pool):
 
 
 def brute_force_ntk(net, X, device):
-    """Trace NTK / K by one backward per sample and output; the naive reference."""
+    """Trace NTK / K by one backward per sample and output, in float64; the naive reference."""
+    import copy
+
     import torch
 
-    module = net.module_
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        params = [p for p in module.parameters() if p.requires_grad]
-        Xt = torch.as_tensor(X, device=device)
-        rows = []
-        for i in range(len(Xt)):
-            out = module(Xt[i : i + 1])[0]
-            per_output = []
-            for k in range(out.shape[0]):
-                grads = torch.autograd.grad(out[k], params, retain_graph=True)
-                per_output.append(torch.cat([g.reshape(-1).double() for g in grads]))
-            rows.append(torch.stack(per_output))
-        J = torch.stack(rows)  # (N, K, P)
-        K = J.shape[1]
-        return (J.reshape(len(J), -1) @ J.reshape(len(J), -1).T / K).cpu().numpy()
-    finally:
-        for m, training in modes:
-            m.training = training
+    module = copy.deepcopy(net.module_).double().eval()
+    params = [p for p in module.parameters() if p.requires_grad]
+    Xt = torch.as_tensor(X, device=device, dtype=torch.float64)
+    rows = []
+    for i in range(len(Xt)):
+        out = module(Xt[i : i + 1])[0]
+        per_output = []
+        for k in range(out.shape[0]):
+            grads = torch.autograd.grad(out[k], params, retain_graph=True)
+            per_output.append(torch.cat([g.reshape(-1).double() for g in grads]))
+        rows.append(torch.stack(per_output))
+    J = torch.stack(rows)  # (N, K, P)
+    K = J.shape[1]
+    return (J.reshape(len(J), -1) @ J.reshape(len(J), -1).T / K).cpu().numpy()
 
 
 class Probe:
@@ -172,6 +172,10 @@ def run(args):
         torch.manual_seed(0)
         net, description = build_net(model, str(device), args.epochs)
         net.fit(X_lab, y_lab)
+        # warm-up: one-off allocations and first-call costs stay out of the measurements
+        NTKLookaheadSampler(subset_size=min(sizes), random_state=0).select(
+            net, X_pool, min(args.query, min(sizes)), X_labeled=X_lab, y_labeled=y_lab
+        )
         n_params = sum(p.numel() for p in net.module_.parameters() if p.requires_grad)
         entry = {"description": description, "n_params": n_params, "sizes": {}}
         results["models"][model] = entry
@@ -270,7 +274,9 @@ def table(results, args, command):
         + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else
            f" ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores,"
            " shared with other jobs)"),
-        f"- torch {torch.__version__}, torch threads: {torch.get_num_threads()}",
+        f"- torch {torch.__version__}, torch threads: {torch.get_num_threads()}; allocator: "
+        + ", ".join(f"{k}={os.environ.get(k, 'unset')}"
+                    for k in ("MALLOC_MMAP_THRESHOLD_", "LD_PRELOAD")),
         f"- Digits: {args.labeled} labels, pool {args.pool}, {args.query} queried; net fitted "
         f"{args.epochs} epochs (seed 0). Look-ahead: `NTKLookaheadSampler(subset_size=m, "
         "random_state=0)` (trace kernel, argmax objective, batch mode). Empirical NTK: the "
@@ -280,8 +286,8 @@ def table(results, args, command):
         "one for brute force. Peak: "
         + ("`torch.cuda.max_memory_allocated` above the allocation before the call."
            if args.device == "cuda" else
-           "resident-set high-water mark above the resident set before the call (the "
-           "first call of a process also pays one-off allocations)."),
+           "resident-set high-water mark above the resident set before the call, one "
+           "process, after a warm-up call."),
         "- Agreement: look-ahead, same picks and max |score difference|; NTK, "
         "max |Θ − Θ_layerwise| / max |Θ_layerwise|.",
         "",
@@ -348,7 +354,7 @@ def main(argv=None):
     parser.add_argument("--pool", type=int, default=N_POOL)
     parser.add_argument("--query", type=int, default=N_QUERY)
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3, help="runs of layerwise (best)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of layerwise (best)")
     parser.add_argument("--old-repeats", type=int, default=1, help="runs of jacobian (best)")
     parser.add_argument("--brute-max-bytes", type=float, default=2**30,
                         help="skip the brute force where N x K x P float64 exceeds this")
@@ -362,6 +368,9 @@ def main(argv=None):
 
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.device == "cpu" and "MALLOC_MMAP_THRESHOLD_" not in os.environ and argv is None:
+        os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
+        os.execv(sys.executable, [sys.executable, *sys.argv])
     command = "python " + " ".join(
         ["benchmarks/bench_ntk.py"] + (sys.argv[1:] if argv is None else list(argv))
     )
