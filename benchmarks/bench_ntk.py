@@ -16,10 +16,11 @@ process, for each model and subset size ``m``:
 
 Peak extra memory is the resident-set high-water mark above the resident set before the
 call (CPU; ``/proc/self/clear_refs``) or ``torch.cuda.max_memory_allocated`` above the
-allocation before it (CUDA). All calls share one process, so on the CPU the script
-re-executes itself with ``MALLOC_MMAP_THRESHOLD_=65536`` unless that is set: freed large
-blocks then go back to the system and the resident set tracks live memory (glibc's
-default keeps them in the heap, and every call after the first would show no peak). Both
+allocation before it (CUDA). All calls share one process; on the CPU glibc's
+``malloc_trim`` runs before each call, so that memory freed by earlier calls is given back
+and touching it again counts (otherwise every call after the first would show no peak).
+Timings use the allocator as configured (glibc's defaults unless the environment says
+otherwise; the header records it). Both
 kernels run under the same memory guard (``max_bytes``, 1 GiB by default: the output plus
 two Jacobian batches must fit).
 
@@ -130,12 +131,24 @@ class Probe:
 
         if self.device.type == "cuda":
             torch.cuda.synchronize()
+        else:
+            _malloc_trim()
         peak = _memory_probe(self.device)
         start = time.perf_counter()
         result = fn()
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         return result, time.perf_counter() - start, peak()
+
+
+def _malloc_trim():
+    """Give freed heap memory back to the system (glibc only; elsewhere a no-op)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def best_of(probe, fn, repeats, budget_s=60.0):
@@ -287,7 +300,7 @@ def table(results, args, command):
         + ("`torch.cuda.max_memory_allocated` above the allocation before the call."
            if args.device == "cuda" else
            "resident-set high-water mark above the resident set before the call, one "
-           "process, after a warm-up call."),
+           "process, after a warm-up call, glibc `malloc_trim(0)` before each call."),
         "- Agreement: look-ahead, same picks and max |score difference|; NTK, "
         "max |Θ − Θ_layerwise| / max |Θ_layerwise|.",
         "",
@@ -368,9 +381,6 @@ def main(argv=None):
 
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    if args.device == "cpu" and "MALLOC_MMAP_THRESHOLD_" not in os.environ and argv is None:
-        os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
-        os.execv(sys.executable, [sys.executable, *sys.argv])
     command = "python " + " ".join(
         ["benchmarks/bench_ntk.py"] + (sys.argv[1:] if argv is None else list(argv))
     )
