@@ -215,7 +215,7 @@ def _layerwise_ntk(fnet, X, X2, same, structure, batch_size, budget, n_out):
     # Each left row also costs a row of the kernel block and its two Gram temporaries.
     left_rows = max(batch_size, budget // 4 // (per_sample + 3 * right_rows * q2 * itemsize))
     if cached:
-        right = JacobianFactors.concatenate([first, *right_batches])
+        right = JacobianFactors.stack(first, right_batches, n2)
         right_blocks = [right]
         left_source = (
             (right.rows(slice(i, i + left_rows)) for i in range(0, n2, left_rows))

@@ -21,6 +21,8 @@ Jacobian, one layer at a time; every other parameter takes an exact ``torch.func
 restricted to it, as in :func:`grad_stats`.
 """
 
+import itertools
+
 import torch
 from torch.func import functional_call, jacrev, vmap
 from torch.utils._pytree import tree_map
@@ -94,6 +96,39 @@ class JacobianFactors:
         ]
         dense = None if self.dense is None else self.dense[index]
         return type(self)(self.outputs[index], outer, dense, self.layout)
+
+    @classmethod
+    def stack(cls, first, rest, n):
+        """The factors of ``n`` samples from ``first`` and the batches of ``rest``.
+
+        Fills preallocated tensors batch by batch, so the batches and their concatenation
+        are never all held at once.
+        """
+
+        def empty(t):
+            return None if t is None else t.new_empty((n, *t.shape[1:]))
+
+        out = cls(
+            empty(first.outputs),
+            [(empty(a), empty(delta), bias) for a, delta, bias in first.outer],
+            empty(first.dense),
+            first.layout,
+        )
+        start = 0
+        for part in itertools.chain([first], rest):
+            _check_layouts(first, part)
+            rows = slice(start, start + len(part))
+            out.outputs[rows] = part.outputs
+            for (a, delta, _), (pa, pdelta, _) in zip(out.outer, part.outer, strict=True):
+                if a is not None:
+                    a[rows] = pa
+                delta[rows] = pdelta
+            if out.dense is not None:
+                out.dense[rows] = part.dense
+            start += len(part)
+        if start != n:
+            raise ValueError(f"expected the factors of {n} samples, got {start}.")
+        return out
 
     @classmethod
     def concatenate(cls, parts):
@@ -292,7 +327,7 @@ def tangent_kernel(left, right, structure="full"):
                 a_gram += 1.0
             if full:
                 a_gram = a_gram[:, :, None, None]
-            theta += a_gram * d_gram
+            theta += d_gram.mul_(a_gram)
         elif bias:
             theta += d_gram
     if left.dense is not None:

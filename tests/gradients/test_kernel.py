@@ -68,6 +68,11 @@ def check_kernel(module, left, right):
     joined = type(f_left).concatenate(halves)
     assert torch.equal(tangent_kernel(joined, f_right, "trace"), tangent_kernel(
         f_left, f_right, "trace"))
+    stacked = type(f_left).stack(halves[0], iter(halves[1:]), N_LEFT)
+    assert torch.equal(tangent_kernel(stacked, f_right, "full"), tangent_kernel(
+        f_left, f_right, "full"))
+    with pytest.raises(ValueError, match="factors of 6 samples"):
+        type(f_left).stack(halves[0], iter(halves[1:]), N_LEFT + 1)
     assert torch.equal(f_left.outputs, module(left).detach() if not isinstance(left, dict)
                        else module(**left).detach())
     after = module.state_dict()
