@@ -15,8 +15,9 @@ in its own subprocess with a time limit, and records what it could not run:
 It writes one markdown report (a summary table, then each benchmark's own table) and the
 raw JSON next to it. Everything it needs ships with the working tree or scikit-learn (no
 downloads). With ``--device cpu`` every size is small and the ``gpu`` tests are only
-collected, so CI keeps the script working in well under a minute; on one modern GPU the
-defaults fit in 10 minutes.
+collected, so CI keeps the script working in well under a minute. The CUDA sizes are
+chosen to fit in 10 minutes on one modern GPU (each step is also cut off at ``--timeout``
+seconds); they have not been timed on a GPU yet.
 
 Run ``python benchmarks/gpu_check.py --help`` for the options.
 """
