@@ -1,13 +1,16 @@
 """NTK look-ahead against re-solving the kernel regression with explicit inverses."""
 
+import functools
+
 import numpy as np
 import pytest
 import torch
-from _nets import DigitsMLP, make_net
+from _nets import DigitsCNN, DigitsMLP, make_net
 
 from skdynal import NTKLookaheadSampler
 from skdynal._adapter import resolve_learner
-from skdynal.diagnostics import KernelTooLargeError
+from skdynal.diagnostics import KernelTooLargeError, empirical_ntk
+from skdynal.strategies import _ntk_lookahead
 
 N_LAB, N_POOL = 12, 10
 RIDGE = 1e-3
@@ -195,3 +198,33 @@ def test_bad_parameters(setup, params, message):
     net, X_lab, y_lab, X_pool = setup
     with pytest.raises(ValueError, match=message):
         NTKLookaheadSampler(**params).score(net, X_pool, X_labeled=X_lab, y_labeled=y_lab)
+
+
+@pytest.mark.parametrize(
+    ("module", "shape", "params"),
+    [(DigitsMLP, (64,), {"kernel": "trace"}),
+     (DigitsMLP, (64,), {"kernel": "full", "objective": "output_change"}),
+     (DigitsCNN, (1, 8, 8), {"kernel": "trace", "mode": "sequential"})],
+)
+def test_same_picks_and_scores_as_the_jacobian_kernel(digits, monkeypatch, module, shape,
+                                                      params):
+    X, y = digits
+    X = X.reshape(-1, *shape)
+    torch.manual_seed(0)
+    net = make_net(module=module, max_epochs=3).fit(X[:50], y[:50])
+    strategy = NTKLookaheadSampler(subset_size=40, random_state=7, **params)
+
+    def run():
+        scores = strategy.score(net, X[50:110], X_labeled=X[:50], y_labeled=y[:50])
+        picked = strategy.select(net, X[50:110], 8, X_labeled=X[:50], y_labeled=y[:50])
+        return scores, picked
+
+    scores, (picked, picked_scores) = run()
+    monkeypatch.setattr(
+        _ntk_lookahead, "empirical_ntk", functools.partial(empirical_ntk, method="jacobian")
+    )
+    old_scores, (old_picked, old_picked_scores) = run()
+    assert np.isfinite(scores).sum() == 40
+    np.testing.assert_allclose(scores, old_scores, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(picked, old_picked)
+    np.testing.assert_allclose(picked_scores, old_picked_scores, rtol=1e-9, atol=1e-12)

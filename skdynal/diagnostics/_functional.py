@@ -7,6 +7,8 @@ computation dtype, float64 by default) and calls the module through
 dtype are never touched. Callers wrap their work in :func:`skdynal._adapter.eval_mode`.
 """
 
+import copy
+import itertools
 
 import numpy as np
 import torch
@@ -58,6 +60,19 @@ class FunctionalNet:
         }
         self.constants.update({name: self._cast(b) for name, b in module.named_buffers()})
         self.n_params = sum(p.numel() for p in self.params.values())
+
+    def module_in_dtype(self):
+        """The module itself when it already computes in ``dtype``, else a cast deep copy.
+
+        For the hook-based computations (:func:`skdynal.gradients.jacobian_factors`), which
+        need a real module rather than a functional call. The copy keeps the module's mode
+        and which parameters are trainable; the fitted module is never modified.
+        """
+        module = self.adapter.module
+        tensors = itertools.chain(module.parameters(), module.buffers())
+        if all(t.dtype == self.dtype for t in tensors if t.is_floating_point()):
+            return module
+        return copy.deepcopy(module).to(self.dtype)
 
     def _cast(self, tensor):
         if torch.is_tensor(tensor) and tensor.is_floating_point():

@@ -7,6 +7,7 @@ import scipy.linalg
 import torch
 
 from .._adapter import eval_mode
+from ..gradients import JacobianFactors, jacobian_factors, tangent_kernel
 from ._functional import (
     check_batch_size,
     functional_net,
@@ -23,6 +24,7 @@ __all__ = [
 ]
 
 _STRUCTURES = ("full", "trace")
+_METHODS = ("layerwise", "jacobian")
 _DEFAULT_MAX_BYTES = 2**30
 _GIB = 2**30
 
@@ -44,6 +46,7 @@ def empirical_ntk(
     batch_size=32,
     max_bytes=_DEFAULT_MAX_BYTES,
     dtype=torch.float64,
+    method="layerwise",
 ):
     """Empirical neural tangent kernel of a fitted net between two sets of inputs.
 
@@ -75,14 +78,26 @@ def empirical_ntk(
         shape ``(n, n2)``; it equals the scalar kernel ``k`` when ``Theta = k I_K``, the
         infinite-width form.
     batch_size : int, default=32
-        Samples per Jacobian batch (working memory ``batch_size * K * P`` numbers).
+        Samples per forward pass (per Jacobian batch with ``method="jacobian"``, working
+        memory ``batch_size * K * P`` numbers).
     max_bytes : int, default=2**30
         Upper bound on the memory the kernel and its Jacobians may take. When the output
-        alone (or the output plus two Jacobian batches) exceeds it, a
-        :class:`KernelTooLargeError` is raised before anything is computed. The Jacobians
-        of ``X2`` are cached when they fit as well; otherwise they are recomputed per block.
+        alone (or the output plus two Jacobian batches of ``batch_size * K * P`` numbers)
+        exceeds it, a :class:`KernelTooLargeError` is raised before anything is computed,
+        whichever the method. The Jacobians (factors) of ``X2`` are cached when they fit
+        as well; otherwise they are recomputed per block.
     dtype : torch.dtype, default=torch.float64
         Computation dtype; the parameters are cast copies.
+    method : {"layerwise", "jacobian"}, default="layerwise"
+        ``"layerwise"``: the kernel as a sum over layers
+        (:func:`skdynal.gradients.tangent_kernel`); for a ``Linear`` layer
+        ``<J_k(x), J_l(x')> = (a . a') (delta_k . delta'_l)``, products of small Gram
+        matrices of the layer's inputs ``a`` and output gradients ``delta`` (one forward
+        and ``K`` backward passes per batch), so the ``K x P`` Jacobians are never formed;
+        convolutions and normalisation layers materialise their own Jacobian, other layers
+        take ``torch.func``. ``"jacobian"``: the whole per-sample Jacobians by
+        ``torch.func`` (``vmap`` of ``jacrev``) and their inner products; slower, kept as
+        the reference. Both are exact and agree to rounding.
 
     Returns
     -------
@@ -102,6 +117,7 @@ def empirical_ntk(
        Generalization in Neural Networks", NeurIPS 2018.
     """
     structure = _check_structure(structure)
+    method = _check_method(method)
     batch_size = check_batch_size(batch_size) or 32
     max_bytes = _check_max_bytes(max_bytes)
     fnet = functional_net(learner, dtype)
@@ -122,6 +138,10 @@ def empirical_ntk(
                 f"than max_bytes={max_bytes} ({max_bytes / _GIB:.3g} GiB). Use fewer "
                 "samples, structure='trace' (K^2 times smaller), a smaller batch_size, or "
                 "raise max_bytes if the memory is there."
+            )
+        if method == "layerwise":
+            return _layerwise_ntk(
+                fnet, X, X2, same, structure, batch_size, max_bytes - out_bytes, n_out
             )
         cache_bytes = n2 * n_out * fnet.n_params * itemsize
         cache = None
@@ -153,6 +173,69 @@ def empirical_ntk(
                 )
                 col += len(J_right)
             row += len(J_left)
+    return theta
+
+
+def _layerwise_ntk(fnet, X, X2, same, structure, batch_size, budget, n_out):
+    """``empirical_ntk`` from factored Jacobians, in blocks whose memory stays in ``budget``.
+
+    ``budget`` is what the guard left after the output; it is at least two Jacobian
+    batches, and the factors of a sample are never larger than its Jacobian.
+    """
+    module = fnet.module_in_dtype()
+    itemsize = torch.empty((), dtype=fnet.dtype).element_size()
+    q2 = n_out * n_out if structure == "full" else 1
+
+    def factor_batches(X_rows):
+        for X_batch, _ in fnet.batches(X_rows, None, batch_size):
+            yield jacobian_factors(module, X_batch)
+
+    def blocks(source, rows):
+        """Concatenate consecutive batches of factors into blocks of about ``rows`` samples."""
+        parts, count = [], 0
+        for factors in source:
+            parts.append(factors)
+            count += len(factors)
+            if count >= rows:
+                yield JacobianFactors.concatenate(parts)
+                parts, count = [], 0
+        if parts:
+            yield JacobianFactors.concatenate(parts)
+
+    n, n2 = n_rows(X), n_rows(X2)
+    right_batches = factor_batches(X2)
+    first = next(right_batches, None)
+    shape = (n, n2, n_out, n_out) if structure == "full" else (n, n2)
+    theta = np.empty(shape, dtype=np.float64)
+    if first is None or n == 0:
+        return theta
+    per_sample = max(1, first.nbytes // max(1, len(first)))
+    cached = n2 * per_sample <= budget // 2
+    right_rows = n2 if cached else max(batch_size, budget // 4 // per_sample)
+    # Each left row also costs a row of the kernel block and its two Gram temporaries.
+    left_rows = max(batch_size, budget // 4 // (per_sample + 3 * right_rows * q2 * itemsize))
+    if cached:
+        right = JacobianFactors.stack(first, right_batches, n2)
+        right_blocks = [right]
+        left_source = (
+            (right.rows(slice(i, i + left_rows)) for i in range(0, n2, left_rows))
+            if same
+            else blocks(factor_batches(X), left_rows)
+        )
+    else:
+        del first, right_batches
+        right_blocks = None
+        left_source = blocks(factor_batches(X), left_rows)
+    row = 0
+    for left in left_source:
+        col = 0
+        for right in right_blocks or blocks(factor_batches(X2), right_rows):
+            block = tangent_kernel(left, right, structure)
+            if structure == "trace":
+                block = block / n_out
+            theta[row : row + len(left), col : col + len(right)] = block.double().cpu().numpy()
+            col += len(right)
+        row += len(left)
     return theta
 
 
@@ -374,6 +457,12 @@ def _check_structure(structure):
     if structure not in _STRUCTURES:
         raise ValueError(f"structure must be one of {_STRUCTURES}, got {structure!r}.")
     return structure
+
+
+def _check_method(method):
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
+    return method
 
 
 def _check_max_bytes(max_bytes):

@@ -8,11 +8,14 @@ the mode it should be differentiated in), a per-sample loss ``loss_fn(outputs, t
 :func:`grad_stats` is the fast exact engine (one forward and one backward pass, per-layer
 rules, see :func:`register_rule`); :func:`reference_grad_stats` is the simple
 ``torch.func`` reference; :func:`last_layer_grad_stats` is a closed-form approximation on
-the final linear layer for very large models.
+the final linear layer for very large models. :func:`jacobian_factors` and
+:func:`tangent_kernel` give the empirical neural tangent kernel by the same layer-wise
+identities, without the Jacobian of the whole network.
 """
 
 from ._common import GradStats, trainable_parameters
 from ._engine import DEFAULT_CPU_MAX_BUFFER_BYTES, DEFAULT_MAX_BUFFER_BYTES, grad_stats
+from ._kernel import JacobianFactors, jacobian_factors, tangent_kernel
 from ._labeled import forward, summed_loss_gradient
 from ._last_layer import last_layer_grad_stats
 from ._reference import reference_grad_stats
@@ -23,13 +26,16 @@ __all__ = [
     "DEFAULT_MAX_BUFFER_BYTES",
     "GradRule",
     "GradStats",
+    "JacobianFactors",
     "MaterializingRule",
     "forward",
     "get_rule",
     "grad_stats",
+    "jacobian_factors",
     "last_layer_grad_stats",
     "reference_grad_stats",
     "register_rule",
     "summed_loss_gradient",
+    "tangent_kernel",
     "trainable_parameters",
 ]

@@ -176,8 +176,10 @@ class NTKLookaheadSampler(BaseScoringStrategy):
         the diagonal (the official ``ntk_diag_reg`` scaling). Must be positive when the
         kernel is singular (more outputs ``n K`` than parameters).
     kernel_batch_size : int, default=32
-        Samples per Jacobian batch when computing the NTK (working memory
-        ``kernel_batch_size * K * P`` floats for ``P`` parameters).
+        Samples per forward pass when computing the NTK (see
+        :func:`~skdynal.diagnostics.empirical_ntk`; the memory guard allows for two
+        Jacobian batches of ``kernel_batch_size * K * P`` floats for ``P`` parameters,
+        though the layer-wise kernel never forms them).
     max_bytes : int, default=2**30
         Memory guard: if the kernel over ``S`` and ``U`` and the matrices derived from it
         (about ``8 q^2 (N^2 + 2 n^2 + n m + m^2)`` bytes for ``n`` labeled rows, ``m``
@@ -192,8 +194,11 @@ class NTKLookaheadSampler(BaseScoringStrategy):
     The linearised model regresses the module's outputs (logits for a net trained with
     ``CrossEntropyLoss``) onto one-hot targets with the squared loss, as the paper (whose
     experiments train with the squared loss). Everything runs in float64, in ``eval()``
-    mode, on detached copies of the parameters. Cost: the NTK over ``n + m`` rows
-    (Jacobians of ``K`` outputs), one Cholesky factorisation of ``n q x n q``, then
+    mode, on detached copies of the parameters. Cost: the NTK over ``n + m`` rows (one
+    forward and ``K`` backward passes per batch, then for each ``Linear`` layer products of
+    Gram matrices of its inputs and output gradients, ``O(N^2 (d + K p))`` for a
+    ``d -> p`` layer; see :func:`~skdynal.diagnostics.empirical_ntk`), one Cholesky
+    factorisation of ``n q x n q``, then
     ``O(m^2 q^2 K)`` for scoring all candidates (``mode="sequential"`` repeats the scoring
     and an ``O(m^2 q^2)`` update per query).
 

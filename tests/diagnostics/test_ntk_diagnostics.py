@@ -13,12 +13,14 @@ from _diagnostics_nets import (
 
 from skdynal.diagnostics import (
     KernelTooLargeError,
+    _ntk,
     alignment,
     empirical_ntk,
     generalization_bound,
     ntk_mmd,
     training_dynamics,
 )
+from skdynal.gradients import jacobian_factors
 
 
 def test_empirical_ntk_matches_entrywise_kernel(ce_net, data):
@@ -175,3 +177,67 @@ def test_labels_out_of_range_rejected(ce_net, data):
         alignment(ce_net, data[0], np.full(7, 3))
     with pytest.raises(ValueError, match="rows"):
         alignment(ce_net, data[0], data[1][:3])
+
+
+@pytest.mark.parametrize("structure", ["full", "trace"])
+def test_layerwise_blocks_recomputed_under_tight_memory_equal_jacobian(
+    ce_net, data, structure, monkeypatch
+):
+    X_labeled, _, X_query, _ = data
+    calls = []
+
+    def counting(module, inputs, **kwargs):
+        calls.append(len(inputs))
+        return jacobian_factors(module, inputs, **kwargs)
+
+    monkeypatch.setattr(_ntk, "jacobian_factors", counting)
+    reference = empirical_ntk(ce_net, X_labeled, X_query, structure=structure, method="jacobian")
+    n_params = sum(p.numel() for p in ce_net.module_.parameters())
+    q2 = N_CLASSES**2 if structure == "full" else 1
+    # exactly the guard's minimum: the output plus two Jacobian batches of one sample; the
+    # factors of X_query (5 x 288 bytes) no longer fit in half of what is left
+    tight = 7 * 5 * q2 * 8 + 2 * N_CLASSES * n_params * 8
+    theta = empirical_ntk(
+        ce_net, X_labeled, X_query, structure=structure, batch_size=1, max_bytes=tight
+    )
+    np.testing.assert_allclose(theta, reference, rtol=1e-12, atol=1e-14)
+    assert sum(calls) > 7 + 5  # X_query's factors were recomputed for later left blocks
+    calls.clear()
+    empirical_ntk(ce_net, X_labeled, X_query, structure=structure, batch_size=1)
+    assert sum(calls) == 7 + 5  # with room to cache, every sample is factored once
+    with pytest.raises(KernelTooLargeError):
+        empirical_ntk(ce_net, X_labeled, X_query, structure=structure, batch_size=1,
+                      max_bytes=tight - 1)
+
+
+def test_layerwise_equals_jacobian_on_float32_cnn_with_batch_norm(digits):
+    from _nets import DigitsCNN, fitted_net
+
+    X, y = digits
+    X = X.reshape(-1, 1, 8, 8)
+    net = fitted_net(X[:40], y[:40], module=DigitsCNN)
+    module = net.module_
+    module.train()
+    state = {k: v.clone() for k, v in module.state_dict().items()}
+    grads = [p.grad.clone() for p in module.parameters()]  # left over from fitting
+    for structure in ["full", "trace"]:
+        layerwise = empirical_ntk(net, X[:9], X[40:46], structure=structure, batch_size=4)
+        reference = empirical_ntk(
+            net, X[:9], X[40:46], structure=structure, batch_size=4, method="jacobian"
+        )
+        scale = np.abs(reference).max()
+        assert np.abs(layerwise - reference).max() <= 1e-12 * scale
+        same = empirical_ntk(net, X[:9], structure=structure)
+        np.testing.assert_allclose(same[:, :9], empirical_ntk(net, X[:9], X[:9],
+                                   structure=structure, method="jacobian"),
+                                   rtol=1e-11, atol=1e-12 * scale)
+    # the fitted float32 module is untouched: same weights, dtype, mode and .grad
+    assert module.training
+    assert all(torch.equal(state[k], v) for k, v in module.state_dict().items())
+    for p, g in zip(module.parameters(), grads, strict=True):
+        assert p.dtype == torch.float32 and torch.equal(p.grad, g)
+
+
+def test_empirical_ntk_rejects_unknown_method(ce_net, data):
+    with pytest.raises(ValueError, match="method must be one of"):
+        empirical_ntk(ce_net, data[0], method="vmap")
