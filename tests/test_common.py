@@ -408,8 +408,12 @@ def test_dict_inputs_to_a_multi_input_module(strategy_class, labeled_and_pool):
     net = _fit(TwoInputMLP, halves(X_lab), y_lab, net_class=params.pop("net_class", None),
                **params)
     strategy = build(strategy_class)
-    if strategy_class is skdynal.ALBLSampler:
-        with pytest.raises(TypeError, match="ALBLSampler finds its queried rows"):
+    refusals = {
+        skdynal.ALBLSampler: "ALBLSampler finds its queried rows",
+        skdynal.LADASampler: "LADASampler mixes pool rows pairwise",
+    }
+    if strategy_class in refusals:
+        with pytest.raises(TypeError, match=refusals[strategy_class]):
             strategy.select(net, halves(X_pool), 5, X_labeled=halves(X_lab), y_labeled=y_lab)
         return
     indices, _ = strategy.select(net, halves(X_pool), 5, X_labeled=halves(X_lab),

@@ -248,6 +248,13 @@ class LADASampler(BaseQueryStrategy):
 
     def _query(self, adapter, X_pool, n_instances, random_state):
         batch_size = self._check_params()
+        if isinstance(getattr(X_pool, "X", None), dict):
+            raise TypeError(
+                "LADASampler mixes pool rows pairwise (x = lam * x_a + (1 - lam) * x_b), so "
+                "it needs the pool as an array or a tensor; got a "
+                f"{type(X_pool).__name__} (a dict of arrays, as for multi-input modules, is "
+                "wrapped in a skorch Dataset)."
+            )
         module = adapter.module
         layers = resolve_mix_layers(module, self.mix_layers)
         n_pool = len(X_pool)
