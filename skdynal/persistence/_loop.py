@@ -37,6 +37,40 @@ class ResumeWarning(UserWarning):
     """Resuming skipped a damaged checkpoint, or a replayed query differs from the journal."""
 
 
+def _label_encoder(estimator):
+    """``label -> class index`` from a skorch net's ``classes``, or None.
+
+    skorch trains on class indices; string labels need the net's ``classes`` (the same list
+    its ``predict`` maps back to).
+    """
+    classes = getattr(estimator, "classes", None)
+    if classes is None:
+        return None
+    return {(c.item() if isinstance(c, np.generic) else c): i for i, c in enumerate(classes)}
+
+
+def _encode_labels(estimator, labels):
+    """Labels as the net trains on them: class indices when the net has ``classes``."""
+    labels = list(labels)
+    encoder = _label_encoder(estimator)
+    if encoder is not None:
+        unknown = sorted({repr(y) for y in labels if y not in encoder})
+        if unknown:
+            raise ValueError(
+                f"labels {', '.join(unknown)} are not among the net's classes "
+                f"{list(encoder)}; add them to the net's classes (the class indices it "
+                "trains on) or fix the labels."
+            )
+        return np.asarray([encoder[y] for y in labels], dtype=np.int64)
+    if any(isinstance(y, str) for y in labels):
+        raise ValueError(
+            "string labels need the net's classes: skorch trains on class indices, so pass "
+            "classes=[...] (every label, in the order of the module's outputs) to the net, or "
+            "give class indices 0..K-1 as labels."
+        )
+    return np.asarray(labels)
+
+
 def _active_learner(estimator, query_strategy):
     from modAL.models import ActiveLearner  # imported late: the journal alone needs no modAL
 
@@ -296,6 +330,7 @@ class ResumableLoop:
             if unknown:
                 raise ValueError(f"initial_ids {unknown!r} are not in pool_ids.")
             y_checked = [_as_label(y) for y in y_initial]
+            _encode_labels(estimator, y_checked)
             if len(y_checked) != len(initial_ids):
                 raise ValueError(
                     f"got {len(initial_ids)} initial_ids but {len(y_checked)} labels."
@@ -461,7 +496,7 @@ class ResumableLoop:
                    queried=state["queried"], trained=trained)
         rows = [loop._row[pid] for pid in labeled_ids]
         learner.X_training = X_pool[rows]
-        learner.y_training = np.asarray(labels)
+        learner.y_training = _encode_labels(estimator, labels)
         return loop
 
     def _replay(self):
@@ -604,6 +639,9 @@ class ResumableLoop:
     def label_many(self, pool_ids, ys):
         """Commit several labels of the open round in one transaction (all or nothing)."""
         self._check_usable()
+        # Refused before the journal commits anything: a label the net cannot train on
+        # would otherwise be stored and then fail every round.
+        _encode_labels(self.learner.estimator, ys)
         if not self.journal.commit_labels(pool_ids, ys):
             return False
         record = self.journal.rounds()[-1]
@@ -622,7 +660,8 @@ class ResumableLoop:
 
     def _teach(self, record):
         rows = [self._row[pid] for pid in record.pool_ids]
-        y_new = np.asarray([record.labels[pid] for pid in record.pool_ids])
+        y_new = _encode_labels(self.learner.estimator,
+                               [record.labels[pid] for pid in record.pool_ids])
         message = (
             f"Interrupted while training round {record.round} of the loop in "
             f"{self.directory}: its labels are committed in the journal; its training was "
