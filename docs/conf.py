@@ -31,7 +31,7 @@ autodoc_default_options = {
     # added by scikit-learn's metadata routing, not part of skdynal's API
     "exclude-members": "set_score_request",
 }
-exclude_patterns = ["_build", "_generated/**"]
+exclude_patterns = ["_build", "_generated/**", "_static/**"]
 html_theme = "alabaster"
 nitpicky = False
 suppress_warnings = ["myst.header"]

@@ -25,7 +25,7 @@ from .._validation import check_positive_int
 from ._registry import available_strategies
 from ._report import write_csv, write_json
 from ._runner import ExperimentResults, _Experiment
-from ._summary import learning_curve_auc, learning_curves
+from ._summary import _paired_pvalues, _stderr, learning_curve_auc, learning_curves
 
 __all__ = [
     "BENCHMARK_TASKS",
@@ -363,15 +363,7 @@ def _holm(pvalues):
 
 
 def _wilcoxon(differences):
-    differences = np.asarray(differences, dtype=np.float64)
-    if len(differences) < 2 or np.all(differences == 0):
-        return math.nan
-    return float(stats.wilcoxon(differences).pvalue)
-
-
-def _stderr(values):
-    values = np.asarray(values, dtype=np.float64)
-    return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
+    return _paired_pvalues(np.asarray(differences, dtype=np.float64))[1]
 
 
 def _labels_to_reach(curve_n, curve_acc, target):
