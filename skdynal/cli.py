@@ -425,7 +425,7 @@ def _resolve(args, parser):
     if args.dataset in _LOCAL_DATASETS[:4] and (args.n_train or args.n_test):
         parser.error(f"--n-train and --n-test apply to the image datasets, not to {args.dataset}")
     if args.dropout is not None:
-        if args.model != "mlp":
+        if args.model != "mlp" and not (args.inas or args.fixed_structure):
             parser.error(f"--dropout applies to the mlp model only, not to {args.model}")
         if not 0.0 <= args.dropout < 1.0:
             parser.error(f"--dropout must be in [0, 1), got {args.dropout}")
@@ -488,6 +488,9 @@ def _inas_settings(args):
     }
     if args.inas_family:
         settings["family"] = args.inas_family
+    if args.dropout:
+        # Every member of the family gets the dropout (BALD needs dropout layers).
+        settings["family_kwargs"] = {"dropout": args.dropout}
     if args.fixed_structure:
         settings.update(search_steps=0, initial_structure=tuple(args.fixed_structure))
     return settings

@@ -136,3 +136,17 @@ def test_cli_runs_inas(tmp_path, capsys):
     assert config["inas"]["max_blocks"] == 2 and config["inas"]["search_steps"] == 1
     rows = json.load(open(tmp_path / "results.json", encoding="utf-8"))
     assert all("structure" in row for row in rows)
+
+
+def test_cli_gives_dropout_to_the_inas_family_for_bald(tmp_path):
+    from skdynal.cli import main
+
+    code = main(["run", "--strategies", "bald", "--dropout", "0.2", "--initial", "40",
+                 "--query", "20", "--rounds", "1", "--seeds", "1", "--epochs", "2",
+                 "--fixed-structure", "1", "2", "--no-plot", "--no-progress", "--out",
+                 str(tmp_path)])
+    assert code == 0
+    config = json.load(open(tmp_path / "config.json", encoding="utf-8"))
+    assert config["inas"]["family_kwargs"]["dropout"] == 0.2
+    assert config["inas"]["search_steps"] == 0
+    assert config["inas"]["initial_structure"] == [1, 2]
