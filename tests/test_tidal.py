@@ -304,3 +304,21 @@ def test_module_is_trained_by_the_nets_optimizer(unique_digits):
     before = [p.detach().clone() for p in head]
     net.fit(X[:32], y[:32])
     assert max((a - b).abs().max().item() for a, b in zip(before, head, strict=True)) > 0
+
+
+def test_tidal_net_refuses_a_single_logit_binary_module_with_a_clear_error():
+    class OneLogit(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden = torch.nn.Linear(8, 16)
+            self.out = torch.nn.Linear(16, 1)
+
+        def forward(self, X):
+            return self.out(torch.relu(self.hidden(X))).squeeze(-1)
+
+    X = np.random.RandomState(0).randn(40, 8).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.float32)
+    net = TiDALNetClassifier(OneLogit, criterion=torch.nn.BCEWithLogitsLoss, max_epochs=1,
+                             train_split=None, verbose=0)
+    with pytest.raises(TypeError, match="one output per class"):
+        net.fit(X, y)

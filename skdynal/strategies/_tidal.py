@@ -280,6 +280,14 @@ class TiDALMixin:
             y_pred = self.infer(Xi, **fit_params)
         loss = self.get_loss(y_pred, yi, X=Xi, training=True)
         probs = backbone_probabilities(self, y_pred).detach()
+        if probs.dim() != 2 or probs.shape[1] < 2:
+            raise TypeError(
+                "TiDAL predicts the training dynamics of the class probabilities, so the "
+                "module must return one output per class (shape (n_samples, n_classes), "
+                f"n_classes >= 2); it returned shape {tuple(y_pred.shape)}. A binary "
+                "classifier with one logit (NeuralNetBinaryClassifier, BCEWithLogitsLoss) is "
+                "not supported: return two logits and use CrossEntropyLoss."
+            )
         if self.tidal_batch_recorded_:
             # The optimizer re-evaluates the same batch (e.g. LBFGS): record it once.
             target = self.tidal_dynamics_[torch.as_tensor(index).cpu()].to(probs.device)
