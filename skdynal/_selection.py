@@ -7,7 +7,13 @@ import numpy as np
 
 from ._validation import NonFiniteValues
 
-__all__ = ["check_selection", "modal_returns_scores", "select_top_k", "to_modal_result"]
+__all__ = [
+    "check_selection",
+    "class_balanced_top_k",
+    "modal_returns_scores",
+    "select_top_k",
+    "to_modal_result",
+]
 
 
 def select_top_k(scores, n_instances, random_state, *, allow_negative_inf=False):
@@ -32,6 +38,38 @@ def select_top_k(scores, n_instances, random_state, *, allow_negative_inf=False)
     permutation = random_state.permutation(len(scores))
     order = np.argsort(-scores[permutation], kind="stable")[:n_instances]
     return permutation[order]
+
+
+def class_balanced_top_k(scores, labels, n_instances, random_state):
+    """The ``n_instances`` best rows with the classes taking turns.
+
+    Rows are ranked by score within each class of ``labels`` (for example the pseudo
+    labels); the selection takes the best
+    row of every class first (the better scores first), then the second best of every
+    class, and so on, so that a class with few rows simply drops out of later turns. Ties
+    among equal scores are broken at random with ``random_state`` (a
+    ``numpy.random.RandomState``).
+
+    Returns
+    -------
+    indices : ndarray of int of shape (n_instances,)
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels)
+    if scores.shape != labels.shape or scores.ndim != 1:
+        raise ValueError(
+            f"scores and labels must be 1-D of the same length, got {scores.shape} and "
+            f"{labels.shape}."
+        )
+    if not np.isfinite(scores).all():
+        raise NonFiniteValues("scores", np.flatnonzero(~np.isfinite(scores)))
+    tie = random_state.random_sample(len(scores))
+    by_score = np.lexsort((tie, -scores))
+    turn = np.empty(len(scores), dtype=np.int64)
+    for label in np.unique(labels):
+        members = by_score[labels[by_score] == label]
+        turn[members] = np.arange(len(members))
+    return np.lexsort((tie, -scores, turn))[:n_instances]
 
 
 def check_selection(indices, n_instances, n_pool, strategy_name):

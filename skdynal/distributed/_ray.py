@@ -258,6 +258,9 @@ def _sharding_kind(strategy):
             "RayScorer wraps a skdynal query strategy (for example DynamicALSampler()), got "
             f"{type(strategy).__name__}."
         )
+    refusal = getattr(strategy, "_ray_refusal", None)
+    if refusal is not None and refusal():
+        raise TypeError(f"RayScorer cannot shard {type(strategy).__name__}: {refusal()}")
     cls = type(strategy)
     if (
         isinstance(strategy, BaseScoringStrategy)

@@ -77,6 +77,10 @@ _BUILTIN = {
         "DynamicALSampler", {"gamma": 1.0, **_DEINF}, "dynamicAL, gamma=1" + _DEINF_DESCRIPTION,
         {"chunk_size": _deinfluence_chunk},
     ),
+    "dynamical-balanced": (
+        "DynamicALSampler", {"gamma": 2.0, "selection": "class_balanced"},
+        "dynamicAL, gamma=2, the pseudo classes taking turns in the batch",
+    ),
     "random": ("RandomSampler", {}, "uniform random sampling"),
     "least-confidence": ("LeastConfidenceSampler", {}, "1 - max softmax probability"),
     "margin": ("MarginSampler", {}, "smallest gap between the two top probabilities"),

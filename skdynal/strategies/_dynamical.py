@@ -9,7 +9,7 @@ from torch.utils.data import Dataset, Subset
 
 from .._adapter import eval_mode
 from .._base import BaseScoringStrategy
-from .._selection import select_top_k
+from .._selection import class_balanced_top_k, select_top_k
 from .._streaming import map_pool
 from .._validation import NonFiniteValues, check_batch_size, check_positive_int
 from ..gradients import (
@@ -18,6 +18,7 @@ from ..gradients import (
     reference_grad_stats,
     summed_loss_gradient,
 )
+from ._outputs import predict_probabilities
 
 __all__ = ["DynamicALSampler"]
 
@@ -27,7 +28,7 @@ _METHODS = {
     "last_layer": last_layer_grad_stats,
 }
 
-_SELECTIONS = ("top_b", "deinfluence")
+_SELECTIONS = ("top_b", "deinfluence", "class_balanced")
 
 
 class DynamicALSampler(BaseScoringStrategy):
@@ -72,10 +73,15 @@ class DynamicALSampler(BaseScoringStrategy):
         Breaks ties among equal scores.
     progress : bool, default=False
         Show a tqdm progress bar over the pool.
-    selection : {"top_b", "deinfluence"}, default="top_b"
+    selection : {"top_b", "deinfluence", "class_balanced"}, default="top_b"
         How the batch is picked from the scores.
 
         - ``"top_b"``: the ``n_instances`` largest ``Delta_u``.
+        - ``"class_balanced"``: the largest ``Delta_u`` with the pseudo classes taking
+          turns: the best sample of every predicted class first, then the second best of
+          every class, and so on (an option of skdynal, not of the paper; see
+          :doc:`/benchmark`). One more forward pass over the pool for the pseudo labels;
+          not available through :class:`skdynal.distributed.RayScorer`.
         - ``"deinfluence"``: in chunks of ``chunk_size``, each further chunk ranked by
           ``Delta_u`` minus the alignment of ``g_u`` with the gradients of the chunks
           already chosen (see Notes). One more pass over the pool per further chunk.
@@ -170,6 +176,17 @@ class DynamicALSampler(BaseScoringStrategy):
         return {"direction": direction}
 
     def _query(self, adapter, X_pool, n_instances, random_state):
+        if _check_selection(self.selection) == "class_balanced":
+            scores = self._score(adapter, X_pool)
+            probabilities = predict_probabilities(
+                adapter, X_pool, check_batch_size(self.batch_size)
+            )
+            labels = (
+                probabilities[:, 0] > 0.5 if probabilities.shape[1] == 1
+                else probabilities.argmax(axis=1)
+            )
+            indices = class_balanced_top_k(scores, labels, n_instances, random_state)
+            return indices, scores[indices]
         if not self._selects_with_dots():
             return super()._query(adapter, X_pool, n_instances, random_state)
         state = self._scoring_state(adapter)
@@ -181,6 +198,16 @@ class DynamicALSampler(BaseScoringStrategy):
             random_state,
             pool_dots=lambda direction: self._dot_rows(adapter, direction, X_pool),
         )
+
+    def _ray_refusal(self):
+        """Why :class:`skdynal.distributed.RayScorer` cannot shard this query, or None."""
+        if _check_selection(self.selection) == "class_balanced":
+            return (
+                "selection='class_balanced' ranks the pool within its predicted classes, "
+                "which a merge of per-shard top-k cannot reproduce; score locally, or use "
+                "selection='top_b' or 'deinfluence' with RayScorer."
+            )
+        return None
 
     def _selects_with_dots(self):
         """Whether the selection needs more passes over the pool (``"deinfluence"``)."""

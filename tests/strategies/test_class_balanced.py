@@ -1,0 +1,70 @@
+"""dynamicAL's class-balanced selection: the pseudo classes take turns."""
+
+import numpy as np
+import pytest
+import torch
+from _nets import DigitsMLP, make_net
+
+from skdynal import DynamicALSampler
+from skdynal._selection import class_balanced_top_k
+from skdynal.datasets import load_digits_split
+
+
+def test_classes_take_turns_by_hand():
+    scores = np.array([9.0, 8.0, 7.0, 1.0, 0.5, 6.0, 5.0])
+    labels = np.array([0, 0, 0, 1, 1, 2, 2])
+    rng = np.random.RandomState(0)
+    # turn 1: best of each class, better scores first: 0 (9), 5 (6), 3 (1);
+    # turn 2: 1 (8), 6 (5), 4 (0.5); turn 3: 2 (7)
+    np.testing.assert_array_equal(class_balanced_top_k(scores, labels, 7, rng),
+                                  [0, 5, 3, 1, 6, 4, 2])
+    np.testing.assert_array_equal(class_balanced_top_k(scores, labels, 4, rng), [0, 5, 3, 1])
+
+
+def test_ties_are_broken_by_the_seed_and_nan_is_refused():
+    scores, labels = np.zeros(6), np.zeros(6, dtype=int)
+    picks = [tuple(class_balanced_top_k(scores, labels, 3, np.random.RandomState(s)))
+             for s in range(5)]
+    assert len(set(picks)) > 1
+    assert picks[0] == tuple(class_balanced_top_k(scores, labels, 3, np.random.RandomState(0)))
+    with pytest.raises(ValueError):
+        class_balanced_top_k(np.array([1.0, np.nan]), np.array([0, 1]), 1,
+                             np.random.RandomState(0))
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    data = load_digits_split(random_state=0)
+    X, y = data.X_train[:60], data.y_train[:60]
+    net = make_net(DigitsMLP, max_epochs=5).fit(X, y)
+    return net, X, y, data.X_train[60:400]
+
+
+def test_sampler_picks_the_class_balanced_order_of_its_own_scores(fitted):
+    net, X, y, X_pool = fitted
+    strategy = DynamicALSampler(selection="class_balanced", random_state=0)
+    indices, _ = strategy.select(net, X_pool, 25, X_labeled=X, y_labeled=y)
+    scores = DynamicALSampler().score(net, X_pool, X_labeled=X, y_labeled=y)
+    labels = net.predict_proba(X_pool).argmax(axis=1)
+    expected = class_balanced_top_k(scores, labels, 25, np.random.RandomState(0))
+    np.testing.assert_array_equal(indices, expected)
+    # every predicted class present in the pool gets a turn before any gets a second
+    first = labels[indices[: len(np.unique(labels))]]
+    assert len(np.unique(first)) == len(np.unique(labels))
+
+
+def test_sampler_leaves_the_net_untouched(fitted):
+    net, X, y, X_pool = fitted
+    before = {k: v.clone() for k, v in net.module_.state_dict().items()}
+    DynamicALSampler(selection="class_balanced").select(net, X_pool, 5, X_labeled=X,
+                                                        y_labeled=y)
+    for key, value in net.module_.state_dict().items():
+        assert torch.equal(value, before[key])
+
+
+def test_ray_scorer_refuses_class_balanced_selection():
+    from skdynal.distributed._ray import _sharding_kind
+
+    with pytest.raises(TypeError, match="class_balanced"):
+        _sharding_kind(DynamicALSampler(selection="class_balanced"))
+    assert _sharding_kind(DynamicALSampler()) == "top_k"
