@@ -352,6 +352,8 @@ def _add_benchmark_parser(commands):
     bench.add_argument("--seeds", type=_positive_int, default=None,
                        help="seeds per task (default: 20 for the small tasks, 10 for "
                        "Fashion-MNIST)")
+    bench.add_argument("--first-seed", type=_non_negative_int, default=0,
+                       help="first seed: --first-seed 20 --seeds 10 runs seeds 20..29")
     bench.add_argument("--quick", action="store_true",
                        help="smoke-test scale: 2 seeds, 2 rounds, few epochs")
     bench.add_argument("--jobs", type=_positive_int, default=None,
@@ -378,7 +380,8 @@ def _benchmark(args, parser, argv):
     start = time.perf_counter()
     try:
         results = run_benchmark(
-            args.tasks, strategies, args.training, seeds=args.seeds, quick=args.quick,
+            args.tasks, strategies, args.training, seeds=args.seeds,
+            first_seed=args.first_seed, quick=args.quick,
             out=out, n_jobs=args.jobs, resume=args.resume, progress=args.progress,
         )
     except (OSError, ValueError) as err:

@@ -65,6 +65,8 @@ class BenchmarkTask:
         Extra arguments of the data loader (e.g. ``n_train`` to subsample the pool).
     quick : dict
         Overrides of the above for ``quick=True`` (the CI smoke run).
+    first_seed : int
+        The seeds are ``first_seed .. first_seed + seeds - 1``.
     """
 
     name: str
@@ -81,6 +83,12 @@ class BenchmarkTask:
     module_kwargs: dict = dataclasses.field(default_factory=dict)
     load_kwargs: dict = dataclasses.field(default_factory=dict)
     quick: dict = dataclasses.field(default_factory=dict)
+    first_seed: int = 0
+
+    @property
+    def seed_list(self):
+        """The task's seeds."""
+        return list(range(self.first_seed, self.first_seed + self.seeds))
 
     def scaled(self, quick):
         """The task with its ``quick`` overrides applied when ``quick`` is true."""
@@ -159,7 +167,7 @@ def _experiment(task, strategies, training, out):
         }
     return _Experiment(
         data, task.model, list(strategies), initial=task.initial, query=task.query,
-        rounds=task.rounds, seeds=task.seeds, epochs=task.epochs, lr=task.lr,
+        rounds=task.rounds, seeds=task.seed_list, epochs=task.epochs, lr=task.lr,
         batch_size=task.batch_size, optimizer="adam", weight_decay=0.0, device="cpu",
         reinit=False, initial_sampling="balanced", module_kwargs=task.module_kwargs or None,
         net_kwargs=None, dataset=task.name, baseline=_BASELINE,
@@ -205,6 +213,7 @@ def run_benchmark(
     training=("fixed",),
     *,
     seeds=None,
+    first_seed=0,
     quick=False,
     out="skdynal-benchmark",
     n_jobs=None,
@@ -232,6 +241,9 @@ def run_benchmark(
     seeds : int or None, default=None
         Seeds per task (``0..seeds-1``); None uses each task's own number (20 for the small
         tasks, 10 for Fashion-MNIST).
+    first_seed : int, default=0
+        The first seed: ``first_seed=20`` with 10 seeds runs seeds 20..29, fresh repetitions
+        for checking a conclusion drawn from seeds 0..19.
     quick : bool, default=False
         The smoke-test scale of every task (2 rounds, 2 seeds, few epochs).
     out : str or path-like, default="skdynal-benchmark"
@@ -274,12 +286,13 @@ def run_benchmark(
         task = BENCHMARK_TASKS[name].scaled(quick)
         if seeds is not None:
             task = dataclasses.replace(task, seeds=check_positive_int(seeds, "seeds"))
-        run_tasks.append(task)
+        first_seed = check_positive_int(first_seed, "first_seed", minimum=0)
+        run_tasks.append(dataclasses.replace(task, first_seed=first_seed))
     n_jobs = _n_jobs(n_jobs)
     jobs = [
         (task, protocol, strategy, seed, out, resume)
-        for seed in range(max(task.seeds for task in run_tasks))
-        for task in run_tasks if seed < task.seeds
+        for seed in range(max(task.first_seed + task.seeds for task in run_tasks))
+        for task in run_tasks if seed in task.seed_list
         for protocol in training
         for strategy in strategies
     ]

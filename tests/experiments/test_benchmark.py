@@ -119,3 +119,9 @@ def test_cli_benchmark_quick(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "dynamical [fixed]" in out and "random [fixed]" in out
     assert os.path.exists(tmp_path / "benchmark.md")
+
+
+def test_first_seed_runs_fresh_repetitions(tmp_path):
+    results = run_benchmark(["three_clust"], ["dynamical"], quick=True, seeds=1,
+                            first_seed=5, out=tmp_path, n_jobs=1, progress=False)
+    assert {row["seed"] for row in results.task_rows["three_clust"]} == {5}
