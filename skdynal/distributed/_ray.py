@@ -258,9 +258,9 @@ def _sharding_kind(strategy):
             "RayScorer wraps a skdynal query strategy (for example DynamicALSampler()), got "
             f"{type(strategy).__name__}."
         )
-    refusal = getattr(strategy, "_ray_refusal", None)
-    if refusal is not None and refusal():
-        raise TypeError(f"RayScorer cannot shard {type(strategy).__name__}: {refusal()}")
+    from_outputs = getattr(strategy, "_selects_from_outputs", None)
+    if from_outputs is not None and from_outputs():
+        return "outputs"
     cls = type(strategy)
     if (
         isinstance(strategy, BaseScoringStrategy)

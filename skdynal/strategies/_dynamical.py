@@ -81,7 +81,8 @@ class DynamicALSampler(BaseScoringStrategy):
           turns: the best sample of every predicted class first, then the second best of
           every class, and so on (an option of skdynal, not of the paper; see
           :doc:`/benchmark`). One more forward pass over the pool for the pseudo labels;
-          not available through :class:`skdynal.distributed.RayScorer`.
+          through :class:`skdynal.distributed.RayScorer` the shards send back every row's
+          score and pseudo label and the driver picks the batch.
         - ``"deinfluence"``: in chunks of ``chunk_size``, each further chunk ranked by
           ``Delta_u`` minus the alignment of ``g_u`` with the gradients of the chunks
           already chosen (see Notes). One more pass over the pool per further chunk.
@@ -176,17 +177,12 @@ class DynamicALSampler(BaseScoringStrategy):
         return {"direction": direction}
 
     def _query(self, adapter, X_pool, n_instances, random_state):
-        if _check_selection(self.selection) == "class_balanced":
-            scores = self._score(adapter, X_pool)
-            probabilities = predict_probabilities(
-                adapter, X_pool, check_batch_size(self.batch_size)
+        if self._selects_from_outputs():
+            state = self._scoring_state(adapter)
+            return self._select_from_outputs(
+                adapter, state, self._row_outputs(adapter, state, X_pool), n_instances,
+                random_state,
             )
-            labels = (
-                probabilities[:, 0] > 0.5 if probabilities.shape[1] == 1
-                else probabilities.argmax(axis=1)
-            )
-            indices = class_balanced_top_k(scores, labels, n_instances, random_state)
-            return indices, scores[indices]
         if not self._selects_with_dots():
             return super()._query(adapter, X_pool, n_instances, random_state)
         state = self._scoring_state(adapter)
@@ -199,15 +195,28 @@ class DynamicALSampler(BaseScoringStrategy):
             pool_dots=lambda direction: self._dot_rows(adapter, direction, X_pool),
         )
 
-    def _ray_refusal(self):
-        """Why :class:`skdynal.distributed.RayScorer` cannot shard this query, or None."""
-        if _check_selection(self.selection) == "class_balanced":
-            return (
-                "selection='class_balanced' ranks the pool within its predicted classes, "
-                "which a merge of per-shard top-k cannot reproduce; score locally, or use "
-                "selection='top_b' or 'deinfluence' with RayScorer."
-            )
-        return None
+    def _selects_from_outputs(self):
+        """Whether the selection needs per-row scores and pseudo labels of the whole pool
+        (``"class_balanced"``), gathered by :meth:`_row_outputs` locally or on shards."""
+        return _check_selection(self.selection) == "class_balanced"
+
+    def _row_outputs(self, adapter, state, X_rows):
+        """Scores and pseudo labels of ``X_rows`` (for ``selection="class_balanced"``)."""
+        scores = np.asarray(self._score_rows(adapter, state, X_rows), dtype=np.float64)
+        probabilities = predict_probabilities(
+            adapter, X_rows, check_batch_size(self.batch_size)
+        )
+        if probabilities.shape[1] == 1:
+            labels = (probabilities[:, 0] > 0.5).astype(np.int64)
+        else:
+            labels = probabilities.argmax(axis=1)
+        return scores, labels
+
+    def _select_from_outputs(self, adapter, state, outputs, n_instances, random_state):
+        """The class-balanced batch from the pool's scores and pseudo labels."""
+        scores, labels = outputs
+        indices = class_balanced_top_k(scores, labels, n_instances, random_state)
+        return indices, scores[indices]
 
     def _selects_with_dots(self):
         """Whether the selection needs more passes over the pool (``"deinfluence"``)."""

@@ -70,10 +70,19 @@ TOP_K = [
     MarginSampler(random_state=0),
     EntropySampler(random_state=0),
 ]
-GLOBAL = [BADGESampler(random_state=0), CoresetSampler(random_state=0)]
+GLOBAL = [
+    BADGESampler(random_state=0),
+    CoresetSampler(random_state=0),
+    DynamicALSampler(selection="class_balanced", random_state=0),
+]
 
 
-@pytest.mark.parametrize("strategy", TOP_K + GLOBAL, ids=lambda s: type(s).__name__)
+def _strategy_id(strategy):
+    selection = getattr(strategy, "selection", "top_b")
+    return type(strategy).__name__ + ("" if selection == "top_b" else f"-{selection}")
+
+
+@pytest.mark.parametrize("strategy", TOP_K + GLOBAL, ids=_strategy_id)
 def test_same_indices_and_scores_as_local(strategy, data):
     net, X_lab, y_lab, X_pool = data
     expected, expected_scores = clone(strategy).select(

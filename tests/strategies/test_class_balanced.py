@@ -62,9 +62,8 @@ def test_sampler_leaves_the_net_untouched(fitted):
         assert torch.equal(value, before[key])
 
 
-def test_ray_scorer_refuses_class_balanced_selection():
+def test_ray_scorer_gathers_scores_and_pseudo_labels_for_class_balanced_selection():
     from skdynal.distributed._ray import _sharding_kind
 
-    with pytest.raises(TypeError, match="class_balanced"):
-        _sharding_kind(DynamicALSampler(selection="class_balanced"))
-    assert _sharding_kind(DynamicALSampler()) == "top_k"
+    assert _sharding_kind(DynamicALSampler(selection="class_balanced")) == "outputs"
+    assert _sharding_kind(DynamicALSampler(selection="top_b")) == "top_k"
