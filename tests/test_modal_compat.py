@@ -101,3 +101,24 @@ def test_importing_skdynal_applies_it():
     patched = getattr(module.check_X_y, "_skdynal_renames_force_all_finite", False)
     assert patched == _modal_compat.needs_patch()
     assert skdynal.DynamicALSampler is not None
+
+
+def test_resumable_loop_applies_the_shim_for_strategies_not_from_skdynal(new_sklearn,
+                                                                         tmp_path):
+    # ResumableLoop builds modAL's learner itself and need not import skdynal's strategies
+    # (a plain modAL query function), so it applies the shim where it builds the learner.
+    import torch
+    from modAL.uncertainty import uncertainty_sampling
+    from skorch import NeuralNetClassifier
+
+    from skdynal.persistence import ResumableLoop
+
+    X = np.random.RandomState(0).randn(30, 4).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    net = NeuralNetClassifier(torch.nn.Linear, module__in_features=4, module__out_features=2,
+                              criterion=torch.nn.CrossEntropyLoss, max_epochs=1,
+                              train_split=None, verbose=0, warm_start=True)
+    loop = ResumableLoop.start(tmp_path, net, uncertainty_sampling, X, np.arange(6), y[:6])
+    assert loop.n_rounds_trained == 1
+    assert _check_X_y_without_force_all_finite.calls  # modAL went through the shim
+    loop.close()

@@ -17,6 +17,7 @@ from sklearn.utils import check_random_state
 from skorch import NeuralNet, NeuralNetClassifier
 from tqdm.auto import tqdm
 
+from .. import _modal_compat
 from .._interrupt import interrupt_guard, raise_if_interrupted
 from .._random import seeded_global_rngs
 from .._validation import check_positive_int
@@ -30,6 +31,9 @@ from ._report import (
     write_json,
 )
 from ._summary import summarize
+
+# scikit-learn >= 1.8 with modAL 0.4.x, also when every strategy is a plain modAL function.
+_modal_compat.apply()
 
 __all__ = ["RESULT_COLUMNS", "ExperimentResults", "initial_indices", "run_experiment"]
 

@@ -9,10 +9,14 @@ from modAL.models import ActiveLearner
 from sklearn.base import clone
 from sklearn.utils import check_random_state
 
+from .. import _modal_compat
 from .._random import seeded_global_rngs
 from .._validation import check_positive_int
 from ._families import check_structure
 from ._search import candidate_structures, holdout_split
+
+# scikit-learn >= 1.8 with modAL 0.4.x (see skdynal._modal_compat).
+_modal_compat.apply()
 
 __all__ = ["FamilyMember", "INASLearner", "set_architecture"]
 

@@ -74,6 +74,9 @@ def _encode_labels(estimator, labels):
 def _active_learner(estimator, query_strategy):
     from modAL.models import ActiveLearner  # imported late: the journal alone needs no modAL
 
+    from .._modal_compat import apply
+
+    apply()  # scikit-learn >= 1.8 with modAL 0.4.x, also for strategies not from skdynal
     return ActiveLearner(estimator, query_strategy)
 
 
