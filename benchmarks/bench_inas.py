@@ -113,7 +113,7 @@ def make_strategy(name, seed):
     if name == "margin":
         return MarginSampler()
     if name == "dynamical":
-        return DynamicALSampler()
+        return DynamicALSampler(selection="top_b")
     if name == "coreset":
         return CoresetSampler(random_state=seed)
     if name == "bald":

@@ -88,7 +88,7 @@ def make_strategy(name, seed, args):
         "random": lambda: RandomSampler(random_state=seed),
         "margin": lambda: MarginSampler(random_state=seed),
         "badge": lambda: BADGESampler(random_state=seed),
-        "dynamical": lambda: DynamicALSampler(random_state=seed),
+        "dynamical": lambda: DynamicALSampler(random_state=seed, selection="top_b"),
     }[name]()
 
 

@@ -121,7 +121,7 @@ def main():
         runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
     ))
     strategies = {
-        "dynamical": DynamicALSampler(batch_size=256, random_state=0),
+        "dynamical": DynamicALSampler(batch_size=256, random_state=0, selection="top_b"),
         "margin": MarginSampler(batch_size=256, random_state=0),
     }
     kwargs = {"X_labeled": X_lab, "y_labeled": y_lab}

@@ -199,6 +199,15 @@ def test_scores_agree_with_selection(strategy_class, fitted_mlp, labeled_and_poo
     assert scores.dtype == np.float64 and scores.shape == (len(X_pool),)
     assert np.all(np.isfinite(scores))
     np.testing.assert_array_equal(chosen_scores, scores[indices])
+    if getattr(strategy, "selection", "top_b") == "class_balanced":
+        # the best of each pseudo class: within a class, no unchosen row scores higher
+        labels = fitted_mlp.predict_proba(X_pool).argmax(axis=1)
+        unchosen = np.setdiff1d(np.arange(len(X_pool)), indices)
+        for label in np.unique(labels[indices]):
+            rest = scores[unchosen][labels[unchosen] == label]
+            if len(rest):
+                assert scores[indices][labels[indices] == label].min() >= rest.max()
+        return
     assert chosen_scores.min() >= np.delete(scores, indices).max()
 
 

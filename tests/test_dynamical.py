@@ -66,7 +66,7 @@ def test_float32_scores_close_to_float64_brute_force(digits, name):
 
 def test_top_n_is_the_sort_of_brute_force_scores(digits):
     net, X_lab, y_lab, X_pool = prepared(digits, "cnn-logits", torch.float64)
-    indices, chosen_scores = DynamicALSampler(random_state=0).select(
+    indices, chosen_scores = DynamicALSampler(random_state=0, selection="top_b").select(
         net, X_pool, 6, X_labeled=X_lab, y_labeled=y_lab
     )
     sq, dot = brute_force_delta_terms(net.module_, X_pool, X_lab, y_lab, probabilities=False)
@@ -77,7 +77,7 @@ def test_top_n_is_the_sort_of_brute_force_scores(digits):
 
 def test_learner_labeled_set_is_used(digits):
     net, X_lab, y_lab, X_pool = prepared(digits, "mlp-logits", torch.float64)
-    learner = ActiveLearner(estimator=net, query_strategy=DynamicALSampler())
+    learner = ActiveLearner(estimator=net, query_strategy=DynamicALSampler(selection="top_b"))
     learner.X_training, learner.y_training = X_lab, y_lab
     from_learner = DynamicALSampler().score(learner, X_pool)
     from_net = DynamicALSampler().score(net, X_pool, X_labeled=X_lab, y_labeled=y_lab)
@@ -120,13 +120,13 @@ def test_ties_are_broken_by_random_state(digits):
     net, X_lab, y_lab, _ = prepared(digits, "mlp-logits", torch.float64)
     X_pool = np.repeat(X_lab[:1], 30, axis=0)
     picks = {
-        tuple(DynamicALSampler(random_state=seed).select(net, X_pool, 3, X_labeled=X_lab,
-                                                         y_labeled=y_lab)[0])
+        tuple(DynamicALSampler(random_state=seed, selection="top_b").select(
+            net, X_pool, 3, X_labeled=X_lab, y_labeled=y_lab)[0])
         for seed in range(6)
     }
     assert len(picks) > 1
-    again = DynamicALSampler(random_state=4).select(net, X_pool, 3, X_labeled=X_lab,
-                                                    y_labeled=y_lab)[0]
+    again = DynamicALSampler(random_state=4, selection="top_b").select(
+        net, X_pool, 3, X_labeled=X_lab, y_labeled=y_lab)[0]
     assert tuple(again) in picks
 
 

@@ -40,7 +40,7 @@ def test_dataset_pool_gives_the_same_scores(fitted_mlp, labeled_and_pool):
         fitted_mlp, dataset, X_labeled=X_lab, y_labeled=y_lab
     )
     assert_close_to(scores, expected)
-    indices, _ = DynamicALSampler(random_state=0).select(
+    indices, _ = DynamicALSampler(random_state=0, selection="top_b").select(
         fitted_mlp, dataset, 5, X_labeled=X_lab, y_labeled=y_lab
     )
     np.testing.assert_array_equal(indices, np.argsort(-expected, kind="stable")[:5])

@@ -52,6 +52,7 @@ def _deinfluence_chunk(protocol):
     return max(1, int(protocol.get("query") or 0) // 5)
 
 
+_TOP_B = {"selection": "top_b"}
 _DEINF = {"selection": "deinfluence"}
 _DEINF_DESCRIPTION = (
     "; de-influence selection in 5 chunks per query (the official code's default)"
@@ -59,11 +60,19 @@ _DEINF_DESCRIPTION = (
 
 # name: (class in skdynal.strategies, constructor parameters, description[, from protocol])
 _BUILTIN = {
-    "dynamical": ("DynamicALSampler", {"gamma": 2.0}, "dynamicAL, gamma=2 (the paper's Eq. 15)"),
-    "dynamical-gamma0": ("DynamicALSampler", {"gamma": 0.0}, "dynamicAL with gamma=0 (= EGL)"),
-    "dynamical-gamma1": ("DynamicALSampler", {"gamma": 1.0}, "dynamicAL with gamma=1"),
+    "dynamical": (
+        "DynamicALSampler", {"gamma": 2.0, **_TOP_B},
+        "dynamicAL, gamma=2, top-b (the paper's Eq. 15 and batch selection)",
+    ),
+    "dynamical-gamma0": (
+        "DynamicALSampler", {"gamma": 0.0, **_TOP_B}, "dynamicAL with gamma=0 (= EGL), top-b"
+    ),
+    "dynamical-gamma1": (
+        "DynamicALSampler", {"gamma": 1.0, **_TOP_B}, "dynamicAL with gamma=1, top-b"
+    ),
     "dynamical-inf": (
-        "DynamicALSampler", {"gamma": math.inf}, "dynamicAL alignment term alone (gamma=inf)"
+        "DynamicALSampler", {"gamma": math.inf, **_TOP_B},
+        "dynamicAL alignment term alone (gamma=inf)"
     ),
     "dynamical-deinf": (
         "DynamicALSampler", {"gamma": 2.0, **_DEINF}, "dynamicAL, gamma=2" + _DEINF_DESCRIPTION,
@@ -79,7 +88,7 @@ _BUILTIN = {
     ),
     "dynamical-balanced": (
         "DynamicALSampler", {"gamma": 2.0, "selection": "class_balanced"},
-        "dynamicAL, gamma=2, the pseudo classes taking turns in the batch",
+        "dynamicAL, gamma=2, the pseudo classes taking turns (DynamicALSampler's default)",
     ),
     "random": ("RandomSampler", {}, "uniform random sampling"),
     "least-confidence": ("LeastConfidenceSampler", {}, "1 - max softmax probability"),

@@ -64,7 +64,7 @@ def data():
 
 
 TOP_K = [
-    DynamicALSampler(random_state=0),
+    DynamicALSampler(random_state=0, selection="top_b"),
     EGLSampler(random_state=0),
     InfluenceSampler(random_state=0),
     MarginSampler(random_state=0),
@@ -136,7 +136,7 @@ def test_npy_path_and_memmap_pools(data, tmp_path):
     net, X_lab, y_lab, X_pool = data
     path = tmp_path / "pool.npy"
     np.save(path, X_pool)
-    strategy = DynamicALSampler(random_state=0)
+    strategy = DynamicALSampler(random_state=0, selection="top_b")
     expected, expected_scores = strategy.select(
         net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
     )
@@ -158,7 +158,7 @@ def test_deinfluence_selection_as_local(data, tmp_path):
     expected, expected_scores = strategy.select(
         net, X_pool, 11, X_labeled=X_lab, y_labeled=y_lab
     )
-    plain, _ = DynamicALSampler(random_state=3).select(
+    plain, _ = DynamicALSampler(random_state=3, selection="top_b").select(
         net, X_pool, 11, X_labeled=X_lab, y_labeled=y_lab
     )
     assert expected.tolist() != plain.tolist()
@@ -183,7 +183,7 @@ def test_dataset_and_tensor_pools(data):
 @pytest.mark.gpu
 def test_gpu_workers_match_local_cpu_scoring(data):
     net, X_lab, y_lab, X_pool = data
-    strategy = DynamicALSampler(random_state=0)
+    strategy = DynamicALSampler(random_state=0, selection="top_b")
     expected, expected_scores = strategy.select(
         net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
     )
@@ -243,7 +243,9 @@ def test_net_left_unchanged(data):
     net, X_lab, y_lab, X_pool = data
     net.module_.train()
     before = {k: v.clone() for k, v in net.module_.state_dict().items()}
-    RayScorer(DynamicALSampler()).select(net, X_pool, 5, X_labeled=X_lab, y_labeled=y_lab)
+    RayScorer(DynamicALSampler(selection="top_b")).select(
+        net, X_pool, 5, X_labeled=X_lab, y_labeled=y_lab
+    )
     assert net.module_.training
     assert net.device == "cpu" and len(net.callbacks_) > 0 and len(net.history_) > 0
     for key, value in net.module_.state_dict().items():
@@ -345,7 +347,7 @@ def test_docs_example_runs_on_the_local_instance():
 def test_worker_killed_mid_round_gives_the_same_answer(data, tmp_path):
     net, X_lab, y_lab, X_pool = data
     marker = str(tmp_path / "died")
-    expected, expected_scores = DynamicALSampler(random_state=0).select(
+    expected, expected_scores = DynamicALSampler(random_state=0, selection="top_b").select(
         net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
     )
     dying = DiesOnceSampler(marker=marker, random_state=0)

@@ -283,7 +283,7 @@ def test_seed_does_not_depend_on_global_rng(split):
     [
         margin_sampling,
         MarginSampler(),
-        DynamicALSampler(),
+        DynamicALSampler(selection="top_b"),
         CoresetSampler(random_state=0),
         BALDSampler(n_samples=4, random_state=0),
     ],

@@ -133,7 +133,7 @@ def test_chunk_at_least_n_instances_is_top_b(prepared, chunk_size):
         chunked = DynamicALSampler(
             selection="deinfluence", chunk_size=chunk_size, random_state=seed
         ).select(net, X_pool, 7, X_labeled=X_lab, y_labeled=y_lab)
-        top_b = DynamicALSampler(random_state=seed).select(
+        top_b = DynamicALSampler(random_state=seed, selection="top_b").select(
             net, X_pool, 7, X_labeled=X_lab, y_labeled=y_lab
         )
         np.testing.assert_array_equal(chunked[0], top_b[0])
