@@ -29,7 +29,10 @@ _LOCAL_DATASETS = ("digits", "breast_cancer", "three_clust", "diverging_sin", "f
 _PRESETS = {
     "digits": dict(
         initial=50, query=50, rounds=6, seeds="3", epochs=50, lr=1e-3, batch_size=32,
-        strategies=["dynamical", "random", "least-confidence", "margin", "entropy"],
+        strategies=[
+            "dynamical-balanced", "dynamical", "random", "least-confidence", "margin",
+            "entropy",
+        ],
     ),
     "image": dict(
         initial=500, query=500, rounds=10, seeds="3", epochs=50, lr=1e-3, batch_size=64,

@@ -32,7 +32,9 @@ def run_cli(argv, capsys):
 def test_no_arguments_is_the_digits_main_job():
     args = resolved(["run"])
     assert (args.dataset, args.model) == ("digits", "mlp")
-    assert args.strategies == ["dynamical", "random", "least-confidence", "margin", "entropy"]
+    assert args.strategies == [
+        "dynamical-balanced", "dynamical", "random", "least-confidence", "margin", "entropy"
+    ]
     assert (args.initial, args.query, args.rounds, args.epochs) == (50, 50, 6, 50)
     assert args.seeds == [0, 1, 2] and args.resume and args.threads == 1
     assert args.baseline == "random"
