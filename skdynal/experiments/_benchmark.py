@@ -141,7 +141,8 @@ TRAINING_PROTOCOLS = {
 
 #: Strategies of the full suite when none are given.
 DEFAULT_BENCHMARK_STRATEGIES = (
-    "random", "margin", "entropy", "coreset", "badge", "albl", "dynamical",
+    "random", "margin", "entropy", "coreset", "badge", "albl", "dynamical-balanced",
+    "dynamical",
 )
 
 _BASELINE = "random"
@@ -628,7 +629,8 @@ class BenchmarkResults:
             best = min(xs)
             ax.axvspan(best, best + self.critical_difference, color="tab:green", alpha=0.15,
                        label=f"within Nemenyi CD = {self.critical_difference:.2f} of the best")
-            ax.legend(loc="lower right", fontsize=8)
+            ax.legend(loc="upper right", fontsize=8)
+        ax.set_xlim(right=max(xs) + 0.25 * (max(xs) - min(xs) + 1))
         ax.set_yticks([])
         ax.set_xlabel("mean rank of AUC over (task, seed) blocks (lower is better)")
         ax.set_title(f"{len(self.tasks)} tasks, {ranks[0]['n_blocks'] if ranks else 0} blocks")
