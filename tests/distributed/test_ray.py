@@ -338,7 +338,9 @@ def test_docs_example_runs_on_the_local_instance():
     spec.loader.exec_module(example)
     indices, scores = example.main(n_instances=15)  # asserts equality with local itself
     assert len(set(indices.tolist())) == 15
-    assert np.all(np.diff(scores) <= 0)
+    # the default class-balanced batch: within each turn the classes go best first, so the
+    # first turn's scores (one row per pseudo class) are in descending order
+    assert np.all(np.isfinite(scores)) and scores[0] == scores.max()
 
 
 # Last: these end worker processes, and Ray needs seconds to start new ones.
