@@ -21,9 +21,13 @@ ARGS = ["run", "--initial", "20", "--query", "10", "--rounds", "2", "--epochs", 
         "--strategies", "random", "margin", "--seeds", "3", "--no-progress", "--no-plot"]
 
 
+def _finished_cell_files(out):
+    # Cells are written to a hidden temporary file and renamed; only the renamed ones count.
+    return sorted(p for p in (Path(out) / "cells").glob("*.json") if not p.name.startswith("."))
+
+
 def _cells(out):
-    cells = Path(out) / "cells"
-    return {p.name: json.loads(p.read_text())["rows"] for p in sorted(cells.glob("*.json"))}
+    return {p.name: json.loads(p.read_text())["rows"] for p in _finished_cell_files(out)}
 
 
 def _accuracies(rows):
@@ -38,7 +42,7 @@ def test_sigint_stops_skdynal_run_and_a_rerun_matches_a_clean_run(tmp_path, caps
     proc = subprocess.Popen([sys.executable, "-m", "skdynal", *ARGS, "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 120
-    while not list((out / "cells").glob("*.json")) and time.monotonic() < deadline:
+    while not _finished_cell_files(out) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, proc.communicate()
     os.kill(proc.pid, signal.SIGINT)  # while the second cell trains
