@@ -95,12 +95,13 @@ def test_shim_changes_nothing_on_older_scikit_learn(monkeypatch):
 
 
 def test_importing_skdynal_applies_it():
-    # skdynal's strategy base class applies the shim on import; with the installed
-    # scikit-learn it is either unneeded or in place.
+    # skdynal's strategy base class applies the shim on import (the top-level names are
+    # lazy, so it is the first strategy that imports it); with the installed scikit-learn it
+    # is either unneeded or in place.
+    assert skdynal.DynamicALSampler is not None
     module = _modal_module()
     patched = getattr(module.check_X_y, "_skdynal_renames_force_all_finite", False)
     assert patched == _modal_compat.needs_patch()
-    assert skdynal.DynamicALSampler is not None
 
 
 def test_resumable_loop_applies_the_shim_for_strategies_not_from_skdynal(new_sklearn,
