@@ -9,6 +9,7 @@ released once used. Parameters that no rule can handle exactly take a ``torch.fu
 restricted to them.
 """
 
+import contextlib
 import itertools
 import warnings
 
@@ -115,42 +116,11 @@ def grad_stats(
 
     all_layers, fallback_reasons = _plan(module, params)
     layers = [layer for layer in all_layers if layer.name not in fallback_reasons]
-    calls = {id(layer.module): _Call() for layer in layers}
-    param_owner = {id(p): layer.module for layer in layers for p in layer.params.values()}
-    stack = []
-    handles = []
-
-    def pre_hook(mod, args):
-        calls[id(mod)].count += 1
-        stack.append(mod)
-
-    def post_hook(mod, args, output):
-        stack.pop()
-        call = calls[id(mod)]
-        rule = get_rule(mod)
-        if (
-            call.count == 1
-            and isinstance(output, torch.Tensor)
-            and output.grad_fn is not None
-            and rule.supports(mod, args)
-        ):
-            call.args = args
-            call.edge = get_gradient_edge(output)
-        else:
-            call.args = call.edge = None
-
-    try:
-        for layer in layers:
-            handles.append(layer.module.register_forward_pre_hook(pre_hook))
-            handles.append(layer.module.register_forward_hook(post_hook, prepend=True))
-        tracker = _ForeignUse(param_owner, stack)
+    with _recorded_calls(layers) as (calls, tracker):
         with torch.enable_grad(), tracker:
             outputs = forward(module, inputs)
         with torch.enable_grad():
             losses = loss_fn(outputs, targets)
-    finally:
-        for handle in handles:
-            handle.remove()
     del outputs
     _check_losses(losses)
     # vmap's per-chunk overhead dominates small chunks, so the fallback keeps the large bound.
@@ -166,17 +136,7 @@ def grad_stats(
     sq_norms = torch.zeros(batch, dtype=acc_dtype, device=losses.device)
     dots = None if direction is None else torch.zeros_like(sq_norms)
 
-    ruled = []
-    for layer in layers:
-        call = calls[id(layer.module)]
-        if id(layer.module) in tracker.foreign:
-            fallback_reasons[layer.name] = "parameters used outside the layer"
-        elif call.count > 1:
-            fallback_reasons[layer.name] = f"called {call.count} times in one forward pass"
-        elif call.count == 1 and call.edge is None:
-            fallback_reasons[layer.name] = "unsupported input or output"
-        elif call.count == 1:
-            ruled.append(layer)
+    ruled = _ruled_layers(layers, calls, tracker, fallback_reasons)
     fallback_names = [
         name
         for layer in all_layers
@@ -283,12 +243,79 @@ def _nodes_without_ruled_descendants(root, ruled_nodes):
 
 
 class _Call:
-    __slots__ = ("args", "count", "edge")
+    """What one forward pass did with a layer: how often it ran and, if once, its inputs,
+    the autograd edge of its output and the output's shape, dtype and device."""
+
+    __slots__ = ("args", "count", "edge", "output_meta")
 
     def __init__(self):
         self.count = 0
         self.args = None
         self.edge = None
+        self.output_meta = None
+
+
+@contextlib.contextmanager
+def _recorded_calls(layers, detach_args=False):
+    """Hooks on ``layers`` that record each one's :class:`_Call` while the block runs.
+
+    Yields ``(calls, tracker)``: ``calls`` maps ``id(module)`` to its :class:`_Call`;
+    ``tracker`` (a :class:`_ForeignUse` to enter around the forward pass) notes layers
+    whose parameters are used outside the layer. ``detach_args`` keeps the inputs of a
+    layer detached from the graph.
+    """
+    calls = {id(layer.module): _Call() for layer in layers}
+    param_owner = {id(p): layer.module for layer in layers for p in layer.params.values()}
+    stack, handles = [], []
+
+    def pre_hook(mod, args):
+        calls[id(mod)].count += 1
+        stack.append(mod)
+
+    def post_hook(mod, args, output):
+        stack.pop()
+        call = calls[id(mod)]
+        if (
+            call.count == 1
+            and isinstance(output, torch.Tensor)
+            and output.grad_fn is not None
+            and get_rule(mod).supports(mod, args)
+        ):
+            call.args = (
+                tuple(a.detach() if torch.is_tensor(a) else a for a in args)
+                if detach_args else args
+            )
+            call.edge = get_gradient_edge(output)
+            call.output_meta = (output.shape, output.dtype, output.device)
+        else:
+            call.args = call.edge = None
+
+    try:
+        for layer in layers:
+            handles.append(layer.module.register_forward_pre_hook(pre_hook))
+            handles.append(layer.module.register_forward_hook(post_hook, prepend=True))
+        yield calls, _ForeignUse(param_owner, stack)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _ruled_layers(layers, calls, tracker, reasons):
+    """The layers whose rule applies after a recorded forward pass (called exactly once,
+    with a supported input and output, parameters used only inside); the others get their
+    reason in ``reasons``. A layer never called has no gradient: it is in neither."""
+    ruled = []
+    for layer in layers:
+        call = calls[id(layer.module)]
+        if id(layer.module) in tracker.foreign:
+            reasons[layer.name] = "parameters used outside the layer"
+        elif call.count > 1:
+            reasons[layer.name] = f"called {call.count} times in one forward pass"
+        elif call.count == 1 and call.edge is None:
+            reasons[layer.name] = "unsupported input or output"
+        elif call.count == 1:
+            ruled.append(layer)
+    return ruled
 
 
 class _Layer:

@@ -30,11 +30,11 @@ from torch.utils._pytree import tree_map
 from ._common import trainable_parameters
 from ._engine import (
     DEFAULT_MAX_BUFFER_BYTES,
-    _Call,
     _check_batch_norm,
     _check_buffer,
-    _ForeignUse,
     _plan,
+    _recorded_calls,
+    _ruled_layers,
     _warn_fallback,
 )
 from ._labeled import forward
@@ -196,52 +196,10 @@ def jacobian_factors(module, inputs, *, max_buffer_bytes=None):
         if layer.name not in reasons and _kind(layer.module) is None:
             reasons[layer.name] = f"no Jacobian rule for {type(layer.module).__name__}"
     layers = [layer for layer in all_layers if layer.name not in reasons]
-    calls = {id(layer.module): _Call() for layer in layers}
-    shapes = {}
-    param_owner = {id(p): layer.module for layer in layers for p in layer.params.values()}
-    stack, handles = [], []
-
-    def pre_hook(mod, args):
-        calls[id(mod)].count += 1
-        stack.append(mod)
-
-    def post_hook(mod, args, output):
-        stack.pop()
-        call = calls[id(mod)]
-        if (
-            call.count == 1
-            and isinstance(output, torch.Tensor)
-            and output.grad_fn is not None
-            and get_rule(mod).supports(mod, args)
-        ):
-            call.args = tuple(a.detach() if torch.is_tensor(a) else a for a in args)
-            call.edge = torch.autograd.graph.get_gradient_edge(output)
-            shapes[id(mod)] = (output.shape, output.dtype, output.device)
-        else:
-            call.args = call.edge = None
-
-    try:
-        for layer in layers:
-            handles.append(layer.module.register_forward_pre_hook(pre_hook))
-            handles.append(layer.module.register_forward_hook(post_hook, prepend=True))
-        tracker = _ForeignUse(param_owner, stack)
+    with _recorded_calls(layers, detach_args=True) as (calls, tracker):
         with torch.enable_grad(), tracker:
             outputs = _check_outputs(forward(module, inputs))
-    finally:
-        for handle in handles:
-            handle.remove()
-
-    ruled = []
-    for layer in layers:
-        call = calls[id(layer.module)]
-        if id(layer.module) in tracker.foreign:
-            reasons[layer.name] = "parameters used outside the layer"
-        elif call.count > 1:
-            reasons[layer.name] = f"called {call.count} times in one forward pass"
-        elif call.count == 1 and call.edge is None:
-            reasons[layer.name] = "unsupported input or output"
-        elif call.count == 1:
-            ruled.append(layer)
+    ruled = _ruled_layers(layers, calls, tracker, reasons)
     # A layer never called in the forward pass has a zero Jacobian: nothing to add.
 
     n, n_out = outputs.shape
@@ -254,7 +212,7 @@ def jacobian_factors(module, inputs, *, max_buffer_bytes=None):
             )
             for layer, g in zip(ruled, grads, strict=True):
                 if g is None:
-                    shape, dtype, device = shapes[id(layer.module)]
+                    shape, dtype, device = calls[id(layer.module)].output_meta
                     g = torch.zeros(shape, dtype=dtype, device=device)
                 deltas[id(layer.module)].append(g.detach())
     outputs = outputs.detach()
