@@ -6,18 +6,22 @@ from sklearn.utils import Bunch, check_random_state
 __all__ = ["load_diverging_sin", "load_three_clust"]
 
 
-def _split_and_scale(X, y, test_size, rng):
-    """Shuffle, hold out ``test_size`` of the samples, min-max scale with the train range."""
+def _split_and_scale(X, y, test_size, rng, description):
+    """Shuffle, hold out ``test_size`` of the samples, min-max scale with the train range;
+    the loaders' Bunch (``mean`` and ``std`` hold the offset and the scale)."""
     order = rng.permutation(len(y))
     n_test = round(len(y) * test_size)
     test, train = order[:n_test], order[n_test:]
     low, high = X[train].min(axis=0), X[train].max(axis=0)
     scale = np.where(high > low, high - low, 1.0)
     X = (X - low) / scale
-    return (
-        np.ascontiguousarray(X[train], dtype=np.float32), y[train].astype(np.int64),
-        np.ascontiguousarray(X[test], dtype=np.float32), y[test].astype(np.int64),
-        low, scale,
+    return Bunch(
+        X_train=np.ascontiguousarray(X[train], dtype=np.float32),
+        y_train=y[train].astype(np.int64),
+        X_test=np.ascontiguousarray(X[test], dtype=np.float32),
+        y_test=y[test].astype(np.int64),
+        classes=["0", "1"], mean=low.astype(np.float32), std=scale.astype(np.float32),
+        description=description,
     )
 
 
@@ -63,12 +67,10 @@ def load_three_clust(n_per_cluster=150, test_size=0.2, *, random_state=None):
     means = [((0.0, 0.0), 1), ((4.0, 3.0), 1), ((0.0, 6.0), 0), ((4.0, 3.0), 0)]
     X = np.concatenate([rng.normal(mean, 1.0, size=(n_per_cluster, 2)) for mean, _ in means])
     y = np.repeat([label for _, label in means], n_per_cluster)
-    X_train, y_train, X_test, y_test, low, scale = _split_and_scale(X, y, test_size, rng)
-    return Bunch(
-        X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test,
-        classes=["0", "1"], mean=low.astype(np.float32), std=scale.astype(np.float32),
-        description="CDALBench ThreeClust: 4 Gaussian clusters in 2-D, two of them at the "
-        "same place with opposite labels (a honeypot of label noise); min-max scaled.",
+    return _split_and_scale(
+        X, y, test_size, rng,
+        "CDALBench ThreeClust: 4 Gaussian clusters in 2-D, two of them at the same place "
+        "with opposite labels (a honeypot of label noise); min-max scaled.",
     )
 
 
@@ -116,10 +118,8 @@ def load_diverging_sin(n_per_class=1000, test_size=0.2, *, divergence=0.5, frequ
     lower = np.column_stack([x, curve - divergence * x + rng.normal(0, noise, n_per_class)])
     X = np.concatenate([upper, lower])
     y = np.repeat([1, 0], n_per_class)
-    X_train, y_train, X_test, y_test, low, scale = _split_and_scale(X, y, test_size, rng)
-    return Bunch(
-        X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test,
-        classes=["0", "1"], mean=low.astype(np.float32), std=scale.astype(np.float32),
-        description="CDALBench DivergingSin: two noisy sine curves in 2-D that drift apart "
-        "along x; min-max scaled.",
+    return _split_and_scale(
+        X, y, test_size, rng,
+        "CDALBench DivergingSin: two noisy sine curves in 2-D that drift apart along x; "
+        "min-max scaled.",
     )
