@@ -262,7 +262,8 @@ def build_parser():
     training.add_argument("--weight-decay", type=_non_negative_float, default=0.0,
                           help="weight decay")
     training.add_argument("--dropout", type=float, default=None,
-                          help="dropout probability of the model (mlp only); BALD needs it "
+                          help="dropout probability of the mlp model (with --inas or "
+                          "--fixed-structure: of every family member); BALD needs it "
                           "(default: no dropout)")
     training.add_argument("--train-until-fit", action="store_true",
                           help="train each round until the accuracy on the labeled set has "

@@ -161,21 +161,17 @@ def _task_data(dataset, model, load_items):
 
 def _experiment(task, strategies, training, out):
     data = _task_data(task.dataset, task.model, tuple(sorted(task.load_kwargs.items())))
-    protocol = dict(TRAINING_PROTOCOLS[training])
-    if "train_until_fit" in protocol:
-        protocol["train_until_fit"] = {
-            **protocol["train_until_fit"], "min_epochs": task.min_epochs
-        }
+    protocol = TRAINING_PROTOCOLS[training]
+    until_fit = protocol.get("train_until_fit")
     return _Experiment(
         data, task.model, list(strategies), initial=task.initial, query=task.query,
         rounds=task.rounds, seeds=task.seed_list, epochs=task.epochs, lr=task.lr,
         batch_size=task.batch_size, optimizer="adam", weight_decay=0.0, device="cpu",
         reinit=False, initial_sampling="balanced", module_kwargs=task.module_kwargs or None,
         net_kwargs=None, dataset=task.name, baseline=_BASELINE,
-        out=os.path.join(out, task.name, training), **{
-            "train_until_fit": protocol.get("train_until_fit"),
-            "reset_optimizer": protocol.get("reset_optimizer", False),
-        },
+        out=os.path.join(out, task.name, training),
+        train_until_fit=until_fit and {**until_fit, "min_epochs": task.min_epochs},
+        reset_optimizer=protocol.get("reset_optimizer", False),
     )
 
 
