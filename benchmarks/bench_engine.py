@@ -48,16 +48,24 @@ def build_model(name, inplace=True):
     torch.manual_seed(0)
     if name == "mlp":
         model = nn.Sequential(
-            nn.Linear(64, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+            nn.Linear(64, 512),
+            nn.ReLU(),
+            nn.Linear(512, 512),
+            nn.ReLU(),
             nn.Linear(512, N_CLASSES),
         )
         return model, "MLP 64-512-512-10 (ReLU), digits-sized inputs"
     if name == "cnn":
         model = nn.Sequential(
-            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(64, 128, 3, stride=2, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, N_CLASSES),
+            nn.Conv2d(3, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(64, 128, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(128, N_CLASSES),
         )
         return model, "vanilla CNN: 3 conv 3x3 (32, 64/s2, 128/s2) + ReLU, GAP, Linear"
     if name == "resnet18":
@@ -66,8 +74,11 @@ def build_model(name, inplace=True):
         model = ResNet18(n_classes=N_CLASSES)
         if not inplace:
             _without_in_place_ops(model)
-        return model, "skdynal.models.ResNet18 (torchvision resnet18, 3x3 stem, no maxpool), " \
-            "10 classes, BatchNorm (eval)"
+        return (
+            model,
+            "skdynal.models.ResNet18 (torchvision resnet18, 3x3 stem, no maxpool), "
+            "10 classes, BatchNorm (eval)",
+        )
     raise ValueError(f"unknown model {name!r}")
 
 
@@ -179,8 +190,14 @@ def worker(args):
         buffer_bytes = int(args.buffer_mib * 2**20) or None
 
         def score(x):
-            stats = grad_stats(model, pseudo_label_loss, x, dummy[: len(x)], direction,
-                               max_buffer_bytes=buffer_bytes)
+            stats = grad_stats(
+                model,
+                pseudo_label_loss,
+                x,
+                dummy[: len(x)],
+                direction,
+                max_buffer_bytes=buffer_bytes,
+            )
             return stats.sq_norms + 2 * stats.dots
 
     elif args.method == "vmap":
@@ -222,8 +239,10 @@ def worker(args):
             with backpack(BatchGrad(), BatchL2Grad()):
                 pseudo_label_loss(model(x), None).sum().backward()
             sq = sum(p.batch_l2 for p in params)
-            dots = sum(p.grad_batch.reshape(len(x), -1) @ direction[n].reshape(-1)
-                       for n, p in _named(model))
+            dots = sum(
+                p.grad_batch.reshape(len(x), -1) @ direction[n].reshape(-1)
+                for n, p in _named(model)
+            )
             for p in params:
                 del p.grad_batch, p.batch_l2
             return sq + 2 * dots
@@ -258,8 +277,9 @@ def worker(args):
             pseudo_label_loss(wrapped(x), None).sum().backward()
             flat = [p.grad_sample.reshape(len(x), -1) for p in params]
             sq = sum(g.pow(2).sum(1) for g in flat)
-            dots = sum(g @ direction[n].reshape(-1)
-                       for g, (n, _) in zip(flat, _named(model), strict=True))
+            dots = sum(
+                g @ direction[n].reshape(-1) for g, (n, _) in zip(flat, _named(model), strict=True)
+            )
             for p in params:
                 p.grad_sample = None
             return sq + 2 * dots
@@ -346,18 +366,42 @@ def run_worker(args, model, method, pool, tmp, repeats=None, env=None):
     delta_out = Path(tmp) / f"{model}-{method}-{pool}{tag}.pt"
     json_out = Path(tmp) / f"{model}-{method}-{pool}{tag}.json"
     cmd = [
-        sys.executable, str(Path(__file__).resolve()), "--worker", "--model", model,
-        "--method", method, "--pool", str(pool), "--batch", str(args.batch),
-        "--device", args.device, "--loop-samples", str(args.loop_samples),
-        "--repeats", str(repeats or args.repeats), "--threads", str(args.threads or 0),
-        "--max-materialized-bytes", str(args.max_materialized_bytes),
-        "--buffer-mib", str(args.buffer_mib),
-        "--slow-pool", str(args.slow_pools.get(model, 0)),
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        "--model",
+        model,
+        "--method",
+        method,
+        "--pool",
+        str(pool),
+        "--batch",
+        str(args.batch),
+        "--device",
+        args.device,
+        "--loop-samples",
+        str(args.loop_samples),
+        "--repeats",
+        str(repeats or args.repeats),
+        "--threads",
+        str(args.threads or 0),
+        "--max-materialized-bytes",
+        str(args.max_materialized_bytes),
+        "--buffer-mib",
+        str(args.buffer_mib),
+        "--slow-pool",
+        str(args.slow_pools.get(model, 0)),
         *(["--paired"] if method == "engine" and repeats is None else []),
-        "--delta-out", str(delta_out), "--json-out", str(json_out),
+        "--delta-out",
+        str(delta_out),
+        "--json-out",
+        str(json_out),
     ]
     proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=args.timeout,
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=args.timeout,
         env=None if env is None else {**os.environ, **env},
     )
     if proc.returncode != 0 or not json_out.exists():
@@ -386,25 +430,57 @@ def main(argv=None):
     parser.add_argument(
         "--output", default=str(ROOT / "docs" / "_generated" / "performance_table.md")
     )
-    parser.add_argument("--sweep", default="2048,4096,8192,16384",
-                        help="pool sizes of the engine's memory sweep ('' to skip)")
+    parser.add_argument(
+        "--sweep",
+        default="2048,4096,8192,16384",
+        help="pool sizes of the engine's memory sweep ('' to skip)",
+    )
     parser.add_argument("--sweep-model", default="cnn")
-    parser.add_argument("--sweep-mmap-threshold", type=int, default=65536,
-                        help="MALLOC_MMAP_THRESHOLD_ for the second sweep column")
-    parser.add_argument("--loop-samples", type=int, default=32,
-                        help="samples timed for the per-sample loop (extrapolated)")
-    parser.add_argument("--slow-pool", action="append", default=["resnet18=256"],
-                        metavar="MODEL=N",
-                        help="pool size for vmap/BackPACK/Opacus on MODEL (extrapolated)")
-    parser.add_argument("--model-pool", action="append", default=[], metavar="MODEL=N",
-                        help="pool size for every method on MODEL (overrides --pool)")
-    parser.add_argument("--repeats", type=int, default=5,
-                        help="best of this many runs for floor and engine (stops after 60 s)")
+    parser.add_argument(
+        "--sweep-mmap-threshold",
+        type=int,
+        default=65536,
+        help="MALLOC_MMAP_THRESHOLD_ for the second sweep column",
+    )
+    parser.add_argument(
+        "--loop-samples",
+        type=int,
+        default=32,
+        help="samples timed for the per-sample loop (extrapolated)",
+    )
+    parser.add_argument(
+        "--slow-pool",
+        action="append",
+        default=["resnet18=256"],
+        metavar="MODEL=N",
+        help="pool size for vmap/BackPACK/Opacus on MODEL (extrapolated)",
+    )
+    parser.add_argument(
+        "--model-pool",
+        action="append",
+        default=[],
+        metavar="MODEL=N",
+        help="pool size for every method on MODEL (overrides --pool)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="best of this many runs for floor and engine (stops after 60 s)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--max-materialized-bytes", type=float, default=2e9,
-                        help="bound on B x P for vmap / BackPACK / Opacus batches")
-    parser.add_argument("--buffer-mib", type=float, default=0,
-                        help="max_buffer_bytes of the engine in MiB (0: its default)")
+    parser.add_argument(
+        "--max-materialized-bytes",
+        type=float,
+        default=2e9,
+        help="bound on B x P for vmap / BackPACK / Opacus batches",
+    )
+    parser.add_argument(
+        "--buffer-mib",
+        type=float,
+        default=0,
+        help="max_buffer_bytes of the engine in MiB (0: its default)",
+    )
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--paired", action="store_true", help=argparse.SUPPRESS)
@@ -435,17 +511,22 @@ def main(argv=None):
         [str(Path(sys.argv[0]))] + (sys.argv[1:] if argv is None else list(argv))
     )
     threads = args.threads or torch.get_num_threads()
-    allocator = {k: os.environ.get(k, "unset") for k in
-                 ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "LD_PRELOAD")}
+    allocator = {
+        k: os.environ.get(k, "unset")
+        for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "LD_PRELOAD")
+    }
     lines = [
         "<!-- generated by benchmarks/bench_engine.py; do not edit -->",
         f"Command: `{command}`",
         "",
         f"- Date (UTC): {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}",
         f"- Device: {args.device}"
-        + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else
-           f" ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores,"
-           " shared with other jobs)"),
+        + (
+            f" ({torch.cuda.get_device_name()})"
+            if args.device == "cuda"
+            else f" ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores,"
+            " shared with other jobs)"
+        ),
         f"- torch {torch.__version__}, torch threads: {threads}"
         + (f", engine max_buffer_bytes: {args.buffer_mib:g} MiB" if args.buffer_mib else ""),
         "- Allocator: " + ", ".join(f"{k}={v}" for k, v in allocator.items()),
@@ -455,10 +536,12 @@ def main(argv=None):
         "- Time: best of "
         f"{args.repeats} runs for floor and engine (fewer once 60 s are spent), one "
         "run for the others. Peak: "
-        + ("`torch.cuda.max_memory_allocated` above the allocation before the run."
-           if args.device == "cuda" else
-           "resident-set high-water mark (VmHWM, reset via /proc/self/clear_refs) above "
-           "the resident set before the run, fresh process per method."),
+        + (
+            "`torch.cuda.max_memory_allocated` above the allocation before the run."
+            if args.device == "cuda"
+            else "resident-set high-water mark (VmHWM, reset via /proc/self/clear_refs) above "
+            "the resident set before the run, fresh process per method."
+        ),
         "- × floor, paired: floor and engine alternated in the engine's process (best of "
         "each), so both see the same machine load; the plain × floor compares processes "
         "run at different moments.",
@@ -484,7 +567,7 @@ def main(argv=None):
                 if "error" in res:
                     res["error"] = f"n/a ({res['error']})"
                 rows[method] = res
-                print(f"    {({k: v for k, v in res.items() if k != 'delta'})}", flush=True)
+                print(f"    { ({k: v for k, v in res.items() if k != 'delta'}) }", flush=True)
             summary[model] = rows
             lines += _model_table(model, description, rows)
             print("\n".join(_model_table(model, description, rows)), flush=True)
@@ -526,7 +609,8 @@ def _sweep(args, sizes, tmp, summary):
                 res = run_worker(args, args.sweep_model, method, n, tmp, 1, env)
                 result[method] = res
                 cells += (
-                    [f"n/a ({res['error']})", ""] if "error" in res
+                    [f"n/a ({res['error']})", ""]
+                    if "error" in res
                     else [f"{res['time']:.2f}", _mb(res["peak"])]
                 )
             ratio = ""
@@ -589,17 +673,28 @@ def _targets(summary):
     for model, limit in (("mlp", 1.5), ("cnn", 1.5), ("resnet18", 2.0)):
         if model not in summary:
             continue
-        check(f"{model}: engine time / floor ≤ {limit} (separate processes)",
-              ratio(model, "engine", "floor"), lambda v, limit=limit: v <= limit)
-        check(f"{model}: engine time / floor ≤ {limit} (paired in one process)",
-              summary[model].get("engine", {}).get("paired_ratio"),
-              lambda v, limit=limit: v <= limit)
-        check(f"{model}: engine peak / floor peak ≤ 2.5",
-              ratio(model, "engine", "floor", "peak"), lambda v: v <= 2.5)
+        check(
+            f"{model}: engine time / floor ≤ {limit} (separate processes)",
+            ratio(model, "engine", "floor"),
+            lambda v, limit=limit: v <= limit,
+        )
+        check(
+            f"{model}: engine time / floor ≤ {limit} (paired in one process)",
+            summary[model].get("engine", {}).get("paired_ratio"),
+            lambda v, limit=limit: v <= limit,
+        )
+        check(
+            f"{model}: engine peak / floor peak ≤ 2.5",
+            ratio(model, "engine", "floor", "peak"),
+            lambda v: v <= 2.5,
+        )
         for other in ("vmap", "backpack", "opacus"):
             need = 10.0 if model == "mlp" and other in ("vmap", "backpack") else 1.0
-            check(f"{model}: {other} time / engine time ≥ {need:g}",
-                  ratio(model, other, "engine"), lambda v, need=need: v >= need)
+            check(
+                f"{model}: {other} time / engine time ≥ {need:g}",
+                ratio(model, other, "engine"),
+                lambda v, need=need: v >= need,
+            )
     sweep = summary.get("_sweep")
     if sweep:
 
@@ -612,19 +707,28 @@ def _targets(summary):
             engine, floor = peaks("engine", label), peaks("floor", label)
             if len(engine) < 2 or len(engine) != len(floor):
                 continue
-            check(f"{label}: engine peak / floor peak ≤ 2.5 at every pool size",
-                  max(e / max(f, 1) for e, f in zip(engine, floor, strict=True)),
-                  lambda v: v <= 2.5)
+            check(
+                f"{label}: engine peak / floor peak ≤ 2.5 at every pool size",
+                max(e / max(f, 1) for e, f in zip(engine, floor, strict=True)),
+                lambda v: v <= 2.5,
+            )
             engine_spread = max(engine) / max(min(engine), 1)
             floor_spread = max(floor) / max(min(floor), 1)
             if label == "fixed mmap threshold":  # resident set = live memory
-                check(f"{label}: engine peak, largest / smallest over the sweep (floor: "
-                      f"{floor_spread:.2f}; flat ≈ 1)", engine_spread, lambda v: v <= 1.25)
+                check(
+                    f"{label}: engine peak, largest / smallest over the sweep (floor: "
+                    f"{floor_spread:.2f}; flat ≈ 1)",
+                    engine_spread,
+                    lambda v: v <= 1.25,
+                )
             else:  # resident set includes free heap glibc keeps; compare with the floor's
                 bound = max(floor_spread, 1.25)
-                check(f"{label}: engine peak, largest / smallest over the sweep ≤ {bound:.2f} "
-                      f"(1.25, or the floor's {floor_spread:.2f} if larger)", engine_spread,
-                      lambda v, bound=bound: v <= bound)
+                check(
+                    f"{label}: engine peak, largest / smallest over the sweep ≤ {bound:.2f} "
+                    f"(1.25, or the floor's {floor_spread:.2f} if larger)",
+                    engine_spread,
+                    lambda v, bound=bound: v <= bound,
+                )
     lines.append("")
     return lines
 

@@ -57,28 +57,40 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--data-dir", default=None,
-                        help="folder with the IDX files (default: the Debian package's)")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with the IDX files (default: the Debian package's)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     start = time.perf_counter()
     data = load_fashion_mnist(args.data_dir, n_train=args.n_train, random_state=0)
-    print(f"load_fashion_mnist(n_train={args.n_train}): {time.perf_counter() - start:.2f} s; "
-          f"labels per class {np.bincount(data.y_train).tolist()}; torch threads "
-          f"{torch.get_num_threads()}")
+    print(
+        f"load_fashion_mnist(n_train={args.n_train}): {time.perf_counter() - start:.2f} s; "
+        f"labels per class {np.bincount(data.y_train).tolist()}; torch threads "
+        f"{torch.get_num_threads()}"
+    )
     X, y = torch.from_numpy(data.X_train), torch.from_numpy(data.y_train)
     X_test, y_test = torch.from_numpy(data.X_test), torch.from_numpy(data.y_test)
     for seed in args.seeds:
         wall, cpu = time.perf_counter(), time.process_time()
         model, epochs, train_acc = fit_until(
-            X, y, seed, target=args.target, max_epochs=args.max_epochs, lr=args.lr,
+            X,
+            y,
+            seed,
+            target=args.target,
+            max_epochs=args.max_epochs,
+            lr=args.lr,
             batch_size=args.batch_size,
         )
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         test_acc = accuracy(model, X_test, y_test)
-        print(f"seed {seed}: {epochs} epochs, {wall:.1f} s wall, {cpu:.1f} s CPU, "
-              f"train acc {train_acc:.3f}, test acc {test_acc:.4f} ({len(y_test)} images)")
+        print(
+            f"seed {seed}: {epochs} epochs, {wall:.1f} s wall, {cpu:.1f} s CPU, "
+            f"train acc {train_acc:.3f}, test acc {test_acc:.4f} ({len(y_test)} images)"
+        )
     return 0
 
 

@@ -47,7 +47,7 @@ def read_idx(path):
     with gzip.open(path, "rb") as f:
         data = f.read()
     n_dims = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(n_dims))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(n_dims))
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * n_dims).reshape(shape)
 
 
@@ -64,13 +64,19 @@ class LeNet(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.features = torch.nn.Sequential(
-            torch.nn.Conv2d(1, 6, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-            torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(1, 6, 5, padding=2),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(6, 16, 5),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
             torch.nn.Flatten(),
         )
         self.classifier = torch.nn.Sequential(
-            torch.nn.Linear(16 * 5 * 5, 120), torch.nn.ReLU(),
-            torch.nn.Linear(120, 84), torch.nn.ReLU(),
+            torch.nn.Linear(16 * 5 * 5, 120),
+            torch.nn.ReLU(),
+            torch.nn.Linear(120, 84),
+            torch.nn.ReLU(),
             torch.nn.Linear(84, 10),
         )
 
@@ -79,8 +85,12 @@ class LeNet(torch.nn.Module):
 
 
 def make_strategy(name, seed, args):
-    lada = dict(subset_size=args.subset, n_lambda=args.n_lambda,
-                generator_epochs=args.generator_epochs, random_state=seed)
+    lada = dict(
+        subset_size=args.subset,
+        n_lambda=args.n_lambda,
+        generator_epochs=args.generator_epochs,
+        random_state=seed,
+    )
     return {
         "lada": lambda: LADASampler(**lada),
         "lada-fixed": lambda: LADASampler(alpha=args.alpha, **lada),
@@ -105,9 +115,17 @@ def run_cell(name, seed, args, data):
     strategy = make_strategy(name, seed, args)
     torch.manual_seed(seed)
     net = LADANetClassifier(
-        LeNet, criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=1e-3,
-        max_epochs=args.epochs, batch_size=32, warm_start=True, train_split=None, verbose=0,
-        lada_random_state=seed, iterator_valid__batch_size=500,
+        LeNet,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=args.epochs,
+        batch_size=32,
+        warm_start=True,
+        train_split=None,
+        verbose=0,
+        lada_random_state=seed,
+        iterator_valid__batch_size=500,
     )
     accuracies, n_labels, query_seconds = [], [], []
     start = time.perf_counter()
@@ -119,15 +137,21 @@ def run_cell(name, seed, args, data):
             break
         unlabeled = np.setdiff1d(np.arange(len(X)), labeled)
         t0 = time.perf_counter()
-        chosen, _ = strategy.select(net, X[unlabeled], args.query,
-                                    X_labeled=X[labeled], y_labeled=y[labeled])
+        chosen, _ = strategy.select(
+            net, X[unlabeled], args.query, X_labeled=X[labeled], y_labeled=y[labeled]
+        )
         query_seconds.append(time.perf_counter() - t0)
         assert len(set(chosen.tolist())) == args.query
         labeled = np.concatenate([labeled, unlabeled[chosen]])
     return {
-        "strategy": name, "seed": seed, "n_labels": n_labels, "accuracy": accuracies,
-        "query_seconds": query_seconds, "seconds": time.perf_counter() - start,
-        "config": vars(args), "skdynal": skdynal.__version__,
+        "strategy": name,
+        "seed": seed,
+        "n_labels": n_labels,
+        "accuracy": accuracies,
+        "query_seconds": query_seconds,
+        "seconds": time.perf_counter() - start,
+        "config": vars(args),
+        "skdynal": skdynal.__version__,
         "torch_threads": torch.get_num_threads(),
     }
 
@@ -163,9 +187,17 @@ def report(args):
         aucs = np.array([auc(r) for r in runs]) * 100
         q = np.array([np.mean(r["query_seconds"]) for r in runs])
         n = len(runs)
-        rows.append((name, n, aucs.mean(), aucs.std(ddof=1) / np.sqrt(n) if n > 1 else 0,
-                     acc[:, -1].mean(), acc[:, -1].std(ddof=1) / np.sqrt(n) if n > 1 else 0,
-                     q.mean()))
+        rows.append(
+            (
+                name,
+                n,
+                aucs.mean(),
+                aucs.std(ddof=1) / np.sqrt(n) if n > 1 else 0,
+                acc[:, -1].mean(),
+                acc[:, -1].std(ddof=1) / np.sqrt(n) if n > 1 else 0,
+                q.mean(),
+            )
+        )
     ax.set_xlabel("labeled images")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Fashion-MNIST, LeNet, mean ± s.e. over seeds")
@@ -209,8 +241,11 @@ def main():
                 cell = run_cell(name, seed, args, data)
                 cell["config"] = config
                 path.write_text(json.dumps(cell, indent=1))
-                print(f"{name} seed {seed}: final {cell['accuracy'][-1]:.4f} "
-                      f"({cell['seconds']:.1f} s)", flush=True)
+                print(
+                    f"{name} seed {seed}: final {cell['accuracy'][-1]:.4f} "
+                    f"({cell['seconds']:.1f} s)",
+                    flush=True,
+                )
     report(args)
 
 

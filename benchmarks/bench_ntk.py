@@ -64,9 +64,14 @@ def build_net(name, device, epochs):
             def __init__(self):
                 super().__init__()
                 self.features = nn.Sequential(
-                    nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-                    nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-                    nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                    nn.Conv2d(1, 16, 3, padding=1),
+                    nn.BatchNorm2d(16),
+                    nn.ReLU(),
+                    nn.Conv2d(16, 32, 3, stride=2, padding=1),
+                    nn.BatchNorm2d(32),
+                    nn.ReLU(),
+                    nn.AdaptiveAvgPool2d(1),
+                    nn.Flatten(),
                 )
                 self.head = nn.Linear(32, 10)
 
@@ -74,14 +79,23 @@ def build_net(name, device, epochs):
                 return self.head(self.features(X.reshape(-1, 1, 8, 8)))
 
         module = DigitsBNCNN
-        description = ("CNN conv3x3(16)-BN-ReLU, conv3x3(32, stride 2)-BN-ReLU, GAP, "
-                       "Linear(32, 10); BatchNorm in eval")
+        description = (
+            "CNN conv3x3(16)-BN-ReLU, conv3x3(32, stride 2)-BN-ReLU, GAP, "
+            "Linear(32, 10); BatchNorm in eval"
+        )
         kwargs = {}
     else:
         raise ValueError(f"unknown model {name!r}; choose from {MODELS}")
     net = NeuralNetClassifier(
-        module, criterion=torch.nn.CrossEntropyLoss, max_epochs=epochs, lr=0.1,
-        batch_size=32, train_split=None, verbose=0, device=device, **kwargs,
+        module,
+        criterion=torch.nn.CrossEntropyLoss,
+        max_epochs=epochs,
+        lr=0.1,
+        batch_size=32,
+        train_split=None,
+        verbose=0,
+        device=device,
+        **kwargs,
     )
     return net, description
 
@@ -199,9 +213,7 @@ def run(args):
             strategy = NTKLookaheadSampler(subset_size=m, random_state=0)
 
             def select(strategy=strategy, net=net):
-                return strategy.select(
-                    net, X_pool, args.query, X_labeled=X_lab, y_labeled=y_lab
-                )
+                return strategy.select(net, X_pool, args.query, X_labeled=X_lab, y_labeled=y_lab)
 
             (picks, scores), seconds, peak = best_of(probe, select, args.repeats)
             row["lookahead_layerwise"] = {"time": seconds, "peak": peak}
@@ -213,17 +225,23 @@ def run(args):
                         probe, select, args.old_repeats
                     )
                 row["lookahead_jacobian"] = {
-                    "time": seconds, "peak": peak,
+                    "time": seconds,
+                    "peak": peak,
                     "same_picks": bool(np.array_equal(picks, old_picks)),
                     "max_score_diff": float(np.abs(scores - old_scores).max()),
                 }
-                print(f"  m={m} look-ahead jacobian {seconds:.3f} s, same picks: "
-                      f"{row['lookahead_jacobian']['same_picks']}", flush=True)
+                print(
+                    f"  m={m} look-ahead jacobian {seconds:.3f} s, same picks: "
+                    f"{row['lookahead_jacobian']['same_picks']}",
+                    flush=True,
+                )
 
             rng = np.random.RandomState(1)
             X_all = np.concatenate(
-                [X_lab, X_pool[np.sort(rng.choice(len(X_pool), min(m, len(X_pool)),
-                                                  replace=False))]]
+                [
+                    X_lab,
+                    X_pool[np.sort(rng.choice(len(X_pool), min(m, len(X_pool)), replace=False))],
+                ]
             )
             structures = ["trace"] + (["full"] if m == sizes[0] else [])
             for structure in structures:
@@ -242,7 +260,8 @@ def run(args):
                         probe, functools.partial(kernel, "jacobian"), args.old_repeats
                     )
                     row[f"ntk_{structure}_jacobian"] = {
-                        "time": seconds, "peak": peak,
+                        "time": seconds,
+                        "peak": peak,
                         "agreement": float(np.abs(other - theta).max() / scale),
                     }
                     print(f"  m={m} NTK {structure} jacobian {seconds:.3f} s", flush=True)
@@ -251,14 +270,15 @@ def run(args):
                     if brute_bytes > args.brute_max_bytes:
                         row["ntk_trace_brute"] = {
                             "error": f"skipped: N x K x P Jacobian {brute_bytes / 2**20:.0f} "
-                                     f"MiB > --brute-max-bytes"
+                            f"MiB > --brute-max-bytes"
                         }
                         continue
                     other, seconds, peak = probe(
                         functools.partial(brute_force_ntk, net, X_all, device)
                     )
                     row["ntk_trace_brute"] = {
-                        "time": seconds, "peak": peak,
+                        "time": seconds,
+                        "peak": peak,
                         "agreement": float(np.abs(other - theta).max() / scale),
                     }
                     print(f"  m={m} NTK trace brute {seconds:.3f} s", flush=True)
@@ -284,12 +304,16 @@ def table(results, args, command):
         "",
         f"- Date (UTC): {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}",
         f"- Device: {args.device}"
-        + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else
-           f" ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores,"
-           " shared with other jobs)"),
+        + (
+            f" ({torch.cuda.get_device_name()})"
+            if args.device == "cuda"
+            else f" ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores,"
+            " shared with other jobs)"
+        ),
         f"- torch {torch.__version__}, torch threads: {torch.get_num_threads()}; allocator: "
-        + ", ".join(f"{k}={os.environ.get(k, 'unset')}"
-                    for k in ("MALLOC_MMAP_THRESHOLD_", "LD_PRELOAD")),
+        + ", ".join(
+            f"{k}={os.environ.get(k, 'unset')}" for k in ("MALLOC_MMAP_THRESHOLD_", "LD_PRELOAD")
+        ),
         f"- Digits: {args.labeled} labels, pool {args.pool}, {args.query} queried; net fitted "
         f"{args.epochs} epochs (seed 0). Look-ahead: `NTKLookaheadSampler(subset_size=m, "
         "random_state=0)` (trace kernel, argmax objective, batch mode). Empirical NTK: the "
@@ -297,40 +321,48 @@ def table(results, args, command):
         "max_bytes (1 GiB) and batch_size (32).",
         f"- Time: best of {args.repeats} runs for layerwise, {args.old_repeats} for jacobian, "
         "one for brute force. Peak: "
-        + ("`torch.cuda.max_memory_allocated` above the allocation before the call."
-           if args.device == "cuda" else
-           "resident-set high-water mark above the resident set before the call, one "
-           "process, after a warm-up call, glibc `malloc_trim(0)` before each call."),
+        + (
+            "`torch.cuda.max_memory_allocated` above the allocation before the call."
+            if args.device == "cuda"
+            else "resident-set high-water mark above the resident set before the call, one "
+            "process, after a warm-up call, glibc `malloc_trim(0)` before each call."
+        ),
         "- Agreement: look-ahead, same picks and max |score difference|; NTK, "
         "max |Θ − Θ_layerwise| / max |Θ_layerwise|.",
         "",
     ]
     for model, entry in results["models"].items():
-        lines += [f"### {model}: {entry['description']}, P = {entry['n_params']:,}", "",
-                  "| what | m | N | method | time (s) | × layerwise | peak extra (MiB) "
-                  "| agreement |",
-                  "|---|---:|---:|---|---:|---:|---:|---|"]
+        lines += [
+            f"### {model}: {entry['description']}, P = {entry['n_params']:,}",
+            "",
+            "| what | m | N | method | time (s) | × layerwise | peak extra (MiB) | agreement |",
+            "|---|---:|---:|---|---:|---:|---:|---|",
+        ]
         for m, row in entry["sizes"].items():
             N = args.labeled + m
             for what in ("lookahead", "ntk_trace", "ntk_full"):
                 base = row.get(f"{what}_layerwise")
                 if base is None:
                     continue
-                label = {"lookahead": "look-ahead select", "ntk_trace": "NTK trace",
-                         "ntk_full": "NTK full"}[what]
+                label = {
+                    "lookahead": "look-ahead select",
+                    "ntk_trace": "NTK trace",
+                    "ntk_full": "NTK full",
+                }[what]
                 for method in ("layerwise", "jacobian", "brute"):
                     res = row.get(f"{what}_{method}")
                     if res is None:
                         continue
                     if "error" in res:
-                        lines.append(f"| {label} | {m} | {N} | {method} | {res['error']} "
-                                     "| | | |")
+                        lines.append(f"| {label} | {m} | {N} | {method} | {res['error']} | | | |")
                         continue
                     if method == "layerwise":
                         agree = "—"
                     elif what == "lookahead":
-                        agree = (f"same picks: {'yes' if res['same_picks'] else 'NO'}, "
-                                 f"max Δscore {res['max_score_diff']:.1e}")
+                        agree = (
+                            f"same picks: {'yes' if res['same_picks'] else 'NO'}, "
+                            f"max Δscore {res['max_score_diff']:.1e}"
+                        )
                     else:
                         agree = f"{res['agreement']:.1e}"
                     lines.append(
@@ -342,13 +374,15 @@ def table(results, args, command):
         sizes = list(entry["sizes"])
         if len(sizes) > 1:
             Ns = [args.labeled + m for m in sizes]
-            lines.append("Growth with the subset size (exponent a of time ∝ N^a between "
-                         "consecutive sizes):")
+            lines.append(
+                "Growth with the subset size (exponent a of time ∝ N^a between consecutive sizes):"
+            )
             lines.append("")
             for what, label in (("lookahead", "look-ahead"), ("ntk_trace", "NTK trace")):
                 for method in ("layerwise", "jacobian"):
-                    times = [entry["sizes"][m].get(f"{what}_{method}", {}).get("time")
-                             for m in sizes]
+                    times = [
+                        entry["sizes"][m].get(f"{what}_{method}", {}).get("time") for m in sizes
+                    ]
                     if None in times:
                         continue
                     exps = ", ".join(f"{a:.2f}" for a in growth(Ns, times))
@@ -360,8 +394,11 @@ def table(results, args, command):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated")
-    parser.add_argument("--methods", default="layerwise,jacobian,brute",
-                        help="comma-separated; layerwise always runs")
+    parser.add_argument(
+        "--methods",
+        default="layerwise,jacobian,brute",
+        help="comma-separated; layerwise always runs",
+    )
     parser.add_argument("--sizes", default="100,250,500", help="look-ahead subset sizes m")
     parser.add_argument("--labeled", type=int, default=N_LABELED)
     parser.add_argument("--pool", type=int, default=N_POOL)
@@ -369,8 +406,12 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5, help="runs of layerwise (best)")
     parser.add_argument("--old-repeats", type=int, default=1, help="runs of jacobian (best)")
-    parser.add_argument("--brute-max-bytes", type=float, default=2**30,
-                        help="skip the brute force where N x K x P float64 exceeds this")
+    parser.add_argument(
+        "--brute-max-bytes",
+        type=float,
+        default=2**30,
+        help="skip the brute force where N x K x P float64 exceeds this",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--output", default=str(ROOT / "docs" / "_generated" / "ntk_table.md"))

@@ -61,8 +61,15 @@ def make_data(n_pool, seed=0):
 def make_net(X, y, width):
     torch.manual_seed(0)
     net = NeuralNetClassifier(
-        CNN, module__in_channels=1, module__width=width, criterion=torch.nn.CrossEntropyLoss,
-        max_epochs=3, lr=0.05, batch_size=256, train_split=None, verbose=0,
+        CNN,
+        module__in_channels=1,
+        module__width=width,
+        criterion=torch.nn.CrossEntropyLoss,
+        max_epochs=3,
+        lr=0.05,
+        batch_size=256,
+        train_split=None,
+        verbose=0,
     )
     return net.fit(X, y)
 
@@ -80,8 +87,9 @@ def parallel_ceiling(pool, n_products):
     """Speed-up that a second process gets on this machine right now: one process doing two
     units of work against two processes doing one each. Near 1 means no idle core."""
     serial, _ = timed(lambda: pool.submit(_burn, 2 * n_products).result())
-    parallel, _ = timed(lambda: [f.result() for f in
-                                 [pool.submit(_burn, n_products) for _ in range(2)]])
+    parallel, _ = timed(
+        lambda: [f.result() for f in [pool.submit(_burn, n_products) for _ in range(2)]]
+    )
     return serial / parallel
 
 
@@ -94,12 +102,20 @@ def timed(fn):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pool", type=int, default=16384, help="pool rows (default 16384)")
-    parser.add_argument("--small-pool", type=int, default=256,
-                        help="pool rows of the fixed-cost round (default 256)")
+    parser.add_argument(
+        "--small-pool",
+        type=int,
+        default=256,
+        help="pool rows of the fixed-cost round (default 256)",
+    )
     parser.add_argument("--width", type=int, default=16, help="CNN width (default 16)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (default 3)")
-    parser.add_argument("--shard-size", type=int, default=None,
-                        help="RayScorer shard_size (default: one shard per worker)")
+    parser.add_argument(
+        "--shard-size",
+        type=int,
+        default=None,
+        help="RayScorer shard_size (default: one shard per worker)",
+    )
     parser.add_argument("--strategies", default="dynamical,margin", help="comma-separated")
     parser.add_argument("--json-out", default=str(ROOT / "benchmarks/results/bench_ray.json"))
     args = parser.parse_args()
@@ -116,10 +132,14 @@ def main():
     )
     parallel_ceiling(burners, 10)  # start both processes
 
-    init_s, _ = timed(lambda: ray.init(
-        num_cpus=2, include_dashboard=False, log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
-    ))
+    init_s, _ = timed(
+        lambda: ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+        )
+    )
     strategies = {
         "dynamical": DynamicALSampler(batch_size=256, random_state=0, selection="top_b"),
         "margin": MarginSampler(batch_size=256, random_state=0),
@@ -181,8 +201,11 @@ def main():
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
         "load_average_1min": [load_before, load_after],
-        "torch": torch.__version__, "ray": ray.__version__,
-        "pool": args.pool, "small_pool": args.small_pool, "n_query": N_QUERY,
+        "torch": torch.__version__,
+        "ray": ray.__version__,
+        "pool": args.pool,
+        "small_pool": args.small_pool,
+        "n_query": N_QUERY,
         "model": f"skdynal.models.CNN(in_channels=1, width={args.width}) on 1x8x8 digits",
         "ray_init_seconds": init_s,
         "results": results,
@@ -191,18 +214,24 @@ def main():
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
 
-    print(f"{report['command']}  ({report['date']}; load average {load_before:.1f} -> "
-          f"{load_after:.1f} on {os.cpu_count()} CPUs; ray.init {init_s:.1f} s)")
+    print(
+        f"{report['command']}  ({report['date']}; load average {load_before:.1f} -> "
+        f"{load_after:.1f} on {os.cpu_count()} CPUs; ray.init {init_s:.1f} s)"
+    )
     print(f"pool {args.pool} rows, query {N_QUERY}; medians of {args.repeats}")
-    header = (f"{'strategy':10} {'local s':>8} {'ray1 s':>8} {'ray2 s':>8} {'ray1/local':>10} "
-              f"{'ray1/ray2':>9} {'ceiling':>7} {'fixed s':>8} {'rows/s 2w':>10}")
+    header = (
+        f"{'strategy':10} {'local s':>8} {'ray1 s':>8} {'ray2 s':>8} {'ray1/local':>10} "
+        f"{'ray1/ray2':>9} {'ceiling':>7} {'fixed s':>8} {'rows/s 2w':>10}"
+    )
     print(header)
     for name, r in results.items():
         s = r["seconds"]
-        print(f"{name:10} {s['local']:8.2f} {s['ray1']:8.2f} {s['ray2']:8.2f} "
-              f"{r['ray1_over_local']:10.2f} {r['ray2_speedup_over_ray1']:9.2f} "
-              f"{r['two_process_ceiling']:7.2f} "
-              f"{r['fixed_overhead_seconds']:8.2f} {r['rows_per_second']['ray2']:10.0f}")
+        print(
+            f"{name:10} {s['local']:8.2f} {s['ray1']:8.2f} {s['ray2']:8.2f} "
+            f"{r['ray1_over_local']:10.2f} {r['ray2_speedup_over_ray1']:9.2f} "
+            f"{r['two_process_ceiling']:7.2f} "
+            f"{r['fixed_overhead_seconds']:8.2f} {r['rows_per_second']['ray2']:10.0f}"
+        )
     print(f"wrote {out}")
 
 

@@ -35,6 +35,7 @@ def fuzz_counts(n_examples):
             accepted = method(self, *args)
             counts[f"{name}_{'accepted' if accepted else 'refused'}"] += 1
             return accepted
+
         return wrapper
 
     fuzz.Model.record = counted(record, "record_round")

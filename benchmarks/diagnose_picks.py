@@ -24,9 +24,11 @@ from skdynal.experiments._runner import _Experiment
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--strategies", nargs="+",
-                        default=["random", "margin", "entropy", "badge", "dynamical",
-                                 "dynamical-gamma0"])
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        default=["random", "margin", "entropy", "badge", "dynamical", "dynamical-gamma0"],
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     task = BENCHMARK_TASKS["fashion_mnist"]
@@ -34,11 +36,28 @@ def main():
     X, y = data["X_train"], data["y_train"]
     pool_norm = np.linalg.norm(X.reshape(len(X), -1), axis=1).mean()
     experiment = _Experiment(
-        data, task.model, ["random"], initial=task.initial, query=task.query, rounds=1,
-        seeds=1, epochs=task.epochs, lr=task.lr, batch_size=task.batch_size,
-        optimizer="adam", weight_decay=0.0, device="cpu", reinit=False,
-        train_until_fit=None, reset_optimizer=False, initial_sampling="balanced",
-        module_kwargs=None, net_kwargs=None, dataset=task.name, baseline=None, out=None,
+        data,
+        task.model,
+        ["random"],
+        initial=task.initial,
+        query=task.query,
+        rounds=1,
+        seeds=1,
+        epochs=task.epochs,
+        lr=task.lr,
+        batch_size=task.batch_size,
+        optimizer="adam",
+        weight_decay=0.0,
+        device="cpu",
+        reinit=False,
+        train_until_fit=None,
+        reset_optimizer=False,
+        initial_sampling="balanced",
+        module_kwargs=None,
+        net_kwargs=None,
+        dataset=task.name,
+        baseline=None,
+        out=None,
     )
     stats = {name: [] for name in args.strategies}
     for seed in range(args.seeds):
@@ -49,23 +68,30 @@ def main():
             net = experiment.build_net()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                learner = ActiveLearner(estimator=net, X_training=X[labeled],
-                                        y_training=y[labeled])
-            strategy = make_strategy(name, random_state=seed,
-                                     protocol={"query": task.query, "rounds": task.rounds})
+                learner = ActiveLearner(
+                    estimator=net, X_training=X[labeled], y_training=y[labeled]
+                )
+            strategy = make_strategy(
+                name, random_state=seed, protocol={"query": task.query, "rounds": task.rounds}
+            )
             result = strategy(learner, X[pool], n_instances=task.query)
             picks = np.asarray(result[0] if isinstance(result, tuple) else result)
             chosen = pool[picks]
             norms = np.linalg.norm(X[chosen].reshape(len(chosen), -1), axis=1)
             counts = np.bincount(y[chosen], minlength=10)
-            stats[name].append((
-                norms.mean() / pool_norm, counts.max() / len(chosen), (counts > 0).sum(),
-                float(np.mean(net.predict(X[chosen]) == y[chosen])),
-            ))
-    print(f"Fashion-MNIST, first query of {task.query} after {task.initial} balanced labels, "
-          f"{args.seeds} seeds (mean)")
-    print(f"{'strategy':<20}{'norm / pool':>12}{'top class':>11}{'classes':>9}"
-          f"{'net right':>11}")
+            stats[name].append(
+                (
+                    norms.mean() / pool_norm,
+                    counts.max() / len(chosen),
+                    (counts > 0).sum(),
+                    float(np.mean(net.predict(X[chosen]) == y[chosen])),
+                )
+            )
+    print(
+        f"Fashion-MNIST, first query of {task.query} after {task.initial} balanced labels, "
+        f"{args.seeds} seeds (mean)"
+    )
+    print(f"{'strategy':<20}{'norm / pool':>12}{'top class':>11}{'classes':>9}{'net right':>11}")
     for name, rows in stats.items():
         norm, top, classes, right = np.mean(rows, axis=0)
         print(f"{name:<20}{norm:>12.2f}{top:>11.2f}{classes:>9.1f}{right:>11.2f}")

@@ -43,11 +43,27 @@ SIZES = {
     "engine_repeats": (3, 1),
     "ntk": (
         ["--sizes", "100,250,500", "--repeats", "3"],
-        ["--sizes", "10,20", "--labeled", "20", "--pool", "60", "--query", "5",
-         "--epochs", "2", "--repeats", "1", "--models", "mlp,cnn"],
+        [
+            "--sizes",
+            "10,20",
+            "--labeled",
+            "20",
+            "--pool",
+            "60",
+            "--query",
+            "5",
+            "--epochs",
+            "2",
+            "--repeats",
+            "1",
+            "--models",
+            "mlp,cnn",
+        ],
     ),
-    "al": ({"labeled": 100, "query": 50, "epochs": 50}, {"labeled": 40, "query": 10,
-                                                          "epochs": 30}),
+    "al": (
+        {"labeled": 100, "query": 50, "epochs": 50},
+        {"labeled": 40, "query": 10, "epochs": 30},
+    ),
 }
 
 
@@ -64,23 +80,36 @@ def run_step(name, command, timeout, env=None):
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     try:
         proc = subprocess.run(
-            command, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+            command,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             env={**os.environ, "PYTHONPATH": path, **(env or {})},
         )
     except subprocess.TimeoutExpired as exc:
         tail = (exc.stdout or b"")[-2000:]
         tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
         print(f"   TIMED OUT after {timeout} s", flush=True)
-        return {"status": "failed", "reason": f"timed out after {timeout} s",
-                "seconds": time.perf_counter() - start, "tail": tail}
+        return {
+            "status": "failed",
+            "reason": f"timed out after {timeout} s",
+            "seconds": time.perf_counter() - start,
+            "tail": tail,
+        }
     seconds = time.perf_counter() - start
     tail = (proc.stdout + proc.stderr)[-3000:]
     status = "ok" if proc.returncode == 0 else "failed"
     print(f"   {status} in {seconds:.1f} s (exit {proc.returncode})", flush=True)
     if status != "ok":
         print(tail, flush=True)
-    return {"status": status, "reason": "" if status == "ok" else f"exit {proc.returncode}",
-            "seconds": seconds, "tail": tail, "stdout": proc.stdout}
+    return {
+        "status": status,
+        "reason": "" if status == "ok" else f"exit {proc.returncode}",
+        "seconds": seconds,
+        "tail": tail,
+        "stdout": proc.stdout,
+    }
 
 
 def _gpu_test_files():
@@ -96,16 +125,16 @@ def gpu_tests(args, cuda):
     files = _gpu_test_files()
     if not files:
         return {"status": "failed", "reason": "no test file marks anything gpu", "seconds": 0}
-    base = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider",
-            *files]
+    base = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", *files]
     if not cuda:
-        res = run_step("gpu tests (collect only: no CUDA)", [*base, "--collect-only"],
-                       args.timeout)
+        res = run_step(
+            "gpu tests (collect only: no CUDA)", [*base, "--collect-only"], args.timeout
+        )
         count = re.search(r"(\d+)(?:/\d+)? tests? (?:collected|selected)", res["tail"])
         res["collected"] = int(count.group(1)) if count else None
         if res["status"] == "ok":
             res["status"] = "not run"
-            res["reason"] = (f"no CUDA: {res['collected']} gpu tests collected, none run")
+            res["reason"] = f"no CUDA: {res['collected']} gpu tests collected, none run"
         return res
     res = run_step("gpu tests", base, args.timeout)
     summary = re.findall(r"(\d+) (passed|failed|skipped|error)", res["tail"])
@@ -116,14 +145,24 @@ def gpu_tests(args, cuda):
 def engine_benchmark(args, cuda, out_dir):
     table = out_dir / "engine_table.md"
     command = [
-        sys.executable, "benchmarks/bench_engine.py",
-        "--device", "cuda" if cuda else "cpu",
-        "--models", args.engine_models or _pick("engine_models", cuda),
-        "--methods", "floor,engine,vmap",
-        "--pool", str(args.engine_pool or _pick("engine_pool", cuda)),
-        "--batch", str(_pick("engine_batch", cuda)),
-        "--repeats", str(_pick("engine_repeats", cuda)),
-        "--sweep", "", "--output", str(table),
+        sys.executable,
+        "benchmarks/bench_engine.py",
+        "--device",
+        "cuda" if cuda else "cpu",
+        "--models",
+        args.engine_models or _pick("engine_models", cuda),
+        "--methods",
+        "floor,engine,vmap",
+        "--pool",
+        str(args.engine_pool or _pick("engine_pool", cuda)),
+        "--batch",
+        str(_pick("engine_batch", cuda)),
+        "--repeats",
+        str(_pick("engine_repeats", cuda)),
+        "--sweep",
+        "",
+        "--output",
+        str(table),
     ]
     if not cuda:
         command += ["--threads", "1", "--slow-pool", "resnet18=16"]
@@ -140,20 +179,35 @@ def _parse_engine_table(path):
         if line.startswith("### ") and ":" in line and "Targets" not in line:
             model = line[4:].split(":", 1)[0]
             rows[model] = {}
-        match = re.match(r"\| (floor|engine|vmap) \| ([^|]+)\|([^|]*)\|([^|]*)\|([^|]*)\|"
-                         r"[^|]*\|([^|]*)\|", line)
+        match = re.match(
+            r"\| (floor|engine|vmap) \| ([^|]+)\|([^|]*)\|([^|]*)\|([^|]*)\|"
+            r"[^|]*\|([^|]*)\|",
+            line,
+        )
         if match and model:
             method, time_s, ratio, paired, peak, agree = (c.strip() for c in match.groups())
-            rows[model][method] = {"time": time_s, "x_floor": ratio, "x_floor_paired": paired,
-                                   "peak_mib": peak, "agreement": agree}
+            rows[model][method] = {
+                "time": time_s,
+                "x_floor": ratio,
+                "x_floor_paired": paired,
+                "peak_mib": peak,
+                "agreement": agree,
+            }
     return rows
 
 
 def ntk_benchmark(args, cuda, out_dir):
     table, raw = out_dir / "ntk_table.md", out_dir / "ntk.json"
     command = [
-        sys.executable, "benchmarks/bench_ntk.py", "--device", "cuda" if cuda else "cpu",
-        "--output", str(table), "--json-out", str(raw), *_pick("ntk", cuda),
+        sys.executable,
+        "benchmarks/bench_ntk.py",
+        "--device",
+        "cuda" if cuda else "cpu",
+        "--output",
+        str(table),
+        "--json-out",
+        str(raw),
+        *_pick("ntk", cuda),
     ]
     if not cuda:
         command += ["--threads", "1"]
@@ -206,8 +260,9 @@ print("RESULT " + json.dumps({"device": device, "labeled_after": int(len(learner
 
 def al_round(args, cuda):
     cfg = {**_pick("al", cuda), "device": "cuda" if cuda else "cpu"}
-    res = run_step("active learning round", [sys.executable, "-c", AL_ROUND, json.dumps(cfg)],
-                   args.timeout)
+    res = run_step(
+        "active learning round", [sys.executable, "-c", AL_ROUND, json.dumps(cfg)], args.timeout
+    )
     found = re.search(r"^RESULT (.*)$", res.get("stdout", ""), re.M)
     res["result"] = json.loads(found.group(1)) if found else {}
     res["config"] = cfg
@@ -227,14 +282,14 @@ def report(steps, args, cuda, device_name, started):
         "|---|---|---:|---|",
     ]
     for name, res in steps.items():
-        lines.append(f"| {name} | {res['status']} | {res.get('seconds', 0):.1f} | "
-                     f"{_headline(name, res)} |")
+        lines.append(
+            f"| {name} | {res['status']} | {res.get('seconds', 0):.1f} | {_headline(name, res)} |"
+        )
     lines.append("")
     for name in ("engine benchmark", "NTK benchmark"):
         table = steps.get(name, {}).get("table")
         if table:
-            body = "\n".join(line for line in table.splitlines()
-                             if not line.startswith("<!--"))
+            body = "\n".join(line for line in table.splitlines() if not line.startswith("<!--"))
             lines += [f"## {name}", "", body, ""]
     return "\n".join(lines) + "\n"
 
@@ -249,9 +304,11 @@ def _headline(name, res):
         for model, rows in res.get("rows", {}).items():
             engine = rows.get("engine", {})
             vmap = rows.get("vmap", {})
-            parts.append(f"{model}: engine {engine.get('x_floor', '?')}× floor "
-                         f"(paired {engine.get('x_floor_paired', '?')}), vmap "
-                         f"{vmap.get('x_floor', '?')}× floor")
+            parts.append(
+                f"{model}: engine {engine.get('x_floor', '?')}× floor "
+                f"(paired {engine.get('x_floor_paired', '?')}), vmap "
+                f"{vmap.get('x_floor', '?')}× floor"
+            )
         return "; ".join(parts)
     if name == "NTK benchmark":
         parts = []
@@ -262,15 +319,19 @@ def _headline(name, res):
             old = row.get("lookahead_jacobian", {}).get("time")
             same = row.get("lookahead_jacobian", {}).get("same_picks")
             if new and old:
-                parts.append(f"{model} m={m}: look-ahead {old / new:.1f}× faster than "
-                             f"jacobian, same picks: {same}")
+                parts.append(
+                    f"{model} m={m}: look-ahead {old / new:.1f}× faster than "
+                    f"jacobian, same picks: {same}"
+                )
         return "; ".join(parts)
     if name == "active learning round":
         r = res.get("result", {})
         if r:
-            return (f"on {r['device']}: {r['labeled_after']} labels after the round, test "
-                    f"accuracy {r['accuracy_before']:.3f} → {r['accuracy_after']:.3f}, "
-                    f"query {r['query_s']:.2f} s")
+            return (
+                f"on {r['device']}: {r['labeled_after']} labels after the round, test "
+                f"accuracy {r['accuracy_before']:.3f} → {r['accuracy_after']:.3f}, "
+                f"query {r['query_s']:.2f} s"
+            )
     return ""
 
 
@@ -278,8 +339,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="auto", help="auto, cuda or cpu")
     parser.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results" / "gpu_check"))
-    parser.add_argument("--steps", default="tests,engine,ntk,al",
-                        help="comma-separated subset of tests, engine, ntk, al")
+    parser.add_argument(
+        "--steps",
+        default="tests,engine,ntk,al",
+        help="comma-separated subset of tests, engine, ntk, al",
+    )
     parser.add_argument("--engine-models", default="", help="override the engine's models")
     parser.add_argument("--engine-pool", type=int, default=0, help="override the pool size")
     parser.add_argument("--timeout", type=int, default=300, help="seconds per step")
@@ -297,9 +361,11 @@ def main(argv=None):
     if args.device == "cuda" and not has_cuda:
         parser.error("--device cuda, but torch.cuda.is_available() is False; use --device cpu")
     cuda = args.device == "cuda"
-    device_name = (torch.cuda.get_device_name() if cuda else
-                   f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} "
-                   "logical cores)")
+    device_name = (
+        torch.cuda.get_device_name()
+        if cuda
+        else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores)"
+    )
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -319,10 +385,13 @@ def main(argv=None):
 
     text = report(steps, args, cuda, device_name, started)
     (out_dir / "gpu_check.md").write_text(text)
-    raw = {"device": device_name, "cuda": cuda, "date": started.isoformat(),
-           "argv": args.argv,
-           "steps": {k: {kk: vv for kk, vv in v.items() if kk != "stdout"}
-                     for k, v in steps.items()}}
+    raw = {
+        "device": device_name,
+        "cuda": cuda,
+        "date": started.isoformat(),
+        "argv": args.argv,
+        "steps": {k: {kk: vv for kk, vv in v.items() if kk != "stdout"} for k, v in steps.items()},
+    }
     (out_dir / "gpu_check.json").write_text(json.dumps(raw, indent=1, default=str))
     print(text)
     not_done = {k: v for k, v in steps.items() if v["status"] != "ok"}

@@ -11,7 +11,14 @@ import torch
 from skdynal.experiments import load_experiment_data, run_experiment
 
 PAPER_STRATEGIES = [
-    "dynamical", "random", "least-confidence", "margin", "entropy", "coreset", "badge", "albl",
+    "dynamical",
+    "random",
+    "least-confidence",
+    "margin",
+    "entropy",
+    "coreset",
+    "badge",
+    "albl",
 ]
 
 
@@ -20,8 +27,12 @@ def parse_args(argv, *, description, dataset, model, epochs=50, batch_size=64):
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data-dir", required=True, help="folder that holds the dataset")
     parser.add_argument("--download", action="store_true", help="download it if missing")
-    parser.add_argument("--no-verify-checksums", dest="verify_checksums", action="store_false",
-                        help="skip md5 checks (stand-in files)")
+    parser.add_argument(
+        "--no-verify-checksums",
+        dest="verify_checksums",
+        action="store_false",
+        help="skip md5 checks (stand-in files)",
+    )
     parser.add_argument("--initial", type=int, default=500, help="initial labeled set M")
     parser.add_argument("--query", type=int, default=500, help="queried per round b")
     parser.add_argument("--rounds", type=int, default=10, help="query rounds")
@@ -45,13 +56,27 @@ def run(args, *, dataset, model, **data_kwargs):
     else:
         data_kwargs["verify_checksums"] = args.verify_checksums
     data = load_experiment_data(
-        dataset, model, data_dir=args.data_dir, download=args.download,
-        n_train=args.n_train, n_test=args.n_test, **data_kwargs,
+        dataset,
+        model,
+        data_dir=args.data_dir,
+        download=args.download,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        **data_kwargs,
     )
     results = run_experiment(
-        data, model, args.strategies, dataset=dataset,
-        initial=args.initial, query=args.query, rounds=args.rounds, seeds=args.seeds,
-        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, device=args.device,
+        data,
+        model,
+        args.strategies,
+        dataset=dataset,
+        initial=args.initial,
+        query=args.query,
+        rounds=args.rounds,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        device=args.device,
         out=args.out,
     )
     print(results.accuracy_table())

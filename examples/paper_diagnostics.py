@@ -63,23 +63,45 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hidden", type=int, default=64, help="MLP width")
     parser.add_argument("--n-initial", type=int, default=100, help="initial labeled set size")
-    parser.add_argument("--n-candidates", type=int, default=100,
-                        help="random candidate sets per point (Figures 2 and 4)")
-    parser.add_argument("--candidate-size", type=int, default=20,
-                        help="size of the candidate sets of Figure 2")
-    parser.add_argument("--query-sizes", type=int, nargs="+", default=[5, 10, 20, 40],
-                        help="query sizes b of Figure 4")
-    parser.add_argument("--epochs", type=int, nargs="+", default=[0, 1, 2, 5, 10, 20, 40],
-                        help="checkpoints (training epochs on S) of Figures 2 and 4")
+    parser.add_argument(
+        "--n-candidates",
+        type=int,
+        default=100,
+        help="random candidate sets per point (Figures 2 and 4)",
+    )
+    parser.add_argument(
+        "--candidate-size", type=int, default=20, help="size of the candidate sets of Figure 2"
+    )
+    parser.add_argument(
+        "--query-sizes",
+        type=int,
+        nargs="+",
+        default=[5, 10, 20, 40],
+        help="query sizes b of Figure 4",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2, 5, 10, 20, 40],
+        help="checkpoints (training epochs on S) of Figures 2 and 4",
+    )
     parser.add_argument("--rounds", type=int, default=8, help="dynamicAL query rounds")
-    parser.add_argument("--query-size", type=int, default=20,
-                        help="samples queried per dynamicAL round (Figure 1)")
-    parser.add_argument("--round-epochs", type=int, default=20,
-                        help="training epochs per round (Figure 1)")
-    parser.add_argument("--ridge", type=float, default=0.0,
-                        help="ridge added to the NTK in B (0: none)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1 avoids oversubscription on small CPUs)")
+    parser.add_argument(
+        "--query-size", type=int, default=20, help="samples queried per dynamicAL round (Figure 1)"
+    )
+    parser.add_argument(
+        "--round-epochs", type=int, default=20, help="training epochs per round (Figure 1)"
+    )
+    parser.add_argument(
+        "--ridge", type=float, default=0.0, help="ridge added to the NTK in B (0: none)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1 avoids oversubscription on small CPUs)",
+    )
     return parser.parse_args(argv)
 
 
@@ -117,10 +139,13 @@ def figures_2_and_4(args, X_train, y_train, labeled, rng):
     net = make_net(args)
     pool = np.setdiff1d(np.arange(len(X_train)), labeled)
     X_S, y_S = X_train[labeled], y_train[labeled]
-    candidates = [rng.choice(pool, args.candidate_size, replace=False)
-                  for _ in range(args.n_candidates)]
-    queries = {b: [rng.choice(pool, b, replace=False) for _ in range(args.n_candidates)]
-               for b in args.query_sizes}
+    candidates = [
+        rng.choice(pool, args.candidate_size, replace=False) for _ in range(args.n_candidates)
+    ]
+    queries = {
+        b: [rng.choice(pool, b, replace=False) for _ in range(args.n_candidates)]
+        for b in args.query_sizes
+    }
     fig2, fig4 = [], []
     done = 0
     for epoch in sorted(args.epochs):
@@ -141,8 +166,10 @@ def figures_2_and_4(args, X_train, y_train, labeled, rng):
                 for Q in sets
             ]
         fig4.append(row)
-        print(f"epoch {epoch:3d}: tau(G_MSE, A) = {tau:.3f}; mean R: " + ", ".join(
-            f"b={b}: {np.mean(r):.3f}" for b, r in row["ratios"].items()))
+        print(
+            f"epoch {epoch:3d}: tau(G_MSE, A) = {tau:.3f}; mean R: "
+            + ", ".join(f"b={b}: {np.mean(r):.3f}" for b, r in row["ratios"].items())
+        )
     return fig2, fig4
 
 
@@ -165,13 +192,16 @@ def figure_1(args, X_train, y_train, X_test, y_test, labeled):
             "B_trace": generalization_bound(net, X_S, y_S, structure="trace", ridge=args.ridge),
         }
         rows.append(row)
-        print(f"round {round_}: n={row['n_labeled']} acc={row['accuracy']:.3f} "
-              f"MMD={row['mmd']:.4g} B_full={row['B_full']:.4g} B_trace={row['B_trace']:.4g}")
+        print(
+            f"round {round_}: n={row['n_labeled']} acc={row['accuracy']:.3f} "
+            f"MMD={row['mmd']:.4g} B_full={row['B_full']:.4g} B_trace={row['B_trace']:.4g}"
+        )
         if round_ == args.rounds:
             break
         pool = np.setdiff1d(np.arange(len(X_train)), current)
-        picked, _ = sampler.select(net, X_train[pool], args.query_size,
-                                X_labeled=X_S, y_labeled=y_S)
+        picked, _ = sampler.select(
+            net, X_train[pool], args.query_size, X_labeled=X_S, y_labeled=y_S
+        )
         current = np.concatenate([current, pool[picked]])
     return rows
 
@@ -189,8 +219,9 @@ def plot(args, fig2, fig4, fig1):
     axes[1].set_ylabel(r"Kendall $\tau$")
     axes[1].set_ylim(-1.05, 1.05)
     axes[1].axhline(0, color="grey", lw=0.5)
-    axes[1].set_title(f"{args.n_candidates} random Q, |S|={args.n_initial}, "
-                      f"|Q|={args.candidate_size}")
+    axes[1].set_title(
+        f"{args.n_candidates} random Q, |S|={args.n_initial}, |Q|={args.candidate_size}"
+    )
     fig.tight_layout()
     fig.savefig(out / "figure2_alignment_tau.png", dpi=110)
     plt.close(fig)
@@ -242,11 +273,14 @@ def main(argv=None):
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "figure2": [{"epoch": r["epoch"], "tau": r["tau"]} for r in fig2],
         "figure4": [
-            {"epoch": r["epoch"],
-             "mean_ratio": {b: float(np.mean(v)) for b, v in r["ratios"].items()},
-             "median_ratio": {b: float(np.median(v)) for b, v in r["ratios"].items()},
-             "fraction_negative": {b: float(np.mean(np.asarray(v) < 0))
-                                   for b, v in r["ratios"].items()}}
+            {
+                "epoch": r["epoch"],
+                "mean_ratio": {b: float(np.mean(v)) for b, v in r["ratios"].items()},
+                "median_ratio": {b: float(np.median(v)) for b, v in r["ratios"].items()},
+                "fraction_negative": {
+                    b: float(np.mean(np.asarray(v) < 0)) for b, v in r["ratios"].items()
+                },
+            }
             for r in fig4
         ],
         "figure1": fig1,

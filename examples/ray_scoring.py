@@ -29,8 +29,14 @@ def main(address=None, pool_path=None, num_workers=2, n_instances=20):
     X_labeled, y_labeled, X_pool = X[:100], y[:100], X[100:]
     torch.manual_seed(0)
     net = NeuralNetClassifier(
-        MLP, module__hidden=(64,), criterion=torch.nn.CrossEntropyLoss, max_epochs=20,
-        lr=0.1, warm_start=True, train_split=None, verbose=0,
+        MLP,
+        module__hidden=(64,),
+        criterion=torch.nn.CrossEntropyLoss,
+        max_epochs=20,
+        lr=0.1,
+        warm_start=True,
+        train_split=None,
+        verbose=0,
     ).fit(X_labeled, y_labeled)
 
     # None starts a local instance; "auto" or "ray://<head>:10001" joins a cluster, whose

@@ -32,8 +32,15 @@ __all__ = [
 _LAZY = {name: ".strategies" for name in __all__ if name != "__version__"}
 _LAZY["BatchSizeReducedWarning"] = "._streaming"
 _SUBPACKAGES = (
-    "callbacks", "datasets", "diagnostics", "distributed", "experiments", "gradients",
-    "models", "persistence", "strategies",
+    "callbacks",
+    "datasets",
+    "diagnostics",
+    "distributed",
+    "experiments",
+    "gradients",
+    "models",
+    "persistence",
+    "strategies",
 )
 
 

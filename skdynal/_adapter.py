@@ -74,9 +74,9 @@ class NetAdapter:
     @property
     def has_labeled(self):
         """Whether a non-empty labeled set is available."""
-        return self.X_labeled is not None and self.y_labeled is not None and len(
-            self.y_labeled
-        ) > 0
+        return (
+            self.X_labeled is not None and self.y_labeled is not None and len(self.y_labeled) > 0
+        )
 
     def to_device(self, X):
         """Move a batch to the module's device, casting floating tensors to its dtype."""
@@ -88,9 +88,11 @@ class NetAdapter:
     def _cast(self, tensor):
         if torch.is_tensor(tensor) and tensor.is_floating_point() and tensor.dtype != self.dtype:
             cast = tensor.to(self.dtype)
-            if torch.finfo(tensor.dtype).max > torch.finfo(self.dtype).max and not bool(
-                torch.isfinite(cast).all()
-            ) and bool(torch.isfinite(tensor).all()):
+            if (
+                torch.finfo(tensor.dtype).max > torch.finfo(self.dtype).max
+                and not bool(torch.isfinite(cast).all())
+                and bool(torch.isfinite(tensor).all())
+            ):
                 # Arrays are checked before scoring; this catches rows of a Dataset.
                 name = str(self.dtype).replace("torch.", "")
                 raise ValueError(

@@ -66,9 +66,7 @@ class BaseQueryStrategy(BaseEstimator):
 
     def _select_from_outputs(self, adapter, state, outputs, n_instances, random_state):
         """Selection from the per-row outputs of the whole pool (see the class docstring)."""
-        raise NotImplementedError(
-            f"{type(self).__name__} does not select from per-row outputs."
-        )
+        raise NotImplementedError(f"{type(self).__name__} does not select from per-row outputs.")
 
     def __call__(self, learner, X_pool, n_instances=1, *, X_labeled=None, y_labeled=None):
         """Choose ``n_instances`` rows of ``X_pool`` to label (modAL's query protocol).

@@ -61,8 +61,9 @@ class interrupt_guard:
         if self._installed:
             previous = self._previous
             # None: a handler not installed from Python; restore Python's default then.
-            signal.signal(signal.SIGINT,
-                          signal.default_int_handler if previous is None else previous)
+            signal.signal(
+                signal.SIGINT, signal.default_int_handler if previous is None else previous
+            )
             self._installed = False
             _active.remove(self)
         if self.interrupted and not isinstance(exc, Interrupted):

@@ -73,18 +73,13 @@ def check_pool(X_pool):
             if not np.isfinite(X_pool[start : start + _FINITE_CHUNK_ROWS]).all():
                 raise ValueError(_non_finite_message(X_pool))
     elif X_pool.dtype.kind not in "biu":
-        raise TypeError(
-            f"X_pool must hold numbers; got an array of dtype {X_pool.dtype}."
-        )
+        raise TypeError(f"X_pool must hold numbers; got an array of dtype {X_pool.dtype}.")
     return X_pool
 
 
 def _non_finite_message(X_pool):
     shape = f" of shape {tuple(X_pool.shape)}" if hasattr(X_pool, "shape") else ""
-    return (
-        f"X_pool{shape} contains NaN or infinite values; "
-        "remove or impute them before querying."
-    )
+    return f"X_pool{shape} contains NaN or infinite values; remove or impute them before querying."
 
 
 def n_rows(X):
@@ -250,9 +245,7 @@ def check_n_instances(n_instances, n_pool):
     if n_instances < 1:
         raise ValueError(f"n_instances must be at least 1, got {n_instances}.")
     if n_instances > n_pool:
-        raise ValueError(
-            f"n_instances={n_instances} is larger than the pool ({n_pool} samples)."
-        )
+        raise ValueError(f"n_instances={n_instances} is larger than the pool ({n_pool} samples).")
     return int(n_instances)
 
 

@@ -18,8 +18,14 @@ import torch
 __all__ = ["build_parser", "main"]
 
 _DEFAULT_MODELS = {
-    "digits": "mlp", "breast_cancer": "mlp", "three_clust": "mlp", "diverging_sin": "mlp",
-    "fashion_mnist": "lenet", "cifar10": "cnn", "svhn": "vgg11", "caltech101": "resnet18",
+    "digits": "mlp",
+    "breast_cancer": "mlp",
+    "three_clust": "mlp",
+    "diverging_sin": "mlp",
+    "fashion_mnist": "lenet",
+    "cifar10": "cnn",
+    "svhn": "vgg11",
+    "caltech101": "resnet18",
 }
 #: Datasets that need no --data-dir (shipped with scikit-learn, generated, or installed).
 _LOCAL_DATASETS = ("digits", "breast_cancer", "three_clust", "diverging_sin", "fashion_mnist")
@@ -28,17 +34,39 @@ _LOCAL_DATASETS = ("digits", "breast_cancer", "three_clust", "diverging_sin", "f
 #: the paper's Figure 3 (M = b = 500).
 _PRESETS = {
     "digits": dict(
-        initial=50, query=50, rounds=6, seeds="3", epochs=50, lr=1e-3, batch_size=32,
+        initial=50,
+        query=50,
+        rounds=6,
+        seeds="3",
+        epochs=50,
+        lr=1e-3,
+        batch_size=32,
         strategies=[
-            "dynamical-balanced", "dynamical", "random", "least-confidence", "margin",
+            "dynamical-balanced",
+            "dynamical",
+            "random",
+            "least-confidence",
+            "margin",
             "entropy",
         ],
     ),
     "image": dict(
-        initial=500, query=500, rounds=10, seeds="3", epochs=50, lr=1e-3, batch_size=64,
+        initial=500,
+        query=500,
+        rounds=10,
+        seeds="3",
+        epochs=50,
+        lr=1e-3,
+        batch_size=64,
         strategies=[
-            "dynamical", "random", "least-confidence", "margin", "entropy", "coreset",
-            "badge", "albl",
+            "dynamical",
+            "random",
+            "least-confidence",
+            "margin",
+            "entropy",
+            "coreset",
+            "badge",
+            "albl",
         ],
     ),
 }
@@ -126,9 +154,11 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action):
         help_text = action.help or ""
-        if (action.default is None or "(default" in help_text
-                or (action.nargs == 0
-                    and not isinstance(action, argparse.BooleanOptionalAction))):
+        if (
+            action.default is None
+            or "(default" in help_text
+            or (action.nargs == 0 and not isinstance(action, argparse.BooleanOptionalAction))
+        ):
             return help_text
         return super()._get_help_string(action)
 
@@ -159,9 +189,7 @@ def parse_seeds(text):
             f"expected a number of seeds (5), a list (0,3,7) or a range (0-9), got {text!r}"
         ) from None
     if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(
-            f"seeds must be distinct integers >= 0, got {text!r}"
-        )
+        raise argparse.ArgumentTypeError(f"seeds must be distinct integers >= 0, got {text!r}")
     return seeds
 
 
@@ -211,116 +239,243 @@ def build_parser():
         formatter_class=_HelpFormatter,
     )
     data = run.add_argument_group("data and model")
-    data.add_argument("--dataset", choices=sorted(DATASETS), default="digits",
-                      help="dataset")
-    data.add_argument("--model", choices=sorted(MODELS), default=None,
-                      help="network (default: " + ", ".join(
-                          f"{m} for {d}" for d, m in _DEFAULT_MODELS.items()) + ")")
-    data.add_argument("--data-dir", default=None,
-                      help="folder holding cifar10/svhn/caltech101 (required for them)")
-    data.add_argument("--download", action="store_true",
-                      help="download missing image datasets into --data-dir")
-    data.add_argument("--n-train", type=_positive_int, default=None,
-                      help="keep a random subset of this many training images (pool) "
-                      "(default: all)")
-    data.add_argument("--n-test", type=_positive_int, default=None,
-                      help="keep a random subset of this many test images (default: all)")
-    data.add_argument("--image-size", type=_positive_int, default=32,
-                      help="caltech101 image size")
-    data.add_argument("--no-verify-checksums", dest="verify_checksums",
-                      action="store_false",
-                      help="skip the md5 checks of CIFAR-10/SVHN files (stand-in files only)")
+    data.add_argument("--dataset", choices=sorted(DATASETS), default="digits", help="dataset")
+    data.add_argument(
+        "--model",
+        choices=sorted(MODELS),
+        default=None,
+        help="network (default: "
+        + ", ".join(f"{m} for {d}" for d, m in _DEFAULT_MODELS.items())
+        + ")",
+    )
+    data.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder holding cifar10/svhn/caltech101 (required for them)",
+    )
+    data.add_argument(
+        "--download", action="store_true", help="download missing image datasets into --data-dir"
+    )
+    data.add_argument(
+        "--n-train",
+        type=_positive_int,
+        default=None,
+        help="keep a random subset of this many training images (pool) (default: all)",
+    )
+    data.add_argument(
+        "--n-test",
+        type=_positive_int,
+        default=None,
+        help="keep a random subset of this many test images (default: all)",
+    )
+    data.add_argument("--image-size", type=_positive_int, default=32, help="caltech101 image size")
+    data.add_argument(
+        "--no-verify-checksums",
+        dest="verify_checksums",
+        action="store_false",
+        help="skip the md5 checks of CIFAR-10/SVHN files (stand-in files only)",
+    )
     protocol = run.add_argument_group(
         "protocol (defaults: digits demo, or the paper's M = b = 500 for image datasets)"
     )
-    protocol.add_argument("--strategies", nargs="+", default=None, metavar="NAME",
-                          help="strategy names, space- or comma-separated, or 'all' "
-                          "(see 'skdynal list') (default: "
-                          + " ".join(_PRESETS["digits"]["strategies"]) + "; for cifar10, "
-                          "svhn and caltech101 also coreset badge albl)")
-    protocol.add_argument("--initial", type=_positive_int, default=None,
-                          help="initial labeled set size M " + _preset_default("initial"))
-    protocol.add_argument("--query", type=_positive_int, default=None,
-                          help="samples queried per round b " + _preset_default("query"))
-    protocol.add_argument("--rounds", type=_non_negative_int, default=None,
-                          help="query rounds R " + _preset_default("rounds"))
-    protocol.add_argument("--seeds", type=parse_seeds, default=None,
-                          help="number of seeds (3 = seeds 0,1,2), a list 0,3,7 or a range 0-9 "
-                          + _preset_default("seeds"))
-    protocol.add_argument("--baseline", default=None,
-                          help="strategy the summary compares the others with (default: "
-                          "random, when it is run)")
+    protocol.add_argument(
+        "--strategies",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="strategy names, space- or comma-separated, or 'all' "
+        "(see 'skdynal list') (default: "
+        + " ".join(_PRESETS["digits"]["strategies"])
+        + "; for cifar10, "
+        "svhn and caltech101 also coreset badge albl)",
+    )
+    protocol.add_argument(
+        "--initial",
+        type=_positive_int,
+        default=None,
+        help="initial labeled set size M " + _preset_default("initial"),
+    )
+    protocol.add_argument(
+        "--query",
+        type=_positive_int,
+        default=None,
+        help="samples queried per round b " + _preset_default("query"),
+    )
+    protocol.add_argument(
+        "--rounds",
+        type=_non_negative_int,
+        default=None,
+        help="query rounds R " + _preset_default("rounds"),
+    )
+    protocol.add_argument(
+        "--seeds",
+        type=parse_seeds,
+        default=None,
+        help="number of seeds (3 = seeds 0,1,2), a list 0,3,7 or a range 0-9 "
+        + _preset_default("seeds"),
+    )
+    protocol.add_argument(
+        "--baseline",
+        default=None,
+        help="strategy the summary compares the others with (default: random, when it is run)",
+    )
     training = run.add_argument_group("training")
-    training.add_argument("--epochs", type=_positive_int, default=None,
-                          help="training epochs per round " + _preset_default("epochs"))
-    training.add_argument("--lr", type=_positive_float, default=None,
-                          help="learning rate " + _preset_default("lr", "{:g}".format))
-    training.add_argument("--batch-size", type=_positive_int, default=None,
-                          help="training batch size " + _preset_default("batch_size"))
-    training.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam",
-                          help="optimizer (sgd: momentum 0.9)")
-    training.add_argument("--weight-decay", type=_non_negative_float, default=0.0,
-                          help="weight decay")
-    training.add_argument("--dropout", type=float, default=None,
-                          help="dropout probability of the mlp model (with --inas or "
-                          "--fixed-structure: of every family member); BALD needs it "
-                          "(default: no dropout)")
-    training.add_argument("--train-until-fit", action="store_true",
-                          help="train each round until the accuracy on the labeled set has "
-                          "stayed >= --fit-threshold for --fit-patience epochs (at least "
-                          "--min-epochs, at most --epochs), the paper's 'until convergence'")
-    training.add_argument("--fit-threshold", type=_fraction, default=0.97,
-                          help="training accuracy that counts as fitted (--train-until-fit)")
-    training.add_argument("--fit-patience", type=_positive_int, default=10,
-                          help="epochs the threshold must hold (--train-until-fit)")
-    training.add_argument("--min-epochs", type=_non_negative_int, default=1,
-                          help="epochs always trained per round (--train-until-fit)")
-    training.add_argument("--reset-optimizer", action="store_true",
-                          help="a fresh optimizer every round (the official dynamicAL "
-                          "code's protocol); weights stay warm-started")
-    training.add_argument("--initial-sampling", choices=["random", "balanced"],
-                          default="random",
-                          help="draw the initial labeled set uniformly or class-balanced")
+    training.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=None,
+        help="training epochs per round " + _preset_default("epochs"),
+    )
+    training.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=None,
+        help="learning rate " + _preset_default("lr", "{:g}".format),
+    )
+    training.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="training batch size " + _preset_default("batch_size"),
+    )
+    training.add_argument(
+        "--optimizer",
+        choices=["adam", "adamw", "sgd"],
+        default="adam",
+        help="optimizer (sgd: momentum 0.9)",
+    )
+    training.add_argument(
+        "--weight-decay", type=_non_negative_float, default=0.0, help="weight decay"
+    )
+    training.add_argument(
+        "--dropout",
+        type=float,
+        default=None,
+        help="dropout probability of the mlp model (with --inas or "
+        "--fixed-structure: of every family member); BALD needs it "
+        "(default: no dropout)",
+    )
+    training.add_argument(
+        "--train-until-fit",
+        action="store_true",
+        help="train each round until the accuracy on the labeled set has "
+        "stayed >= --fit-threshold for --fit-patience epochs (at least "
+        "--min-epochs, at most --epochs), the paper's 'until convergence'",
+    )
+    training.add_argument(
+        "--fit-threshold",
+        type=_fraction,
+        default=0.97,
+        help="training accuracy that counts as fitted (--train-until-fit)",
+    )
+    training.add_argument(
+        "--fit-patience",
+        type=_positive_int,
+        default=10,
+        help="epochs the threshold must hold (--train-until-fit)",
+    )
+    training.add_argument(
+        "--min-epochs",
+        type=_non_negative_int,
+        default=1,
+        help="epochs always trained per round (--train-until-fit)",
+    )
+    training.add_argument(
+        "--reset-optimizer",
+        action="store_true",
+        help="a fresh optimizer every round (the official dynamicAL "
+        "code's protocol); weights stay warm-started",
+    )
+    training.add_argument(
+        "--initial-sampling",
+        choices=["random", "balanced"],
+        default="random",
+        help="draw the initial labeled set uniformly or class-balanced",
+    )
     nas = run.add_argument_group(
         "architecture search (iNAS: grow the network between rounds, Geifman & El-Yaniv 2019)"
     )
-    nas.add_argument("--inas", action="store_true",
-                     help="search the architecture before every round's training (the net "
-                     "is rebuilt from --inas-family and trained from scratch each round)")
-    nas.add_argument("--inas-family", choices=["mlp", "cnn", "resnet"], default=None,
-                     help="architecture family (default: mlp for flat rows, cnn for images)")
-    nas.add_argument("--max-blocks", type=_positive_int, default=4,
-                     help="largest number of blocks per stack")
-    nas.add_argument("--max-stacks", type=_positive_int, default=3,
-                     help="largest number of stacks")
-    nas.add_argument("--search-steps", type=_non_negative_int, default=1,
-                     help="search steps per round")
-    nas.add_argument("--holdout", type=_fraction, default=0.2,
-                     help="fraction of the labeled set that scores the candidates")
-    nas.add_argument("--candidate-epochs", type=_positive_int, default=None,
-                     help="epochs per candidate (default: --epochs)")
-    nas.add_argument("--fixed-structure", type=_positive_int, nargs=2, default=None,
-                     metavar=("BLOCKS", "STACKS"),
-                     help="no search: train this fixed member of the family (a baseline "
-                     "for --inas)")
-    training.add_argument("--reinit", action="store_true",
-                          help="re-initialise the net before each round instead of "
-                          "warm-starting")
-    training.add_argument("--device", default="auto",
-                          help="torch device: auto (cuda if available), cpu, cuda, cuda:1")
-    training.add_argument("--threads", type=_positive_int, default=None,
-                          help="torch CPU threads (default: 1 for the datasets that need no "
-                          "--data-dir, whose small nets run fastest single-threaded; "
-                          "torch's default otherwise)")
+    nas.add_argument(
+        "--inas",
+        action="store_true",
+        help="search the architecture before every round's training (the net "
+        "is rebuilt from --inas-family and trained from scratch each round)",
+    )
+    nas.add_argument(
+        "--inas-family",
+        choices=["mlp", "cnn", "resnet"],
+        default=None,
+        help="architecture family (default: mlp for flat rows, cnn for images)",
+    )
+    nas.add_argument(
+        "--max-blocks", type=_positive_int, default=4, help="largest number of blocks per stack"
+    )
+    nas.add_argument(
+        "--max-stacks", type=_positive_int, default=3, help="largest number of stacks"
+    )
+    nas.add_argument(
+        "--search-steps", type=_non_negative_int, default=1, help="search steps per round"
+    )
+    nas.add_argument(
+        "--holdout",
+        type=_fraction,
+        default=0.2,
+        help="fraction of the labeled set that scores the candidates",
+    )
+    nas.add_argument(
+        "--candidate-epochs",
+        type=_positive_int,
+        default=None,
+        help="epochs per candidate (default: --epochs)",
+    )
+    nas.add_argument(
+        "--fixed-structure",
+        type=_positive_int,
+        nargs=2,
+        default=None,
+        metavar=("BLOCKS", "STACKS"),
+        help="no search: train this fixed member of the family (a baseline for --inas)",
+    )
+    training.add_argument(
+        "--reinit",
+        action="store_true",
+        help="re-initialise the net before each round instead of warm-starting",
+    )
+    training.add_argument(
+        "--device",
+        default="auto",
+        help="torch device: auto (cuda if available), cpu, cuda, cuda:1",
+    )
+    training.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch CPU threads (default: 1 for the datasets that need no "
+        "--data-dir, whose small nets run fastest single-threaded; "
+        "torch's default otherwise)",
+    )
     output = run.add_argument_group("output")
-    output.add_argument("--out", default=None,
-                        help="results folder (default: skdynal-results/<dataset>-<model>)")
-    output.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                        help="reuse finished (strategy, seed) cells stored in --out")
-    output.add_argument("--no-plot", dest="plot", action="store_false",
-                        help="do not write the learning-curve plot (written by default)")
-    output.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="hide the progress bar (shown by default)")
+    output.add_argument(
+        "--out", default=None, help="results folder (default: skdynal-results/<dataset>-<model>)"
+    )
+    output.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="reuse finished (strategy, seed) cells stored in --out",
+    )
+    output.add_argument(
+        "--no-plot",
+        dest="plot",
+        action="store_false",
+        help="do not write the learning-curve plot (written by default)",
+    )
+    output.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="hide the progress bar (shown by default)",
+    )
     run.set_defaults(subparser=run)
     _add_benchmark_parser(commands)
     commands.add_parser("list", help="list the strategies, datasets and models")
@@ -343,32 +498,68 @@ def _add_benchmark_parser(commands):
         "against random, mean ranks across tasks, plots and benchmark.md.",
         formatter_class=_HelpFormatter,
     )
-    bench.add_argument("--tasks", nargs="+", default=list(BENCHMARK_TASKS),
-                       choices=list(BENCHMARK_TASKS), metavar="TASK",
-                       help=f"tasks ({', '.join(BENCHMARK_TASKS)})")
-    bench.add_argument("--strategies", nargs="+", default=list(DEFAULT_BENCHMARK_STRATEGIES),
-                       metavar="NAME", help="strategy names, space- or comma-separated "
-                       "(random is always added)")
-    bench.add_argument("--training", nargs="+", default=["fixed"],
-                       choices=list(TRAINING_PROTOCOLS),
-                       help="training protocols: fixed epochs, or until the labeled set is "
-                       "fitted with a fresh optimizer each round")
-    bench.add_argument("--seeds", type=_positive_int, default=None,
-                       help="seeds per task (default: 20 for the small tasks, 10 for "
-                       "Fashion-MNIST)")
-    bench.add_argument("--first-seed", type=_non_negative_int, default=0,
-                       help="first seed: --first-seed 20 --seeds 10 runs seeds 20..29")
-    bench.add_argument("--quick", action="store_true",
-                       help="smoke-test scale: 2 seeds, 2 rounds, few epochs")
-    bench.add_argument("--jobs", type=_positive_int, default=None,
-                       help="parallel worker processes (default: all available cores)")
-    bench.add_argument("--out", default=None,
-                       help="results folder (default: skdynal-benchmark, or "
-                       "skdynal-benchmark-quick with --quick)")
-    bench.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                       help="reuse finished cells stored in --out")
-    bench.add_argument("--no-progress", dest="progress", action="store_false",
-                       help="hide the progress bar (shown by default)")
+    bench.add_argument(
+        "--tasks",
+        nargs="+",
+        default=list(BENCHMARK_TASKS),
+        choices=list(BENCHMARK_TASKS),
+        metavar="TASK",
+        help=f"tasks ({', '.join(BENCHMARK_TASKS)})",
+    )
+    bench.add_argument(
+        "--strategies",
+        nargs="+",
+        default=list(DEFAULT_BENCHMARK_STRATEGIES),
+        metavar="NAME",
+        help="strategy names, space- or comma-separated (random is always added)",
+    )
+    bench.add_argument(
+        "--training",
+        nargs="+",
+        default=["fixed"],
+        choices=list(TRAINING_PROTOCOLS),
+        help="training protocols: fixed epochs, or until the labeled set is "
+        "fitted with a fresh optimizer each round",
+    )
+    bench.add_argument(
+        "--seeds",
+        type=_positive_int,
+        default=None,
+        help="seeds per task (default: 20 for the small tasks, 10 for Fashion-MNIST)",
+    )
+    bench.add_argument(
+        "--first-seed",
+        type=_non_negative_int,
+        default=0,
+        help="first seed: --first-seed 20 --seeds 10 runs seeds 20..29",
+    )
+    bench.add_argument(
+        "--quick", action="store_true", help="smoke-test scale: 2 seeds, 2 rounds, few epochs"
+    )
+    bench.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        help="parallel worker processes (default: all available cores)",
+    )
+    bench.add_argument(
+        "--out",
+        default=None,
+        help="results folder (default: skdynal-benchmark, or "
+        "skdynal-benchmark-quick with --quick)",
+    )
+    bench.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="reuse finished cells stored in --out",
+    )
+    bench.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="hide the progress bar (shown by default)",
+    )
     bench.set_defaults(subparser=bench)
 
 
@@ -384,9 +575,16 @@ def _benchmark(args, parser, argv):
     start = time.perf_counter()
     try:
         results = run_benchmark(
-            args.tasks, strategies, args.training, seeds=args.seeds,
-            first_seed=args.first_seed, quick=args.quick,
-            out=out, n_jobs=args.jobs, resume=args.resume, progress=args.progress,
+            args.tasks,
+            strategies,
+            args.training,
+            seeds=args.seeds,
+            first_seed=args.first_seed,
+            quick=args.quick,
+            out=out,
+            n_jobs=args.jobs,
+            resume=args.resume,
+            progress=args.progress,
         )
     except (OSError, ValueError) as err:
         parser.exit(1, f"skdynal: error: {err}\n")
@@ -426,9 +624,7 @@ def _resolve(args, parser):
     if args.baseline is None and "random" in args.strategies:
         args.baseline = "random"
     if args.dataset not in _LOCAL_DATASETS and args.data_dir is None:
-        parser.error(
-            f"--dataset {args.dataset} needs --data-dir DIR (add --download to fetch it)"
-        )
+        parser.error(f"--dataset {args.dataset} needs --data-dir DIR (add --download to fetch it)")
     if args.dataset in _LOCAL_DATASETS[:4] and (args.n_train or args.n_test):
         parser.error(f"--n-train and --n-test apply to the image datasets, not to {args.dataset}")
     if args.dropout is not None:
@@ -440,10 +636,13 @@ def _resolve(args, parser):
         hint = "add --dropout 0.2" if args.model == "mlp" else "use --model mlp --dropout 0.2"
         parser.error(f"strategy bald needs a model with dropout layers ({hint})")
     if args.inas and args.fixed_structure:
-        parser.error("--inas and --fixed-structure exclude each other: --fixed-structure "
-                     "trains one member of the family without searching")
-    if args.fixed_structure and (args.fixed_structure[0] > args.max_blocks
-                                 or args.fixed_structure[1] > args.max_stacks):
+        parser.error(
+            "--inas and --fixed-structure exclude each other: --fixed-structure "
+            "trains one member of the family without searching"
+        )
+    if args.fixed_structure and (
+        args.fixed_structure[0] > args.max_blocks or args.fixed_structure[1] > args.max_stacks
+    ):
         parser.error("--fixed-structure must lie within --max-blocks and --max-stacks")
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -489,8 +688,10 @@ def _inas_settings(args):
     if not (args.inas or args.fixed_structure):
         return None
     settings = {
-        "max_blocks": args.max_blocks, "max_stacks": args.max_stacks,
-        "holdout": args.holdout, "candidate_epochs": args.candidate_epochs,
+        "max_blocks": args.max_blocks,
+        "max_stacks": args.max_stacks,
+        "holdout": args.holdout,
+        "candidate_epochs": args.candidate_epochs,
         "search_steps": args.search_steps,
     }
     if args.inas_family:
@@ -525,8 +726,13 @@ def _run(args, parser):
     _check_writable_dir(args.out, parser)
     try:
         data = load_experiment_data(
-            args.dataset, args.model, data_dir=args.data_dir, download=args.download,
-            n_train=args.n_train, n_test=args.n_test, image_size=args.image_size,
+            args.dataset,
+            args.model,
+            data_dir=args.data_dir,
+            download=args.download,
+            n_train=args.n_train,
+            n_test=args.n_test,
+            image_size=args.image_size,
             verify_checksums=args.verify_checksums,
         )
     except (OSError, ValueError) as err:
@@ -562,20 +768,39 @@ def _run(args, parser):
 
 def _run_experiment(run_experiment, data, args):
     return run_experiment(
-        data, args.model, args.strategies,
-        initial=args.initial, query=args.query, rounds=args.rounds, seeds=args.seeds,
-        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-        optimizer=args.optimizer, weight_decay=args.weight_decay, device=args.device,
-        reinit=args.reinit, dataset=args.dataset,
+        data,
+        args.model,
+        args.strategies,
+        initial=args.initial,
+        query=args.query,
+        rounds=args.rounds,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        device=args.device,
+        reinit=args.reinit,
+        dataset=args.dataset,
         train_until_fit=(
-            {"threshold": args.fit_threshold, "patience": args.fit_patience,
-             "min_epochs": args.min_epochs} if args.train_until_fit else None
+            {
+                "threshold": args.fit_threshold,
+                "patience": args.fit_patience,
+                "min_epochs": args.min_epochs,
+            }
+            if args.train_until_fit
+            else None
         ),
-        reset_optimizer=args.reset_optimizer, initial_sampling=args.initial_sampling,
+        reset_optimizer=args.reset_optimizer,
+        initial_sampling=args.initial_sampling,
         inas=_inas_settings(args),
         module_kwargs=None if args.dropout is None else {"dropout": args.dropout},
         baseline=args.baseline,
-        out=args.out, resume=args.resume, progress=args.progress, plot=args.plot,
+        out=args.out,
+        resume=args.resume,
+        progress=args.progress,
+        plot=args.plot,
         n_threads=args.threads,
     )
 

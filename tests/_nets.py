@@ -97,7 +97,9 @@ class BinaryMLP(torch.nn.Module):
     def __init__(self, dropout=0.0):
         super().__init__()
         self.layers = torch.nn.Sequential(
-            torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Dropout(dropout),
+            torch.nn.Linear(64, 16),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(dropout),
             torch.nn.Linear(16, 1),
         )
 

@@ -79,8 +79,15 @@ def test_strategies_are_discovered():
     assert skdynal.DynamicALSampler in STRATEGIES
     names = {cls.__name__ for cls in STRATEGIES}
     assert {
-        "RandomSampler", "LeastConfidenceSampler", "MarginSampler", "EntropySampler",
-        "CoresetSampler", "BADGESampler", "ALBLSampler", "EGLSampler", "InfluenceSampler",
+        "RandomSampler",
+        "LeastConfidenceSampler",
+        "MarginSampler",
+        "EntropySampler",
+        "CoresetSampler",
+        "BADGESampler",
+        "ALBLSampler",
+        "EGLSampler",
+        "InfluenceSampler",
         "BALDSampler",
     } <= names
 
@@ -174,8 +181,7 @@ def test_two_rounds_in_modal_active_learner(strategy_class, digits):
     assert len(remaining) == len(X_pool) - 16
 
 
-def test_pickled_after_a_query_selects_the_same(strategy_class, fitted_mlp,
-                                                labeled_and_pool):
+def test_pickled_after_a_query_selects_the_same(strategy_class, fitted_mlp, labeled_and_pool):
     X_lab, y_lab, X_pool = labeled_and_pool
     strategy = build(strategy_class)
     strategy.select(fitted_mlp, X_pool, 3, X_labeled=X_lab, y_labeled=y_lab)
@@ -220,8 +226,9 @@ def test_clone_and_params_round_trip(strategy_class):
     assert strategy.get_params()["random_state"] == 0
 
 
-def test_returned_form_follows_installed_modal(strategy_class, fitted_mlp, labeled_and_pool,
-                                               monkeypatch):
+def test_returned_form_follows_installed_modal(
+    strategy_class, fitted_mlp, labeled_and_pool, monkeypatch
+):
     X_lab, y_lab, X_pool = labeled_and_pool
     strategy = build(strategy_class)
     plain = strategy(fitted_mlp, X_pool, 4, X_labeled=X_lab, y_labeled=y_lab)
@@ -308,9 +315,7 @@ def test_only_half_of_labeled_set(strategy_class, fitted_mlp, labeled_and_pool):
 def test_pool_shape_mismatch_names_shapes(strategy_class, fitted_mlp, labeled_and_pool):
     X_lab, y_lab, X_pool = labeled_and_pool
     with pytest.raises(ValueError, match=r"\(63,\).*\(64,\)"):
-        build(strategy_class)(
-            fitted_mlp, X_pool[:, :63], 3, X_labeled=X_lab, y_labeled=y_lab
-        )
+        build(strategy_class)(fitted_mlp, X_pool[:, :63], 3, X_labeled=X_lab, y_labeled=y_lab)
 
 
 def test_pool_shape_mismatch_without_labeled_set(strategy_class, fitted_mlp, labeled_and_pool):
@@ -414,8 +419,9 @@ def test_dict_inputs_to_a_multi_input_module(strategy_class, labeled_and_pool):
     X_lab, y_lab, X_pool = labeled_and_pool
     halves = lambda X: {"left": X[:, :32], "right": X[:, 32:]}  # noqa: E731
     params = net_params(strategy_class)
-    net = _fit(TwoInputMLP, halves(X_lab), y_lab, net_class=params.pop("net_class", None),
-               **params)
+    net = _fit(
+        TwoInputMLP, halves(X_lab), y_lab, net_class=params.pop("net_class", None), **params
+    )
     strategy = build(strategy_class)
     refusals = {
         skdynal.ALBLSampler: "ALBLSampler finds its queried rows",
@@ -425,8 +431,7 @@ def test_dict_inputs_to_a_multi_input_module(strategy_class, labeled_and_pool):
         with pytest.raises(TypeError, match=refusals[strategy_class]):
             strategy.select(net, halves(X_pool), 5, X_labeled=halves(X_lab), y_labeled=y_lab)
         return
-    indices, _ = strategy.select(net, halves(X_pool), 5, X_labeled=halves(X_lab),
-                                 y_labeled=y_lab)
+    indices, _ = strategy.select(net, halves(X_pool), 5, X_labeled=halves(X_lab), y_labeled=y_lab)
     assert _valid(indices, len(X_pool), 5)
 
 
@@ -436,8 +441,14 @@ def test_binary_classifier_with_one_logit(strategy_class, labeled_and_pool):
     dropout = net_params(strategy_class).get("module__dropout", 0.0)
     torch.manual_seed(0)
     net = NeuralNetBinaryClassifier(
-        BinaryMLP, module__dropout=dropout, criterion=torch.nn.BCEWithLogitsLoss,
-        max_epochs=3, lr=0.1, batch_size=32, train_split=None, verbose=0,
+        BinaryMLP,
+        module__dropout=dropout,
+        criterion=torch.nn.BCEWithLogitsLoss,
+        max_epochs=3,
+        lr=0.1,
+        batch_size=32,
+        train_split=None,
+        verbose=0,
     ).fit(X_lab, y_bin)
     strategy = build(strategy_class)
     refusals = {
@@ -485,10 +496,8 @@ def test_get_loss_unpacking_a_tuple_output(strategy_class, labeled_and_pool):
     plain = fitted_net(X_lab, y_lab, **params, **({"net_class": own_class} if own_class else {}))
     tupled = _fit(TupleMLP, X_lab, y_lab, net_class=tuple_class, **params)
     tupled.module_.inner.load_state_dict(plain.module_.state_dict())
-    expected, _ = build(strategy_class).select(plain, X_pool, 5, X_labeled=X_lab,
-                                               y_labeled=y_lab)
-    indices, _ = build(strategy_class).select(tupled, X_pool, 5, X_labeled=X_lab,
-                                              y_labeled=y_lab)
+    expected, _ = build(strategy_class).select(plain, X_pool, 5, X_labeled=X_lab, y_labeled=y_lab)
+    indices, _ = build(strategy_class).select(tupled, X_pool, 5, X_labeled=X_lab, y_labeled=y_lab)
     np.testing.assert_array_equal(indices, expected)
 
 

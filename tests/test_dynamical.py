@@ -40,9 +40,7 @@ def prepared(digits, name, dtype):
 @pytest.mark.parametrize("gamma", [0.0, 1.0, 2.0, math.inf])
 def test_float64_scores_match_brute_force(digits, name, gamma):
     net, X_lab, y_lab, X_pool = prepared(digits, name, torch.float64)
-    scores = DynamicALSampler(gamma=gamma).score(
-        net, X_pool, X_labeled=X_lab, y_labeled=y_lab
-    )
+    scores = DynamicALSampler(gamma=gamma).score(net, X_pool, X_labeled=X_lab, y_labeled=y_lab)
     sq, dot = brute_force_delta_terms(
         net.module_, X_pool, X_lab, y_lab, probabilities=name.endswith("probabilities")
     )
@@ -57,7 +55,10 @@ def test_float32_scores_close_to_float64_brute_force(digits, name):
     scores = DynamicALSampler().score(net, X_pool, X_labeled=X_lab, y_labeled=y_lab)
     module64 = copy.deepcopy(net.module_).double()
     sq, dot = brute_force_delta_terms(
-        module64, X_pool.astype(np.float64), X_lab.astype(np.float64), y_lab,
+        module64,
+        X_pool.astype(np.float64),
+        X_lab.astype(np.float64),
+        y_lab,
         probabilities=name.endswith("probabilities"),
     )
     expected = sq + 2.0 * dot
@@ -120,13 +121,17 @@ def test_ties_are_broken_by_random_state(digits):
     net, X_lab, y_lab, _ = prepared(digits, "mlp-logits", torch.float64)
     X_pool = np.repeat(X_lab[:1], 30, axis=0)
     picks = {
-        tuple(DynamicALSampler(random_state=seed, selection="top_b").select(
-            net, X_pool, 3, X_labeled=X_lab, y_labeled=y_lab)[0])
+        tuple(
+            DynamicALSampler(random_state=seed, selection="top_b").select(
+                net, X_pool, 3, X_labeled=X_lab, y_labeled=y_lab
+            )[0]
+        )
         for seed in range(6)
     }
     assert len(picks) > 1
     again = DynamicALSampler(random_state=4, selection="top_b").select(
-        net, X_pool, 3, X_labeled=X_lab, y_labeled=y_lab)[0]
+        net, X_pool, 3, X_labeled=X_lab, y_labeled=y_lab
+    )[0]
     assert tuple(again) in picks
 
 

@@ -20,8 +20,22 @@ EXAMPLES_PER_STRATEGY = 40
 
 
 DEFECTS = [
-    None, None, None, None, "empty", "fewer features", "more features", "extra dimension",
-    "float16", "float64", "int64", "bool", "strings", "nan", "inf", "n_instances",
+    None,
+    None,
+    None,
+    None,
+    "empty",
+    "fewer features",
+    "more features",
+    "extra dimension",
+    "float16",
+    "float64",
+    "int64",
+    "bool",
+    "strings",
+    "nan",
+    "inf",
+    "n_instances",
 ]
 
 
@@ -46,10 +60,12 @@ def queries(draw):
         X_pool = X_pool.astype(str)
     n_instances = draw(st.integers(min_value=1, max_value=max(1, n_rows)))
     if defect == "n_instances":
-        n_instances = draw(st.one_of(
-            st.sampled_from([0, -1, n_rows + 1, 0.5, 2.0, "3", None, True]),
-            st.integers(max_value=0),
-        ))
+        n_instances = draw(
+            st.one_of(
+                st.sampled_from([0, -1, n_rows + 1, 0.5, 2.0, "3", None, True]),
+                st.integers(max_value=0),
+            )
+        )
     return X_pool, n_instances
 
 
@@ -74,8 +90,12 @@ def test_bad_and_edge_inputs(strategy_class, labeled):
     before = snapshot(net.module_)
     outcomes = {"worked": 0, "refused": 0}
 
-    @settings(max_examples=EXAMPLES_PER_STRATEGY, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=EXAMPLES_PER_STRATEGY,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(query=queries(), with_labels=st.sampled_from([True, True, False]))
     def check(query, with_labels):
         X_pool, n_instances = query

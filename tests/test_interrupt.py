@@ -39,7 +39,11 @@ def _net(callbacks, max_epochs=6):
     torch.manual_seed(0)
     return NeuralNetClassifier(
         torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Softmax(dim=-1)),
-        max_epochs=max_epochs, lr=0.1, train_split=None, verbose=0, callbacks=callbacks,
+        max_epochs=max_epochs,
+        lr=0.1,
+        train_split=None,
+        verbose=0,
+        callbacks=callbacks,
     )
 
 
@@ -66,10 +70,13 @@ def test_sigint_swallowed_by_skorch_without_the_guard():
     assert len(net.history) == 2
 
 
-@pytest.mark.parametrize("stopper", [
-    RaiseAt(3, KeyboardInterrupt()),  # what skorch's EarlyStopping raises
-    RaiseAt(3, StopTraining()),
-])
+@pytest.mark.parametrize(
+    "stopper",
+    [
+        RaiseAt(3, KeyboardInterrupt()),  # what skorch's EarlyStopping raises
+        RaiseAt(3, StopTraining()),
+    ],
+)
 def test_callback_stops_are_not_interrupts(stopper):
     net = _net([stopper])
     with interrupt_guard("never"):

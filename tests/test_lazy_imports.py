@@ -12,23 +12,34 @@ HEAVY = ("torch", "skorch", "modAL")
 
 
 def _modules_after(code):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     probe = f"{code}\nimport sys\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         env=env, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
     return out.stdout.split()
 
 
-@pytest.mark.parametrize("code", [
-    "import skdynal.persistence",
-    "import skdynal",
-    "from skdynal.persistence import LabelJournal, ResumableLoop, CheckpointWriteError",
-    # the journal at work: record a round and commit its labels
-    "import tempfile, os\nfrom skdynal.persistence import LabelJournal\n"
-    "j = LabelJournal(os.path.join(tempfile.mkdtemp(), 'j.sqlite'), exclusive=True)\n"
-    "j.record_round([3, 4]); j.commit_labels([3, 4], [1, 0]); assert len(j) == 2",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import skdynal.persistence",
+        "import skdynal",
+        "from skdynal.persistence import LabelJournal, ResumableLoop, CheckpointWriteError",
+        # the journal at work: record a round and commit its labels
+        "import tempfile, os\nfrom skdynal.persistence import LabelJournal\n"
+        "j = LabelJournal(os.path.join(tempfile.mkdtemp(), 'j.sqlite'), exclusive=True)\n"
+        "j.record_round([3, 4]); j.commit_labels([3, 4], [1, 0]); assert len(j) == 2",
+    ],
+)
 def test_the_journal_does_not_import_torch_skorch_or_modal(code):
     assert _modules_after(code) == []
 

@@ -18,14 +18,26 @@ from skdynal import _modal_compat
 
 
 def _check_X_y_without_force_all_finite(
-    X, y, accept_sparse=False, *, dtype="numeric", ensure_all_finite=True, ensure_2d=True,
-    allow_nd=False, multi_output=False,
+    X,
+    y,
+    accept_sparse=False,
+    *,
+    dtype="numeric",
+    ensure_all_finite=True,
+    ensure_2d=True,
+    allow_nd=False,
+    multi_output=False,
 ):
     """scikit-learn >= 1.8: the arguments modAL passes, without force_all_finite."""
     _check_X_y_without_force_all_finite.calls.append(ensure_all_finite)
     return sklearn_check_X_y(
-        X, y, accept_sparse=accept_sparse, dtype=dtype, ensure_2d=ensure_2d,
-        allow_nd=allow_nd, multi_output=multi_output,
+        X,
+        y,
+        accept_sparse=accept_sparse,
+        dtype=dtype,
+        ensure_2d=ensure_2d,
+        allow_nd=allow_nd,
+        multi_output=multi_output,
     )
 
 
@@ -104,8 +116,7 @@ def test_importing_skdynal_applies_it():
     assert patched == _modal_compat.needs_patch()
 
 
-def test_resumable_loop_applies_the_shim_for_strategies_not_from_skdynal(new_sklearn,
-                                                                         tmp_path):
+def test_resumable_loop_applies_the_shim_for_strategies_not_from_skdynal(new_sklearn, tmp_path):
     # ResumableLoop builds modAL's learner itself and need not import skdynal's strategies
     # (a plain modAL query function), so it applies the shim where it builds the learner.
     import torch
@@ -116,9 +127,16 @@ def test_resumable_loop_applies_the_shim_for_strategies_not_from_skdynal(new_skl
 
     X = np.random.RandomState(0).randn(30, 4).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.int64)
-    net = NeuralNetClassifier(torch.nn.Linear, module__in_features=4, module__out_features=2,
-                              criterion=torch.nn.CrossEntropyLoss, max_epochs=1,
-                              train_split=None, verbose=0, warm_start=True)
+    net = NeuralNetClassifier(
+        torch.nn.Linear,
+        module__in_features=4,
+        module__out_features=2,
+        criterion=torch.nn.CrossEntropyLoss,
+        max_epochs=1,
+        train_split=None,
+        verbose=0,
+        warm_start=True,
+    )
     loop = ResumableLoop.start(tmp_path, net, uncertainty_sampling, X, np.arange(6), y[:6])
     assert loop.n_rounds_trained == 1
     assert _check_X_y_without_force_all_finite.calls  # modAL went through the shim

@@ -85,8 +85,10 @@ def test_lookahead_equals_explicit_resolve(setup, kernel_by_hand, kernel):
     model, pseudo, _ = build(net, X_lab, y_lab, X_pool, kernel=kernel)
     np.testing.assert_array_equal(pseudo, outputs[N_LAB:].argmax(1))
     np.testing.assert_allclose(
-        model.f_lin, explicit_lookahead(theta, outputs, y_lab, [], [], RIDGE, kernel),
-        rtol=1e-8, atol=1e-9,
+        model.f_lin,
+        explicit_lookahead(theta, outputs, y_lab, [], [], RIDGE, kernel),
+        rtol=1e-8,
+        atol=1e-9,
     )
     candidates = [0, 3, 7, 9]
     for labels in (pseudo[candidates], np.array([1, 5, 0, 9])):
@@ -104,24 +106,30 @@ def test_sequential_update_equals_explicit_resolve(setup, kernel_by_hand, kernel
     model.add(4, 2)
     model.add(8, 7)
     np.testing.assert_allclose(
-        model.f_lin, explicit_lookahead(theta, outputs, y_lab, [4, 8], [2, 7], RIDGE, kernel),
-        rtol=1e-7, atol=1e-8,
+        model.f_lin,
+        explicit_lookahead(theta, outputs, y_lab, [4, 8], [2, 7], RIDGE, kernel),
+        rtol=1e-7,
+        atol=1e-8,
     )
-    for u, label, predictions in zip([1, 6], [3, 3], model.lookahead([1, 6], [3, 3]),
-                                     strict=True):
-        expected = explicit_lookahead(theta, outputs, y_lab, [4, 8, u], [2, 7, label], RIDGE,
-                                      kernel)
+    for u, label, predictions in zip([1, 6], [3, 3], model.lookahead([1, 6], [3, 3]), strict=True):
+        expected = explicit_lookahead(
+            theta, outputs, y_lab, [4, 8, u], [2, 7, label], RIDGE, kernel
+        )
         np.testing.assert_allclose(predictions, expected, rtol=1e-7, atol=1e-8)
 
 
 def explicit_scores(theta, outputs, y_lab, chosen, chosen_labels, objective, reference, kernel):
     pseudo = outputs[N_LAB:].argmax(1)
-    base = (outputs[N_LAB:] if reference == "network" else
-            explicit_lookahead(theta, outputs, y_lab, chosen, chosen_labels, RIDGE, kernel))
+    base = (
+        outputs[N_LAB:]
+        if reference == "network"
+        else explicit_lookahead(theta, outputs, y_lab, chosen, chosen_labels, RIDGE, kernel)
+    )
     scores = np.empty(N_POOL)
     for u in range(N_POOL):
-        pred = explicit_lookahead(theta, outputs, y_lab, [*chosen, u],
-                                  [*chosen_labels, pseudo[u]], RIDGE, kernel)
+        pred = explicit_lookahead(
+            theta, outputs, y_lab, [*chosen, u], [*chosen_labels, pseudo[u]], RIDGE, kernel
+        )
         if objective == "argmax":
             scores[u] = (pred.argmax(1) != base.argmax(1)).mean()
         else:
@@ -131,14 +139,19 @@ def explicit_scores(theta, outputs, y_lab, chosen, chosen_labels, objective, ref
 
 @pytest.mark.parametrize(
     ("kernel", "objective", "reference"),
-    [("trace", "argmax", "network"), ("full", "argmax", "network"),
-     ("trace", "output_change", "linearised"), ("full", "output_change", "network")],
+    [
+        ("trace", "argmax", "network"),
+        ("full", "argmax", "network"),
+        ("trace", "output_change", "linearised"),
+        ("full", "output_change", "network"),
+    ],
 )
 def test_scores_equal_explicit_mlmoc(setup, kernel_by_hand, kernel, objective, reference):
     net, X_lab, y_lab, X_pool = setup
     outputs, theta = kernel_by_hand
-    strategy = NTKLookaheadSampler(kernel=kernel, objective=objective, reference=reference,
-                                   ridge=RIDGE, random_state=0)
+    strategy = NTKLookaheadSampler(
+        kernel=kernel, objective=objective, reference=reference, ridge=RIDGE, random_state=0
+    )
     scores = strategy.score(net, X_pool, X_labeled=X_lab, y_labeled=y_lab)
     expected = explicit_scores(theta, outputs, y_lab, [], [], objective, reference, kernel)
     np.testing.assert_allclose(scores, expected, rtol=1e-6, atol=1e-10)
@@ -149,14 +162,20 @@ def test_sequential_mode_rescores_after_each_pick(setup, kernel_by_hand, referen
     net, X_lab, y_lab, X_pool = setup
     outputs, theta = kernel_by_hand
     pseudo = outputs[N_LAB:].argmax(1)
-    strategy = NTKLookaheadSampler(kernel="full", objective="output_change",
-                                   reference=reference, mode="sequential", ridge=RIDGE,
-                                   random_state=0)
+    strategy = NTKLookaheadSampler(
+        kernel="full",
+        objective="output_change",
+        reference=reference,
+        mode="sequential",
+        ridge=RIDGE,
+        random_state=0,
+    )
     picked, picked_scores = strategy.select(net, X_pool, 3, X_labeled=X_lab, y_labeled=y_lab)
     chosen = []
     for step in range(3):
-        scores = explicit_scores(theta, outputs, y_lab, chosen, list(pseudo[chosen]),
-                                 "output_change", reference, "full")
+        scores = explicit_scores(
+            theta, outputs, y_lab, chosen, list(pseudo[chosen]), "output_change", reference, "full"
+        )
         scores[chosen] = -np.inf
         assert picked[step] == np.argmax(scores)
         np.testing.assert_allclose(picked_scores[step], scores.max(), rtol=1e-6)
@@ -187,12 +206,14 @@ def test_memory_guard(setup):
 
 @pytest.mark.parametrize(
     ("params", "message"),
-    [({"kernel": "diag"}, "kernel must be one of"),
-     ({"objective": "entropy"}, "objective must be one of"),
-     ({"reference": "oracle"}, "reference must be one of"),
-     ({"mode": "greedy"}, "mode must be one of"),
-     ({"ridge": -1.0}, "ridge must be"),
-     ({"subset_size": 0}, "subset_size must be")],
+    [
+        ({"kernel": "diag"}, "kernel must be one of"),
+        ({"objective": "entropy"}, "objective must be one of"),
+        ({"reference": "oracle"}, "reference must be one of"),
+        ({"mode": "greedy"}, "mode must be one of"),
+        ({"ridge": -1.0}, "ridge must be"),
+        ({"subset_size": 0}, "subset_size must be"),
+    ],
 )
 def test_bad_parameters(setup, params, message):
     net, X_lab, y_lab, X_pool = setup
@@ -202,12 +223,13 @@ def test_bad_parameters(setup, params, message):
 
 @pytest.mark.parametrize(
     ("module", "shape", "params"),
-    [(DigitsMLP, (64,), {"kernel": "trace"}),
-     (DigitsMLP, (64,), {"kernel": "full", "objective": "output_change"}),
-     (DigitsCNN, (1, 8, 8), {"kernel": "trace", "mode": "sequential"})],
+    [
+        (DigitsMLP, (64,), {"kernel": "trace"}),
+        (DigitsMLP, (64,), {"kernel": "full", "objective": "output_change"}),
+        (DigitsCNN, (1, 8, 8), {"kernel": "trace", "mode": "sequential"}),
+    ],
 )
-def test_same_picks_and_scores_as_the_jacobian_kernel(digits, monkeypatch, module, shape,
-                                                      params):
+def test_same_picks_and_scores_as_the_jacobian_kernel(digits, monkeypatch, module, shape, params):
     X, y = digits
     X = X.reshape(-1, *shape)
     torch.manual_seed(0)

@@ -150,7 +150,10 @@ def test_detached_features_leave_backbone_training_unchanged(unique_digits):
     ]:
         torch.manual_seed(2)
         net = make_net(
-            module=DigitsMLP, module__dtype=torch.float64, net_class=net_class, max_epochs=2,
+            module=DigitsMLP,
+            module__dtype=torch.float64,
+            net_class=net_class,
+            max_epochs=2,
             **extra,
         )
         net.initialize()
@@ -189,12 +192,17 @@ def test_cnn_stages_are_pooled_conv_outputs(digits):
     X = X[:40].reshape(-1, 1, 8, 8).astype(np.float64)
     torch.manual_seed(5)
     net = make_net(
-        module=DigitsCNN, module__dtype=torch.float64, net_class=TiDALNetClassifier,
-        tidal_width=4, max_epochs=2,
+        module=DigitsCNN,
+        module__dtype=torch.float64,
+        net_class=TiDALNetClassifier,
+        tidal_width=4,
+        max_epochs=2,
     ).fit(X[:30], y[:30])
     stages = resolve_stages(net.module_, None)
     assert [(name, where) for name, _, where in stages] == [
-        ("features.0", "output"), ("features.4", "output"), ("head", "input")
+        ("features.0", "output"),
+        ("features.4", "output"),
+        ("head", "input"),
     ]
     module = copy.deepcopy(net.module_).eval()
     Xt = torch.as_tensor(X[30:])
@@ -220,7 +228,8 @@ def test_resnet_style_stages_and_named_stages():
     module = Stages()
     assert [n for n, _, _ in resolve_stages(module, None)] == [f"layer{i}" for i in range(1, 5)]
     assert [(n, w) for n, _, w in resolve_stages(module, ["layer2", "fc:input"])] == [
-        ("layer2", "output"), ("fc", "input")
+        ("layer2", "output"),
+        ("fc", "input"),
     ]
     with pytest.raises(ValueError, match=r"not a submodule.*layer1"):
         resolve_stages(module, ["nope"])
@@ -247,7 +256,9 @@ def test_nll_net_with_probability_outputs(unique_digits):
     X, y = unique_digits
     torch.manual_seed(6)
     net = tidal_net(
-        max_epochs=2, criterion=torch.nn.NLLLoss, module__probabilities=True,
+        max_epochs=2,
+        criterion=torch.nn.NLLLoss,
+        module__probabilities=True,
     ).fit(X[:30], y[:30])
     # The dynamics are running means of the module's own (probability) outputs.
     dynamics = net.tidal_dynamics_.numpy()
@@ -257,10 +268,12 @@ def test_nll_net_with_probability_outputs(unique_digits):
 
 @pytest.mark.parametrize(
     ("params", "error", "message"),
-    [({"tidal_width": 0}, ValueError, "tidal_width"),
-     ({"tidal_weight": -1.0}, ValueError, "tidal_weight"),
-     ({"tidal_detach": "yes"}, TypeError, "tidal_detach"),
-     ({"tidal_stages": ["layers.9"]}, ValueError, "not a submodule")],
+    [
+        ({"tidal_width": 0}, ValueError, "tidal_width"),
+        ({"tidal_weight": -1.0}, ValueError, "tidal_weight"),
+        ({"tidal_detach": "yes"}, TypeError, "tidal_detach"),
+        ({"tidal_stages": ["layers.9"]}, ValueError, "not a submodule"),
+    ],
 )
 def test_bad_mixin_parameters(params, error, message):
     with pytest.raises(error, match=message):
@@ -284,8 +297,14 @@ def test_optimizer_closure_called_twice_records_once(unique_digits):
     X, y = unique_digits
     recorder = RecordSoftmax()
     torch.manual_seed(8)
-    net = tidal_net(max_epochs=3, batch_size=40, optimizer=torch.optim.LBFGS,
-                    optimizer__max_iter=3, optimizer__lr=0.5, callbacks=[recorder])
+    net = tidal_net(
+        max_epochs=3,
+        batch_size=40,
+        optimizer=torch.optim.LBFGS,
+        optimizer__max_iter=3,
+        optimizer__lr=0.5,
+        callbacks=[recorder],
+    )
     net.fit(X[:40], y[:40])
     # LBFGS evaluates each batch several times; skorch reports the first evaluation's
     # y_pred, which is the one recorded.
@@ -318,7 +337,8 @@ def test_tidal_net_refuses_a_single_logit_binary_module_with_a_clear_error():
 
     X = np.random.RandomState(0).randn(40, 8).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.float32)
-    net = TiDALNetClassifier(OneLogit, criterion=torch.nn.BCEWithLogitsLoss, max_epochs=1,
-                             train_split=None, verbose=0)
+    net = TiDALNetClassifier(
+        OneLogit, criterion=torch.nn.BCEWithLogitsLoss, max_epochs=1, train_split=None, verbose=0
+    )
     with pytest.raises(TypeError, match="one output per class"):
         net.fit(X, y)

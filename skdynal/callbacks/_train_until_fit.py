@@ -87,8 +87,9 @@ class TrainUntilFit(Callback):
     True
     """
 
-    def __init__(self, threshold=0.97, patience=10, min_epochs=1, max_epochs=None,
-                 accuracy="running"):
+    def __init__(
+        self, threshold=0.97, patience=10, min_epochs=1, max_epochs=None, accuracy="running"
+    ):
         self.threshold = threshold
         self.patience = patience
         self.min_epochs = min_epochs
@@ -177,8 +178,11 @@ def _eval_accuracy(net, dataset):
 
 def _check_params(callback):
     threshold = callback.threshold
-    if (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
-            or not 0 < threshold <= 1):
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, numbers.Real)
+        or not 0 < threshold <= 1
+    ):
         raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}.")
     for name, minimum in (("patience", 1), ("min_epochs", 0)):
         value = getattr(callback, name)
@@ -186,7 +190,8 @@ def _check_params(callback):
             raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     max_epochs = callback.max_epochs
     if max_epochs is not None and (
-        isinstance(max_epochs, bool) or not isinstance(max_epochs, numbers.Integral)
+        isinstance(max_epochs, bool)
+        or not isinstance(max_epochs, numbers.Integral)
         or max_epochs < max(1, callback.min_epochs)
     ):
         raise ValueError(
@@ -194,6 +199,4 @@ def _check_params(callback):
             f"{callback.min_epochs}), got {max_epochs!r}."
         )
     if callback.accuracy not in _ACCURACY_MODES:
-        raise ValueError(
-            f"accuracy must be one of {_ACCURACY_MODES}, got {callback.accuracy!r}."
-        )
+        raise ValueError(f"accuracy must be one of {_ACCURACY_MODES}, got {callback.accuracy!r}.")

@@ -57,9 +57,7 @@ def _resolve_normalize(normalize, X_train):
                 f"got shapes {mean.shape} and {std.shape}."
             )
     if np.any(std <= 0):
-        raise ValueError(
-            f"Cannot normalise: a channel has standard deviation {std.min()!r} <= 0."
-        )
+        raise ValueError(f"Cannot normalise: a channel has standard deviation {std.min()!r} <= 0.")
     return mean, std
 
 

@@ -24,8 +24,16 @@ DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
 #: Class names of labels 0-9, as in the dataset's documentation (and torchvision).
 FASHION_MNIST_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 
 FASHION_MNIST_FILES = {
@@ -155,8 +163,9 @@ def _missing_error(root):
             "install them with `sudo apt-get install dataset-fashion-mnist` and pass "
             "root=None."
         )
-    return FileNotFoundError(f"Fashion-MNIST files not found: looked for {names} in {folders}. "
-                             f"{how}")
+    return FileNotFoundError(
+        f"Fashion-MNIST files not found: looked for {names} in {folders}. {how}"
+    )
 
 
 def _download(root):
@@ -330,7 +339,11 @@ def load_fashion_mnist(
     mean, std = _normalise(X_train, X_test, normalize)
     folder = os.path.dirname(files["train_images"])
     data = make_result(
-        X_train, y_train, X_test, y_test, FASHION_MNIST_CLASSES,
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+        FASHION_MNIST_CLASSES,
         normalize=None,
         description=f"Fashion-MNIST from {folder} (standard train/test split).",
     )

@@ -186,7 +186,11 @@ def load_cifar10(
     y_train = np.asarray(train.targets, dtype=np.int64)[train_idx]
     y_test = np.asarray(test.targets, dtype=np.int64)[test_idx]
     return make_result(
-        X_train, y_train, X_test, y_test, train.classes,
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+        train.classes,
         normalize=normalize,
         description=f"CIFAR-10 from {folder} (benchmark train/test split).",
     )
@@ -273,7 +277,11 @@ def load_svhn(
     y_train = np.asarray(train.labels, dtype=np.int64)[train_idx]
     y_test = np.asarray(test.labels, dtype=np.int64)[test_idx]
     return make_result(
-        X_train, y_train, X_test, y_test, [str(d) for d in range(10)],
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+        [str(d) for d in range(10)],
         normalize=normalize,
         description=f"SVHN from {folder} (benchmark train/test split, label 10 -> 0).",
     )
@@ -441,7 +449,11 @@ def load_caltech101(
         return images
 
     return make_result(
-        read(train_idx), y[train_idx], read(test_idx), y[test_idx], dataset.categories,
+        read(train_idx),
+        y[train_idx],
+        read(test_idx),
+        y[test_idx],
+        dataset.categories,
         normalize=normalize,
         description=(
             f"Caltech101 from {categories_dir}, resized to {size[0]}x{size[1]}, "

@@ -53,7 +53,5 @@ def load_dataset(name, **kwargs):
     try:
         loader = DATASETS[canonical_dataset_name(name)]
     except (KeyError, TypeError):
-        raise ValueError(
-            f"Unknown dataset {name!r}; choose one of {sorted(DATASETS)}."
-        ) from None
+        raise ValueError(f"Unknown dataset {name!r}; choose one of {sorted(DATASETS)}.") from None
     return loader(**kwargs)

@@ -27,13 +27,29 @@ __all__ = [
 ]
 
 CIFAR10_CLASSES = [
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 ]
 # Real Caltech101 folder names, including the two face classes that torchvision keeps.
 CALTECH101_SAMPLE_CLASSES = [
-    "Faces", "Faces_easy", "Leopards", "Motorbikes", "accordion",
-    "airplanes", "anchor", "ant", "barrel", "bass",
+    "Faces",
+    "Faces_easy",
+    "Leopards",
+    "Motorbikes",
+    "accordion",
+    "airplanes",
+    "anchor",
+    "ant",
+    "barrel",
+    "bass",
 ]
 
 
@@ -184,9 +200,7 @@ def write_caltech101_standin(root, n_classes=5, per_class=5, n_background=3, ran
     else:
         counts = list(per_class)
         if len(counts) != n_classes:
-            raise ValueError(
-                f"per_class has {len(counts)} entries but n_classes is {n_classes}."
-            )
+            raise ValueError(f"per_class has {len(counts)} entries but n_classes is {n_classes}.")
     counts = [check_positive_int(c, "per_class", minimum=2) for c in counts]
     n_background = check_positive_int(n_background, "n_background", minimum=0)
     rng = check_random_state(random_state)

@@ -20,7 +20,9 @@ def _split_and_scale(X, y, test_size, rng, description):
         y_train=y[train].astype(np.int64),
         X_test=np.ascontiguousarray(X[test], dtype=np.float32),
         y_test=y[test].astype(np.int64),
-        classes=["0", "1"], mean=low.astype(np.float32), std=scale.astype(np.float32),
+        classes=["0", "1"],
+        mean=low.astype(np.float32),
+        std=scale.astype(np.float32),
         description=description,
     )
 
@@ -68,14 +70,18 @@ def load_three_clust(n_per_cluster=150, test_size=0.2, *, random_state=None):
     X = np.concatenate([rng.normal(mean, 1.0, size=(n_per_cluster, 2)) for mean, _ in means])
     y = np.repeat([label for _, label in means], n_per_cluster)
     return _split_and_scale(
-        X, y, test_size, rng,
+        X,
+        y,
+        test_size,
+        rng,
         "CDALBench ThreeClust: 4 Gaussian clusters in 2-D, two of them at the same place "
         "with opposite labels (a honeypot of label noise); min-max scaled.",
     )
 
 
-def load_diverging_sin(n_per_class=1000, test_size=0.2, *, divergence=0.5, frequency=2.0,
-                       noise=0.3, random_state=None):
+def load_diverging_sin(
+    n_per_class=1000, test_size=0.2, *, divergence=0.5, frequency=2.0, noise=0.3, random_state=None
+):
     """CDALBench's DivergingSin: two classes along a sine that drift apart.
 
     For ``x`` evenly spaced in ``[0, 10]``, class 1 lies at ``sin(frequency x) +
@@ -119,7 +125,10 @@ def load_diverging_sin(n_per_class=1000, test_size=0.2, *, divergence=0.5, frequ
     X = np.concatenate([upper, lower])
     y = np.repeat([1, 0], n_per_class)
     return _split_and_scale(
-        X, y, test_size, rng,
+        X,
+        y,
+        test_size,
+        rng,
         "CDALBench DivergingSin: two noisy sine curves in 2-D that drift apart along x; "
         "min-max scaled.",
     )

@@ -37,7 +37,10 @@ def load_breast_cancer_split(test_size=0.3, *, random_state=None):
     """
     cancer = load_breast_cancer()
     X_train, X_test, y_train, y_test = train_test_split(
-        cancer.data, cancer.target, test_size=test_size, stratify=cancer.target,
+        cancer.data,
+        cancer.target,
+        test_size=test_size,
+        stratify=cancer.target,
         random_state=random_state,
     )
     mean = X_train.mean(axis=0)

@@ -33,24 +33,41 @@ def main(argv=None):
     )
     parser.add_argument("--root", required=True, help="data folder to write into")
     parser.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
-    parser.add_argument("--n-train", type=int, default=200,
-                        help="CIFAR-10, SVHN and Fashion-MNIST training images (default 200)")
-    parser.add_argument("--n-test", type=int, default=50,
-                        help="CIFAR-10, SVHN and Fashion-MNIST test images (default 50)")
-    parser.add_argument("--caltech-classes", type=int, default=5,
-                        help="Caltech101 classes (default 5, at most 10)")
-    parser.add_argument("--caltech-per-class", type=int, default=10,
-                        help="Caltech101 images per class (default 10)")
+    parser.add_argument(
+        "--n-train",
+        type=int,
+        default=200,
+        help="CIFAR-10, SVHN and Fashion-MNIST training images (default 200)",
+    )
+    parser.add_argument(
+        "--n-test",
+        type=int,
+        default=50,
+        help="CIFAR-10, SVHN and Fashion-MNIST test images (default 50)",
+    )
+    parser.add_argument(
+        "--caltech-classes", type=int, default=5, help="Caltech101 classes (default 5, at most 10)"
+    )
+    parser.add_argument(
+        "--caltech-per-class",
+        type=int,
+        default=10,
+        help="Caltech101 images per class (default 10)",
+    )
     args = parser.parse_args(argv)
     written = [
         write_cifar10_standin(args.root, args.n_train, args.n_test, args.random_state),
         write_svhn_standin(args.root, args.n_train, args.n_test, args.random_state),
         write_caltech101_standin(
-            args.root, args.caltech_classes, args.caltech_per_class,
+            args.root,
+            args.caltech_classes,
+            args.caltech_per_class,
             random_state=args.random_state,
         ),
         write_fashion_mnist_standin(
-            os.path.join(args.root, "FashionMNIST", "raw"), args.n_train, args.n_test,
+            os.path.join(args.root, "FashionMNIST", "raw"),
+            args.n_train,
+            args.n_test,
             random_state=args.random_state,
         ),
     ]

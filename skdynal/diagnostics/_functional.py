@@ -169,8 +169,6 @@ def check_dtype(dtype):
     return dtype
 
 
-
-
 def one_hot_targets(y, n_outputs, n_samples):
     """Return the target matrix ``Y`` of shape ``(n, K)`` as float64 numpy.
 

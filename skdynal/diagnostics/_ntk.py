@@ -158,8 +158,10 @@ def empirical_ntk(
         shape = (n, n2, n_out, n_out) if structure == "full" else (n, n2)
         theta = np.empty(shape, dtype=np.float64)
         row = 0
-        left_source = cache if (same and cache is not None) else (
-            fnet.jacobians(Xb).detach() for Xb, _ in fnet.batches(X, None, batch_size)
+        left_source = (
+            cache
+            if (same and cache is not None)
+            else (fnet.jacobians(Xb).detach() for Xb, _ in fnet.batches(X, None, batch_size))
         )
         for J_left in left_source:
             col = 0
@@ -353,7 +355,11 @@ def generalization_bound(
     structure = _check_structure(structure)
     ridge = _check_ridge(ridge)
     theta = empirical_ntk(
-        learner, X, structure=structure, batch_size=batch_size, max_bytes=max_bytes,
+        learner,
+        X,
+        structure=structure,
+        batch_size=batch_size,
+        max_bytes=max_bytes,
         dtype=dtype,
     )
     n = theta.shape[0]

@@ -74,7 +74,11 @@ class _MemmapFile:
 
     def open(self):
         return np.memmap(
-            self.filename, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape,
+            self.filename,
+            dtype=self.dtype,
+            mode="r",
+            offset=self.offset,
+            shape=self.shape,
             order=self.order,
         )
 
@@ -113,8 +117,7 @@ def _pool_source(X_pool, ray):
             view = np.load(path, mmap_mode="r", allow_pickle=False)
         except ValueError as exc:
             raise ValueError(
-                f"X_pool path {path!r} is not a .npy array file that numpy can memory-map: "
-                f"{exc}"
+                f"X_pool path {path!r} is not a .npy array file that numpy can memory-map: {exc}"
             ) from exc
         if not isinstance(view, np.ndarray):
             raise ValueError(f"X_pool path {path!r} must be a .npy file, not an archive.")
@@ -275,8 +278,6 @@ def _sharding_kind(strategy):
         "row-wise scores (_score_rows, selected by top-k) nor per-row outputs "
         "(_row_outputs and _select_from_outputs). Run it locally instead."
     )
-
-
 
 
 def _selects_with_dots(strategy):
@@ -468,7 +469,13 @@ class RayScorer(BaseQueryStrategy):
         if kind == "top_k":
             ranks_ref = ray.put(tie_break_ranks(len(view), random_state))
             candidates = self._map_shards(
-                ray, adapter, strategy, state, view, source, ("top_k", n_instances),
+                ray,
+                adapter,
+                strategy,
+                state,
+                view,
+                source,
+                ("top_k", n_instances),
                 ranks_ref,
             )
             return merge_top_k(candidates, n_instances)
@@ -546,7 +553,13 @@ class RayScorer(BaseQueryStrategy):
         def pool_dots(direction):
             direction_ref = ray.put(_to_device(direction, "cpu"))
             pieces = self._map_shards(
-                ray, adapter, strategy, state, view, source, ("dots", [direction_ref]),
+                ray,
+                adapter,
+                strategy,
+                state,
+                view,
+                source,
+                ("dots", [direction_ref]),
                 payload_ref=payload_ref,
             )
             return np.concatenate(pieces)
@@ -562,7 +575,15 @@ class RayScorer(BaseQueryStrategy):
         return np.asarray(indices, dtype=np.intp), chosen_scores
 
     def _map_shards(
-        self, ray, adapter, strategy, state, view, source, task, ranks_ref=None,
+        self,
+        ray,
+        adapter,
+        strategy,
+        state,
+        view,
+        source,
+        task,
+        ranks_ref=None,
         payload_ref=None,
     ):
         """Run ``task`` on every shard, at most ``num_workers`` at a time; results in order."""

@@ -102,30 +102,84 @@ BENCHMARK_TASKS = {
     task.name: task
     for task in (
         BenchmarkTask(
-            "digits", "digits", "mlp", initial=20, query=20, rounds=10, epochs=50,
-            min_epochs=10, lr=1e-3, batch_size=32, seeds=20, quick=_QUICK_SMALL,
+            "digits",
+            "digits",
+            "mlp",
+            initial=20,
+            query=20,
+            rounds=10,
+            epochs=50,
+            min_epochs=10,
+            lr=1e-3,
+            batch_size=32,
+            seeds=20,
+            quick=_QUICK_SMALL,
         ),
         BenchmarkTask(
-            "breast_cancer", "breast_cancer", "mlp", initial=10, query=10, rounds=10,
-            epochs=50, min_epochs=10, lr=1e-3, batch_size=32, seeds=20,
-            module_kwargs={"hidden": (64, 64)}, quick=_QUICK_SMALL,
+            "breast_cancer",
+            "breast_cancer",
+            "mlp",
+            initial=10,
+            query=10,
+            rounds=10,
+            epochs=50,
+            min_epochs=10,
+            lr=1e-3,
+            batch_size=32,
+            seeds=20,
+            module_kwargs={"hidden": (64, 64)},
+            quick=_QUICK_SMALL,
         ),
         BenchmarkTask(
-            "three_clust", "three_clust", "mlp", initial=6, query=6, rounds=10, epochs=50,
-            min_epochs=10, lr=1e-2, batch_size=32, seeds=20,
-            module_kwargs={"hidden": (32, 32)}, quick=_QUICK_SMALL,
+            "three_clust",
+            "three_clust",
+            "mlp",
+            initial=6,
+            query=6,
+            rounds=10,
+            epochs=50,
+            min_epochs=10,
+            lr=1e-2,
+            batch_size=32,
+            seeds=20,
+            module_kwargs={"hidden": (32, 32)},
+            quick=_QUICK_SMALL,
         ),
         BenchmarkTask(
-            "diverging_sin", "diverging_sin", "mlp", initial=10, query=10, rounds=10,
-            epochs=50, min_epochs=10, lr=1e-2, batch_size=32, seeds=20,
-            module_kwargs={"hidden": (32, 32)}, quick=_QUICK_SMALL,
+            "diverging_sin",
+            "diverging_sin",
+            "mlp",
+            initial=10,
+            query=10,
+            rounds=10,
+            epochs=50,
+            min_epochs=10,
+            lr=1e-2,
+            batch_size=32,
+            seeds=20,
+            module_kwargs={"hidden": (32, 32)},
+            quick=_QUICK_SMALL,
         ),
         BenchmarkTask(
-            "fashion_mnist", "fashion_mnist", "lenet", initial=20, query=40, rounds=8,
-            epochs=60, min_epochs=10, lr=1e-3, batch_size=64, seeds=10,
+            "fashion_mnist",
+            "fashion_mnist",
+            "lenet",
+            initial=20,
+            query=40,
+            rounds=8,
+            epochs=60,
+            min_epochs=10,
+            lr=1e-3,
+            batch_size=64,
+            seeds=10,
             load_kwargs={"n_train": 6000, "n_test": 5000},
-            quick={"rounds": 1, "seeds": 1, "epochs": 5, "min_epochs": 2,
-                   "load_kwargs": {"n_train": 1000, "n_test": 1000}},
+            quick={
+                "rounds": 1,
+                "seeds": 1,
+                "epochs": 5,
+                "min_epochs": 2,
+                "load_kwargs": {"n_train": 1000, "n_test": 1000},
+            },
         ),
     )
 }
@@ -135,13 +189,18 @@ BENCHMARK_TASKS = {
 #: at or above 0.97 for 10 epochs, with a fresh optimizer after every query).
 TRAINING_PROTOCOLS = {
     "fixed": {},
-    "until-fit": {"train_until_fit": {"threshold": 0.97, "patience": 10},
-                  "reset_optimizer": True},
+    "until-fit": {"train_until_fit": {"threshold": 0.97, "patience": 10}, "reset_optimizer": True},
 }
 
 #: Strategies of the full suite when none are given.
 DEFAULT_BENCHMARK_STRATEGIES = (
-    "random", "margin", "entropy", "coreset", "badge", "albl", "dynamical-balanced",
+    "random",
+    "margin",
+    "entropy",
+    "coreset",
+    "badge",
+    "albl",
+    "dynamical-balanced",
     "dynamical",
 )
 
@@ -164,11 +223,25 @@ def _experiment(task, strategies, training, out):
     protocol = TRAINING_PROTOCOLS[training]
     until_fit = protocol.get("train_until_fit")
     return _Experiment(
-        data, task.model, list(strategies), initial=task.initial, query=task.query,
-        rounds=task.rounds, seeds=task.seed_list, epochs=task.epochs, lr=task.lr,
-        batch_size=task.batch_size, optimizer="adam", weight_decay=0.0, device="cpu",
-        reinit=False, initial_sampling="balanced", module_kwargs=task.module_kwargs or None,
-        net_kwargs=None, dataset=task.name, baseline=_BASELINE,
+        data,
+        task.model,
+        list(strategies),
+        initial=task.initial,
+        query=task.query,
+        rounds=task.rounds,
+        seeds=task.seed_list,
+        epochs=task.epochs,
+        lr=task.lr,
+        batch_size=task.batch_size,
+        optimizer="adam",
+        weight_decay=0.0,
+        device="cpu",
+        reinit=False,
+        initial_sampling="balanced",
+        module_kwargs=task.module_kwargs or None,
+        net_kwargs=None,
+        dataset=task.name,
+        baseline=_BASELINE,
         out=os.path.join(out, task.name, training),
         train_until_fit=until_fit and {**until_fit, "min_epochs": task.min_epochs},
         reset_optimizer=protocol.get("reset_optimizer", False),
@@ -274,8 +347,7 @@ def run_benchmark(
     bad = [t for t in training if t not in TRAINING_PROTOCOLS]
     if bad or not training:
         raise ValueError(
-            f"Unknown or no training protocols {bad}; choose from "
-            f"{', '.join(TRAINING_PROTOCOLS)}."
+            f"Unknown or no training protocols {bad}; choose from {', '.join(TRAINING_PROTOCOLS)}."
         )
     out = os.fspath(out)
     run_tasks = []
@@ -289,7 +361,8 @@ def run_benchmark(
     jobs = [
         (task, protocol, strategy, seed, out, resume)
         for seed in range(max(task.first_seed + task.seeds for task in run_tasks))
-        for task in run_tasks if seed in task.seed_list
+        for task in run_tasks
+        if seed in task.seed_list
         for protocol in training
         for strategy in strategies
     ]
@@ -351,8 +424,13 @@ def _collect(tasks, strategies, training, out, timings, n_jobs):
         task_rows[task.name] = rows
     seconds = {key: value[0] for key, value in timings.items() if not value[1]}
     return BenchmarkResults(
-        task_rows, tasks=tasks, strategies=strategies, training=training, out=out,
-        cell_seconds=seconds, n_jobs=n_jobs,
+        task_rows,
+        tasks=tasks,
+        strategies=strategies,
+        training=training,
+        out=out,
+        cell_seconds=seconds,
+        n_jobs=n_jobs,
     )
 
 
@@ -405,9 +483,13 @@ def summarize_task(rows, compare_with=("random", "margin", "badge")):
         values = np.array(list(aucs[config].values()))
         finals = np.array([acc[-1] for _, acc in by_seed.values()])
         entry = {
-            "config": config, "strategy": strategy, "training": training,
-            "n_seeds": len(values), "auc_mean": float(values.mean()),
-            "auc_stderr": _stderr(values), "final_accuracy_mean": float(finals.mean()),
+            "config": config,
+            "strategy": strategy,
+            "training": training,
+            "n_seeds": len(values),
+            "auc_mean": float(values.mean()),
+            "auc_stderr": _stderr(values),
+            "final_accuracy_mean": float(finals.mean()),
             "final_accuracy_stderr": _stderr(finals),
         }
         random_config = _config_label(_BASELINE, training)
@@ -571,7 +653,8 @@ class BenchmarkResults:
         BADGE (paired AUC difference, Holm-adjusted Wilcoxon p, wins/losses)."""
         others = ("random", "margin", "badge")
         lines = [
-            "| configuration | " + " | ".join(f"vs {o}: Δ AUC, p (Holm), W/L" for o in others)
+            "| configuration | "
+            + " | ".join(f"vs {o}: Δ AUC, p (Holm), W/L" for o in others)
             + " |",
             "|" + "---|" * (len(others) + 1),
         ]
@@ -619,12 +702,23 @@ class BenchmarkResults:
         ax.scatter(xs, ys, color="tab:blue", zorder=3)
         for x, y, r in zip(xs, ys, ranks, strict=True):
             color = "tab:red" if r["config"].startswith("dynamical") else "black"
-            ax.annotate(r["config"], (x, y), xytext=(6, -3), textcoords="offset points",
-                        fontsize=8, color=color)
+            ax.annotate(
+                r["config"],
+                (x, y),
+                xytext=(6, -3),
+                textcoords="offset points",
+                fontsize=8,
+                color=color,
+            )
         if math.isfinite(self.critical_difference) and ranks:
             best = min(xs)
-            ax.axvspan(best, best + self.critical_difference, color="tab:green", alpha=0.15,
-                       label=f"within Nemenyi CD = {self.critical_difference:.2f} of the best")
+            ax.axvspan(
+                best,
+                best + self.critical_difference,
+                color="tab:green",
+                alpha=0.15,
+                label=f"within Nemenyi CD = {self.critical_difference:.2f} of the best",
+            )
             ax.legend(loc="upper right", fontsize=8)
         ax.set_xlim(right=max(xs) + 0.25 * (max(xs) - min(xs) + 1))
         ax.set_yticks([])
@@ -640,7 +734,9 @@ class BenchmarkResults:
         from ._report import plot_learning_curves
 
         return plot_learning_curves(
-            self.task_rows[name], path, title=f"{name}: mean ± s.e. over seeds",
+            self.task_rows[name],
+            path,
+            title=f"{name}: mean ± s.e. over seeds",
             baseline=_config_label(_BASELINE, self.training[0]),
         )
 
@@ -649,9 +745,13 @@ class BenchmarkResults:
         parts = ["# Benchmark results", ""]
         if command:
             parts += [f"Produced by `{command}`.", ""]
-        parts += ["## Protocol", "", "| task | dataset | model | initial (balanced) | query "
-                  "| rounds | epochs (fixed / max) | min epochs (until fit) | lr | seeds |",
-                  "|" + "---|" * 10]
+        parts += [
+            "## Protocol",
+            "",
+            "| task | dataset | model | initial (balanced) | query "
+            "| rounds | epochs (fixed / max) | min epochs (until fit) | lr | seeds |",
+            "|" + "---|" * 10,
+        ]
         for t in self.tasks:
             parts.append(
                 f"| {t.name} | {t.dataset} {t.load_kwargs or ''} | {t.model} "
@@ -659,15 +759,33 @@ class BenchmarkResults:
                 f"| {t.min_epochs} | {t.lr:g} | {t.seeds} |"
             )
         total = sum(self.cell_seconds.values())
-        parts += ["", f"Training protocols: {', '.join(self.training)}. Cells computed in this "
-                  f"run: {len(self.cell_seconds)}, {total / 60:.1f} CPU-minutes in cells "
-                  f"({self.n_jobs} workers).", ""]
-        parts += ["## Across tasks", "", self.rank_table(), "",
-                  f"Nemenyi critical difference (alpha 0.05): {_fmt(self.critical_difference, 2)}"
-                  "; plot: `ranks.png`.", ""]
+        parts += [
+            "",
+            f"Training protocols: {', '.join(self.training)}. Cells computed in this "
+            f"run: {len(self.cell_seconds)}, {total / 60:.1f} CPU-minutes in cells "
+            f"({self.n_jobs} workers).",
+            "",
+        ]
+        parts += [
+            "## Across tasks",
+            "",
+            self.rank_table(),
+            "",
+            f"Nemenyi critical difference (alpha 0.05): {_fmt(self.critical_difference, 2)}"
+            "; plot: `ranks.png`.",
+            "",
+        ]
         for t in self.tasks:
-            parts += [f"## {t.name}", "", self.task_table(t.name), "",
-                      self.comparison_table(t.name), "", f"Learning curves: `{t.name}.png`.", ""]
+            parts += [
+                f"## {t.name}",
+                "",
+                self.task_table(t.name),
+                "",
+                self.comparison_table(t.name),
+                "",
+                f"Learning curves: `{t.name}.png`.",
+                "",
+            ]
         return "\n".join(parts)
 
     def save(self, out=None, command=None, plots=True):
@@ -678,13 +796,18 @@ class BenchmarkResults:
         with open(paths["report"], "w", encoding="utf-8") as f:
             f.write(self.report(command) + "\n")
         paths["summary"] = os.path.join(out, "summary.json")
-        write_json(paths["summary"], {
-            "tasks": {t.name: dataclasses.asdict(t) for t in self.tasks},
-            "training": self.training, "strategies": self.strategies,
-            "task_summaries": self.task_summaries, "ranks": self.ranks,
-            "critical_difference": self.critical_difference,
-            "cell_seconds_total": sum(self.cell_seconds.values()),
-        })
+        write_json(
+            paths["summary"],
+            {
+                "tasks": {t.name: dataclasses.asdict(t) for t in self.tasks},
+                "training": self.training,
+                "strategies": self.strategies,
+                "task_summaries": self.task_summaries,
+                "ranks": self.ranks,
+                "critical_difference": self.critical_difference,
+                "cell_seconds_total": sum(self.cell_seconds.values()),
+            },
+        )
         paths["ranks"] = os.path.join(out, "ranks.csv")
         write_csv(paths["ranks"], self.ranks, list(self.ranks[0]) if self.ranks else [])
         if plots:

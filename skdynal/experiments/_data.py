@@ -56,9 +56,7 @@ def load_experiment_data(
     if dataset not in DATASETS:
         raise ValueError(f"Unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}.")
     if dataset == "digits":
-        data = load_dataset(
-            "digits", image=str(model).lower() != "mlp", random_state=random_state
-        )
+        data = load_dataset("digits", image=str(model).lower() != "mlp", random_state=random_state)
         if n_train is not None or n_test is not None:
             raise ValueError("n_train and n_test apply to the image datasets, not to digits.")
         return data
@@ -68,8 +66,12 @@ def load_experiment_data(
         return load_dataset(dataset, random_state=random_state)
     if dataset == "fashion_mnist":
         data = load_dataset(
-            "fashion_mnist", root=data_dir, download=download, n_train=n_train,
-            n_test=n_test, random_state=random_state,
+            "fashion_mnist",
+            root=data_dir,
+            download=download,
+            n_train=n_train,
+            n_test=n_test,
+            random_state=random_state,
         )
         if str(model).lower() == "mlp":
             data.X_train = data.X_train.reshape(len(data.X_train), -1)
@@ -81,7 +83,10 @@ def load_experiment_data(
             "and download=True (--download) to fetch it if it is not there yet."
         )
     kwargs = dict(
-        root=data_dir, download=download, n_train=n_train, n_test=n_test,
+        root=data_dir,
+        download=download,
+        n_train=n_train,
+        n_test=n_test,
         random_state=random_state,
     )
     if dataset == "caltech101":

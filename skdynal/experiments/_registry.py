@@ -54,40 +54,51 @@ def _deinfluence_chunk(protocol):
 
 _TOP_B = {"selection": "top_b"}
 _DEINF = {"selection": "deinfluence"}
-_DEINF_DESCRIPTION = (
-    "; de-influence selection in 5 chunks per query (the official code's default)"
-)
+_DEINF_DESCRIPTION = "; de-influence selection in 5 chunks per query (the official code's default)"
 
 # name: (class in skdynal.strategies, constructor parameters, description[, from protocol])
 _BUILTIN = {
     "dynamical": (
-        "DynamicALSampler", {"gamma": 2.0, **_TOP_B},
+        "DynamicALSampler",
+        {"gamma": 2.0, **_TOP_B},
         "dynamicAL, gamma=2, top-b (the paper's Eq. 15 and batch selection)",
     ),
     "dynamical-gamma0": (
-        "DynamicALSampler", {"gamma": 0.0, **_TOP_B}, "dynamicAL with gamma=0 (= EGL), top-b"
+        "DynamicALSampler",
+        {"gamma": 0.0, **_TOP_B},
+        "dynamicAL with gamma=0 (= EGL), top-b",
     ),
     "dynamical-gamma1": (
-        "DynamicALSampler", {"gamma": 1.0, **_TOP_B}, "dynamicAL with gamma=1, top-b"
+        "DynamicALSampler",
+        {"gamma": 1.0, **_TOP_B},
+        "dynamicAL with gamma=1, top-b",
     ),
     "dynamical-inf": (
-        "DynamicALSampler", {"gamma": math.inf, **_TOP_B},
-        "dynamicAL alignment term alone (gamma=inf)"
+        "DynamicALSampler",
+        {"gamma": math.inf, **_TOP_B},
+        "dynamicAL alignment term alone (gamma=inf)",
     ),
     "dynamical-deinf": (
-        "DynamicALSampler", {"gamma": 2.0, **_DEINF}, "dynamicAL, gamma=2" + _DEINF_DESCRIPTION,
+        "DynamicALSampler",
+        {"gamma": 2.0, **_DEINF},
+        "dynamicAL, gamma=2" + _DEINF_DESCRIPTION,
         {"chunk_size": _deinfluence_chunk},
     ),
     "dynamical-gamma0-deinf": (
-        "DynamicALSampler", {"gamma": 0.0, **_DEINF}, "dynamicAL, gamma=0" + _DEINF_DESCRIPTION,
+        "DynamicALSampler",
+        {"gamma": 0.0, **_DEINF},
+        "dynamicAL, gamma=0" + _DEINF_DESCRIPTION,
         {"chunk_size": _deinfluence_chunk},
     ),
     "dynamical-gamma1-deinf": (
-        "DynamicALSampler", {"gamma": 1.0, **_DEINF}, "dynamicAL, gamma=1" + _DEINF_DESCRIPTION,
+        "DynamicALSampler",
+        {"gamma": 1.0, **_DEINF},
+        "dynamicAL, gamma=1" + _DEINF_DESCRIPTION,
         {"chunk_size": _deinfluence_chunk},
     ),
     "dynamical-balanced": (
-        "DynamicALSampler", {"gamma": 2.0, "selection": "class_balanced"},
+        "DynamicALSampler",
+        {"gamma": 2.0, "selection": "class_balanced"},
         "dynamicAL, gamma=2, the pseudo classes taking turns (DynamicALSampler's default)",
     ),
     "random": ("RandomSampler", {}, "uniform random sampling"),
@@ -97,8 +108,10 @@ _BUILTIN = {
     "coreset": ("CoresetSampler", {}, "greedy k-center on last-layer embeddings"),
     "badge": ("BADGESampler", {}, "k-means++ on last-layer gradient embeddings"),
     "albl": (
-        "ALBLSampler", {}, "active learning by learning (EXP4.P over random, margin, "
-        "entropy, coreset)", {"n_rounds": "rounds"},
+        "ALBLSampler",
+        {},
+        "active learning by learning (EXP4.P over random, margin, entropy, coreset)",
+        {"n_rounds": "rounds"},
     ),
     "egl": ("EGLSampler", {}, "expected gradient length"),
     "influence": ("InfluenceSampler", {}, "influence of the pseudo-labeled sample"),
@@ -106,13 +119,15 @@ _BUILTIN = {
     "tidal": ("TiDALSampler", {}, "TiDAL: entropy of predicted training dynamics"),
     "ntk": ("NTKLookaheadSampler", {}, "NTK look-ahead (MLMOC, linearised network)"),
     "lada": (
-        "LADASampler", {}, "LADA InfoMixup: pairs scored with a learned-alpha mixup "
-        "(net: LADANetClassifier)",
+        "LADASampler",
+        {},
+        "LADA InfoMixup: pairs scored with a learned-alpha mixup (net: LADANetClassifier)",
     ),
     "lada-fixed": ("LADASampler", {"alpha": 2.0}, "LADA with a fixed alpha=2 (no generator)"),
     "lada-acq-only": (
-        "LADASampler", {"acquisition_only": True}, "LADA's pairs scored by H(x1) + H(x2), "
-        "no mixing",
+        "LADASampler",
+        {"acquisition_only": True},
+        "LADA's pairs scored by H(x1) + H(x2), no mixing",
     ),
 }
 

@@ -421,8 +421,10 @@ def initial_indices(y, size, random_state, balanced=False):
     per_class = np.full(len(classes), size // len(classes))
     per_class[rng.choice(len(classes), size=size % len(classes), replace=False)] += 1
     members = [np.flatnonzero(y == c) for c in classes]
-    chosen = [rng.choice(m, size=min(k, len(m)), replace=False)
-              for m, k in zip(members, per_class, strict=True)]
+    chosen = [
+        rng.choice(m, size=min(k, len(m)), replace=False)
+        for m, k in zip(members, per_class, strict=True)
+    ]
     chosen = np.concatenate(chosen)
     missing = size - len(chosen)
     if missing:
@@ -441,18 +443,30 @@ def _make_learner(net, strategy, X_labeled, y_labeled, config, seed):
     from ..nas import FAMILIES, INASLearner
 
     return INASLearner(
-        estimator=net, query_strategy=strategy, X_training=X_labeled, y_training=y_labeled,
+        estimator=net,
+        query_strategy=strategy,
+        X_training=X_labeled,
+        y_training=y_labeled,
         family=FAMILIES[inas["family"]](**inas["family_kwargs"]),
-        initial_structure=tuple(inas["initial_structure"]), max_blocks=inas["max_blocks"],
-        max_stacks=inas["max_stacks"], search_steps=inas["search_steps"],
-        holdout=inas["holdout"], candidate_epochs=inas["candidate_epochs"],
+        initial_structure=tuple(inas["initial_structure"]),
+        max_blocks=inas["max_blocks"],
+        max_stacks=inas["max_stacks"],
+        search_steps=inas["search_steps"],
+        holdout=inas["holdout"],
+        candidate_epochs=inas["candidate_epochs"],
         random_state=seed,
     )
 
 
 _INAS_DEFAULTS = {
-    "family": None, "family_kwargs": {}, "initial_structure": (1, 1), "max_blocks": 4,
-    "max_stacks": 3, "search_steps": 1, "holdout": 0.2, "candidate_epochs": None,
+    "family": None,
+    "family_kwargs": {},
+    "initial_structure": (1, 1),
+    "max_blocks": 4,
+    "max_stacks": 3,
+    "search_steps": 1,
+    "holdout": 0.2,
+    "candidate_epochs": None,
 }
 
 
@@ -531,12 +545,18 @@ def _run_cell(label, strategy, seed, build_net, arrays, config, on_round):
         # training) says so with ``_required_net_class``.
         net = build_net(getattr(strategy, "_required_net_class", None))
         start = time.perf_counter()
-        learner = _make_learner(net, strategy, X_train[labeled], y_train[labeled], config,
-                                seed)
+        learner = _make_learner(net, strategy, X_train[labeled], y_train[labeled], config, seed)
         train_s = time.perf_counter() - start
         raise_if_interrupted()  # skorch ends training on Ctrl-C and returns: stop here
-        record(0, len(labeled), _accuracy(net, X_test, y_test), None, train_s,
-               _epochs_trained(net, 0), learner)
+        record(
+            0,
+            len(labeled),
+            _accuracy(net, X_test, y_test),
+            None,
+            train_s,
+            _epochs_trained(net, 0),
+            learner,
+        )
         for rnd in range(1, config["rounds"] + 1):
             n_query = config["query"]  # _Experiment checked that the pool has enough
             start = time.perf_counter()
@@ -553,8 +573,15 @@ def _run_cell(label, strategy, seed, build_net, arrays, config, on_round):
             labeled = np.concatenate([labeled, chosen])
             pool = np.delete(pool, indices)
             fresh = config["reinit"] or config.get("inas")
-            record(rnd, len(labeled), _accuracy(net, X_test, y_test), query_s, train_s,
-                   _epochs_trained(net, 0 if fresh else before), learner)
+            record(
+                rnd,
+                len(labeled),
+                _accuracy(net, X_test, y_test),
+                query_s,
+                train_s,
+                _epochs_trained(net, 0 if fresh else before),
+                learner,
+            )
     return rows
 
 
@@ -729,12 +756,29 @@ def run_experiment(
     [('random', 0, 20), ('random', 1, 30), ('dynamical', 0, 20), ('dynamical', 1, 30)]
     """
     experiment = _Experiment(
-        data, model, strategies, initial=initial, query=query, rounds=rounds, seeds=seeds,
-        epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
-        weight_decay=weight_decay, device=device, reinit=reinit,
-        train_until_fit=train_until_fit, reset_optimizer=reset_optimizer,
-        initial_sampling=initial_sampling, inas=inas, module_kwargs=module_kwargs,
-        net_kwargs=net_kwargs, dataset=dataset, baseline=baseline, out=out,
+        data,
+        model,
+        strategies,
+        initial=initial,
+        query=query,
+        rounds=rounds,
+        seeds=seeds,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        weight_decay=weight_decay,
+        device=device,
+        reinit=reinit,
+        train_until_fit=train_until_fit,
+        reset_optimizer=reset_optimizer,
+        initial_sampling=initial_sampling,
+        inas=inas,
+        module_kwargs=module_kwargs,
+        net_kwargs=net_kwargs,
+        dataset=dataset,
+        baseline=baseline,
+        out=out,
     )
     previous_threads = torch.get_num_threads()
     if n_threads is not None:
@@ -778,17 +822,38 @@ def _check_train_until_fit(train_until_fit):
 class _Experiment:
     """A validated protocol: its config, net factory, data and per-cell cache."""
 
-    def __init__(self, data, model, strategies, *, initial, query, rounds, seeds, epochs, lr,
-                 batch_size, optimizer, weight_decay, device, reinit, train_until_fit,
-                 reset_optimizer, initial_sampling, module_kwargs, net_kwargs, dataset,
-                 baseline, out, inas=None):
+    def __init__(
+        self,
+        data,
+        model,
+        strategies,
+        *,
+        initial,
+        query,
+        rounds,
+        seeds,
+        epochs,
+        lr,
+        batch_size,
+        optimizer,
+        weight_decay,
+        device,
+        reinit,
+        train_until_fit,
+        reset_optimizer,
+        initial_sampling,
+        module_kwargs,
+        net_kwargs,
+        dataset,
+        baseline,
+        out,
+        inas=None,
+    ):
         X_train, y_train, X_test, y_test, n_classes = _check_data(data)
         self.items = _normalize_strategies(strategies)
         self.seeds = _check_seeds(seeds)
         if optimizer not in _OPTIMIZERS:
-            raise ValueError(
-                f"optimizer must be one of {sorted(_OPTIMIZERS)}, got {optimizer!r}."
-            )
+            raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZERS)}, got {optimizer!r}.")
         if initial_sampling not in ("random", "balanced"):
             raise ValueError(
                 f"initial_sampling must be 'random' or 'balanced', got {initial_sampling!r}."
@@ -815,8 +880,7 @@ class _Experiment:
         }
         if config["initial"] >= len(X_train):
             raise ValueError(
-                f"initial={initial} leaves no pool: the training set has {len(X_train)} "
-                "samples."
+                f"initial={initial} leaves no pool: the training set has {len(X_train)} samples."
             )
         needed = config["initial"] + config["query"] * config["rounds"]
         if needed > len(X_train):
@@ -837,13 +901,29 @@ class _Experiment:
         config["n_train"], config["n_test"] = len(X_train), len(X_test)
         protocol_key = {
             key: config[key]
-            for key in ("dataset", "model", "initial", "query", "rounds", "epochs", "lr",
-                        "batch_size", "optimizer", "weight_decay", "device", "reinit")
+            for key in (
+                "dataset",
+                "model",
+                "initial",
+                "query",
+                "rounds",
+                "epochs",
+                "lr",
+                "batch_size",
+                "optimizer",
+                "weight_decay",
+                "device",
+                "reinit",
+            )
         }
         # Added to the key only when not the default, so that cells stored before these
         # options existed are still found.
-        for key, default in (("train_until_fit", None), ("reset_optimizer", False),
-                             ("initial_sampling", "random"), ("inas", None)):
+        for key, default in (
+            ("train_until_fit", None),
+            ("reset_optimizer", False),
+            ("initial_sampling", "random"),
+            ("inas", None),
+        ):
             if config[key] != default:
                 protocol_key[key] = config[key]
         protocol_key["data"] = _data_fingerprint(X_train, y_train, X_test, y_test)
@@ -880,11 +960,17 @@ class _Experiment:
         kept = "" if self.cells_dir is None else f"; finished cells are kept in {self.cells_dir}"
         # skorch ends training on KeyboardInterrupt and returns normally, so a real Ctrl-C
         # would otherwise store a truncated cell as finished.
-        with interrupt_guard(f"Interrupted during the cell {label!r} seed {seed}; it was "
-                             f"dropped, not stored{kept}."):
+        with interrupt_guard(
+            f"Interrupted during the cell {label!r} seed {seed}; it was dropped, not stored{kept}."
+        ):
             rows = _run_cell(
-                label, _strategy_for_cell(spec, seed, self.config), seed, self.build_net,
-                self.arrays, self.config, on_round=on_round,
+                label,
+                _strategy_for_cell(spec, seed, self.config),
+                seed,
+                self.build_net,
+                self.arrays,
+                self.config,
+                on_round=on_round,
             )
         if path:
             write_json(path, {"format": _CELL_FORMAT, "key": cell_key, "rows": rows})
@@ -895,8 +981,10 @@ class _Experiment:
         rows = []
         n_points = self.config["rounds"] + 1
         with tqdm(
-            total=len(self.items) * len(self.seeds) * n_points, disable=not progress,
-            unit="round", desc="active learning",
+            total=len(self.items) * len(self.seeds) * n_points,
+            disable=not progress,
+            unit="round",
+            desc="active learning",
         ) as bar:
             for label, spec in self.items:
                 for seed in self.seeds:
@@ -908,5 +996,3 @@ class _Experiment:
                     bar.update(n_points - (bar.n - before))
                     rows.extend(cell_rows)
         return rows
-
-

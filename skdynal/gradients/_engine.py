@@ -181,8 +181,16 @@ def grad_stats(
     if fallback_names:
         _warn_fallback(module, fallback_reasons)
         _fallback_stats(
-            module, loss_fn, inputs, targets, fallback_names, params, direction,
-            sq_norms, dots, fallback_buffer,
+            module,
+            loss_fn,
+            inputs,
+            targets,
+            fallback_names,
+            params,
+            direction,
+            sq_norms,
+            dots,
+            fallback_buffer,
         )
     return GradStats(sq_norms=sq_norms, dots=dots)
 
@@ -283,7 +291,8 @@ def _recorded_calls(layers, detach_args=False):
         ):
             call.args = (
                 tuple(a.detach() if torch.is_tensor(a) else a for a in args)
-                if detach_args else args
+                if detach_args
+                else args
             )
             call.edge = get_gradient_edge(output)
             call.output_meta = (output.shape, output.dtype, output.device)
@@ -365,9 +374,7 @@ def _plan(module, params):
                 owners.setdefault(id(p), []).append(mod_name)
     layers, reasons = [], {}
     for mod_name, mod in module.named_modules():
-        own = {
-            local: p for local, p in mod.named_parameters(recurse=False) if id(p) in by_id
-        }
+        own = {local: p for local, p in mod.named_parameters(recurse=False) if id(p) in by_id}
         if not own:
             continue
         if get_rule(mod) is None:
@@ -380,7 +387,15 @@ def _plan(module, params):
 
 
 def _fallback_stats(
-    module, loss_fn, inputs, targets, names, params, direction, sq_norms, dots,
+    module,
+    loss_fn,
+    inputs,
+    targets,
+    names,
+    params,
+    direction,
+    sq_norms,
+    dots,
     max_buffer_bytes,
 ):
     differentiable = {name: params[name].detach() for name in names}
@@ -402,9 +417,9 @@ def _fallback_stats(
     chunk = max(1, int(max_buffer_bytes // max(1, numel * item)))
     batch = sq_norms.shape[0]
     with torch.enable_grad():
-        per_sample = vmap(
-            grad(sample_loss), in_dims=(None, 0, 0), chunk_size=min(chunk, batch)
-        )(differentiable, inputs, targets)
+        per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0), chunk_size=min(chunk, batch))(
+            differentiable, inputs, targets
+        )
     with torch.no_grad():
         for name, g in per_sample.items():
             flat = g.reshape(batch, -1)

@@ -91,8 +91,7 @@ class JacobianFactors:
     def rows(self, index):
         """The factors of the samples ``index`` (a slice or index tensor)."""
         outer = [
-            (None if a is None else a[index], delta[index], bias)
-            for a, delta, bias in self.outer
+            (None if a is None else a[index], delta[index], bias) for a, delta, bias in self.outer
         ]
         dense = None if self.dense is None else self.dense[index]
         return type(self)(self.outputs[index], outer, dense, self.layout)
@@ -274,9 +273,11 @@ def tangent_kernel(left, right, structure="full"):
     for (a, delta, bias), (a2, delta2, _) in zip(left.outer, right.outer, strict=True):
         if full:
             # (nK, p) @ (p, n2K) -> [i, k, j, l] -> [i, j, k, l]
-            d_gram = (delta.reshape(n * K, -1) @ delta2.reshape(n2 * K, -1).T).reshape(
-                n, K, n2, K
-            ).permute(0, 2, 1, 3)
+            d_gram = (
+                (delta.reshape(n * K, -1) @ delta2.reshape(n2 * K, -1).T)
+                .reshape(n, K, n2, K)
+                .permute(0, 2, 1, 3)
+            )
         else:
             d_gram = delta.reshape(n, -1) @ delta2.reshape(n2, -1).T
         if a is not None:
@@ -292,8 +293,10 @@ def tangent_kernel(left, right, structure="full"):
         if full:
             P = left.dense.shape[2]
             theta += (
-                left.dense.reshape(n * K, P) @ right.dense.reshape(n2 * K, P).T
-            ).reshape(n, K, n2, K).permute(0, 2, 1, 3)
+                (left.dense.reshape(n * K, P) @ right.dense.reshape(n2 * K, P).T)
+                .reshape(n, K, n2, K)
+                .permute(0, 2, 1, 3)
+            )
         else:
             theta += left.dense.reshape(n, -1) @ right.dense.reshape(n2, -1).T
     return theta
@@ -354,7 +357,10 @@ def _conv_dense(module, args, delta, params, max_buffer_bytes):
     if spatial == 1:
         a = a.unsqueeze(2)
         kernel, stride, dilation, padding = (
-            (1, *kernel), (1, *stride), (1, *dilation), (0, *padding),
+            (1, *kernel),
+            (1, *stride),
+            (1, *dilation),
+            (0, *padding),
         )
     n, K = delta.shape[:2]
     groups = module.groups

@@ -236,7 +236,10 @@ class ConvRule(GradRule):
         if self.spatial_dims == 1:
             a = a.unsqueeze(2)
             kernel, stride, dilation, padding = (
-                (1, *kernel), (1, *stride), (1, *dilation), (0, *padding),
+                (1, *kernel),
+                (1, *stride),
+                (1, *dilation),
+                (0, *padding),
             )
         batch, groups = a.shape[0], module.groups
         out_channels = module.out_channels
@@ -246,11 +249,15 @@ class ConvRule(GradRule):
         p = out_channels // groups
         item = max(a.element_size(), 4)
         patches_bytes = groups * d * positions * item
-        core_bytes = groups * (
-            2 * positions * positions + p * positions
-            if _use_gram(positions, d, p, dots is not None)
-            else d * p + p * positions
-        ) * item
+        core_bytes = (
+            groups
+            * (
+                2 * positions * positions + p * positions
+                if _use_gram(positions, d, p, dots is not None)
+                else d * p + p * positions
+            )
+            * item
+        )
         chunk = _chunk_size(patches_bytes + core_bytes, max_buffer_bytes)
         dirs = None
         if directions is not None:

@@ -59,4 +59,3 @@ class MLP(nn.Module):
 
     def forward(self, X):
         return self.layers(X)
-

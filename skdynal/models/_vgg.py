@@ -45,9 +45,7 @@ class VGG11(nn.Module):
         self.features = _tv_vgg.make_layers(_tv_vgg.cfgs["A"], batch_norm=bool(batch_norm))
         if in_channels != 3:
             first = self.features[0]
-            self.features[0] = nn.Conv2d(
-                in_channels, first.out_channels, kernel_size=3, padding=1
-            )
+            self.features[0] = nn.Conv2d(in_channels, first.out_channels, kernel_size=3, padding=1)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(512, n_classes)
         for module in self.modules():

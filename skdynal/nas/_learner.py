@@ -53,8 +53,7 @@ class FamilyMember(torch.nn.Module):
         member = family(structure)
         if not isinstance(member, torch.nn.Module):
             raise TypeError(
-                f"family({structure!r}) returned {type(member).__name__}, not a "
-                "torch.nn.Module."
+                f"family({structure!r}) returned {type(member).__name__}, not a torch.nn.Module."
             )
         self.member = member
 

@@ -243,8 +243,7 @@ class LabelJournal:
         if exclusive:
             self._lock()
         try:
-            self._conn = sqlite3.connect(str(self.path), timeout=timeout,
-                                         isolation_level=None)
+            self._conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
         except BaseException:
             self._unlock()
             raise
@@ -292,8 +291,11 @@ class LabelJournal:
             finally:
                 os.close(fd)
             since = holder.get("since")
-            since = "" if since is None else time.strftime(
-                " since %Y-%m-%d %H:%M:%S", time.localtime(since))
+            since = (
+                ""
+                if since is None
+                else time.strftime(" since %Y-%m-%d %H:%M:%S", time.localtime(since))
+            )
             raise JournalLockedError(
                 f"{self.path} is in use by another writer: process {holder.get('pid', '?')} "
                 f"on host {holder.get('host', '?')}{since}. Stop that process (or wait for "
@@ -303,8 +305,12 @@ class LabelJournal:
             os.close(fd)
             raise
         os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "since": time.time()}).encode())
+        os.write(
+            fd,
+            json.dumps(
+                {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+            ).encode(),
+        )
         self._lock_fd = fd
 
     def _unlock(self):
@@ -401,8 +407,10 @@ class LabelJournal:
             )
             self._conn.executemany(
                 "INSERT INTO queries (round, position, pool_id, score) VALUES (?, ?, ?, ?)",
-                [(number, i, pid, s)
-                 for i, (pid, s) in enumerate(zip(ids, score_list, strict=True))],
+                [
+                    (number, i, pid, s)
+                    for i, (pid, s) in enumerate(zip(ids, score_list, strict=True))
+                ],
             )
         return number
 
@@ -525,9 +533,16 @@ class LabelJournal:
         for number, pid, label in labels:
             by_round[number][2][pid] = label
         return [
-            RoundRecord(round=number, strategy=strategy, params=json.loads(params),
-                        pool_ids=by_round[number][0], scores=by_round[number][1],
-                        labels=by_round[number][2], created=created, closed=closed)
+            RoundRecord(
+                round=number,
+                strategy=strategy,
+                params=json.loads(params),
+                pool_ids=by_round[number][0],
+                scores=by_round[number][1],
+                labels=by_round[number][2],
+                created=created,
+                closed=closed,
+            )
             for number, strategy, params, created, closed in meta
         ]
 

@@ -29,7 +29,9 @@ JOURNAL_FILE = "journal.sqlite"
 CHECKPOINT_DIR = "checkpoints"
 _QUERY, _FIT = 0, 1
 _SKORCH_FILES = {
-    "params.pt": "f_params", "optimizer.pt": "f_optimizer", "history.json": "f_history",
+    "params.pt": "f_params",
+    "optimizer.pt": "f_optimizer",
+    "history.json": "f_history",
 }
 
 
@@ -218,8 +220,20 @@ class ResumableLoop:
     >>> loop = ResumableLoop.resume(path, new_net(), X_pool)  # after a crash # doctest: +SKIP
     """
 
-    def __init__(self, directory, learner, journal, X_pool, pool_ids, *, random_state,
-                 keep_checkpoints, score_fn, queried, trained):
+    def __init__(
+        self,
+        directory,
+        learner,
+        journal,
+        X_pool,
+        pool_ids,
+        *,
+        random_state,
+        keep_checkpoints,
+        score_fn,
+        queried,
+        trained,
+    ):
         self.directory = Path(directory)
         self.learner = learner
         self.journal = journal
@@ -242,8 +256,20 @@ class ResumableLoop:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def start(cls, directory, estimator, query_strategy, X_pool, initial_ids, y_initial, *,
-              pool_ids=None, random_state=None, keep_checkpoints=2, score_fn=None):
+    def start(
+        cls,
+        directory,
+        estimator,
+        query_strategy,
+        X_pool,
+        initial_ids,
+        y_initial,
+        *,
+        pool_ids=None,
+        random_state=None,
+        keep_checkpoints=2,
+        score_fn=None,
+    ):
         """Start a new loop in an empty (or new) directory and train on the initial labels.
 
         Parameters
@@ -292,8 +318,11 @@ class ResumableLoop:
         X_pool, ids = _check_pool(X_pool, pool_ids)
         if random_state is None:
             random_state = int(np.random.SeedSequence().entropy % (2**63))
-        if (not isinstance(random_state, numbers.Integral) or isinstance(random_state, bool)
-                or random_state < 0):
+        if (
+            not isinstance(random_state, numbers.Integral)
+            or isinstance(random_state, bool)
+            or random_state < 0
+        ):
             raise TypeError(
                 "random_state must be a non-negative int or None (a RandomState instance "
                 f"cannot be recorded in the journal), got {random_state!r}."
@@ -319,17 +348,31 @@ class ResumableLoop:
                 )
             if list_checkpoints(directory / CHECKPOINT_DIR):
                 raise _orphaned_checkpoints_error(directory, directory / JOURNAL_FILE)
-            journal.set_meta("loop", {
-                "random_state": int(random_state),
-                "keep_checkpoints": keep_checkpoints,
-                "pool_fingerprint": _pool_fingerprint(X_pool, ids),
-                "n_pool": len(ids),
-            }, overwrite=True)
-            loop = cls(directory, _active_learner(estimator, query_strategy), journal, X_pool,
-                       ids, random_state=int(random_state), keep_checkpoints=keep_checkpoints,
-                       score_fn=score_fn, queried=-1, trained=-1)
-            unknown = [pid for pid in _as_id_list(initial_ids, "initial_ids")
-                       if pid not in loop._row]
+            journal.set_meta(
+                "loop",
+                {
+                    "random_state": int(random_state),
+                    "keep_checkpoints": keep_checkpoints,
+                    "pool_fingerprint": _pool_fingerprint(X_pool, ids),
+                    "n_pool": len(ids),
+                },
+                overwrite=True,
+            )
+            loop = cls(
+                directory,
+                _active_learner(estimator, query_strategy),
+                journal,
+                X_pool,
+                ids,
+                random_state=int(random_state),
+                keep_checkpoints=keep_checkpoints,
+                score_fn=score_fn,
+                queried=-1,
+                trained=-1,
+            )
+            unknown = [
+                pid for pid in _as_id_list(initial_ids, "initial_ids") if pid not in loop._row
+            ]
             if unknown:
                 raise ValueError(f"initial_ids {unknown!r} are not in pool_ids.")
             y_checked = [_as_label(y) for y in y_initial]
@@ -338,8 +381,9 @@ class ResumableLoop:
                 raise ValueError(
                     f"got {len(initial_ids)} initial_ids but {len(y_checked)} labels."
                 )
-            journal.record_round(initial_ids, strategy="initial",
-                                 params={"n_instances": len(initial_ids)})
+            journal.record_round(
+                initial_ids, strategy="initial", params={"n_instances": len(initial_ids)}
+            )
             loop._queried = 0
             loop.label_many(initial_ids, y_checked)
         except BaseException:
@@ -348,8 +392,17 @@ class ResumableLoop:
         return loop
 
     @classmethod
-    def resume(cls, directory, estimator, X_pool, *, pool_ids=None, query_strategy=None,
-               fallback=True, score_fn=None):
+    def resume(
+        cls,
+        directory,
+        estimator,
+        X_pool,
+        *,
+        pool_ids=None,
+        query_strategy=None,
+        fallback=True,
+        score_fn=None,
+    ):
         """Reopen a loop after a crash or a planned stop.
 
         Loads the newest checkpoint that verifies, checks it against the journal, then
@@ -423,19 +476,23 @@ class ResumableLoop:
             errors = []
             for ckpt in list_checkpoints(directory / CHECKPOINT_DIR):
                 try:
-                    loop = cls._from_checkpoint(ckpt, directory, estimator, journal, X_pool,
-                                                ids, config, score_fn)
+                    loop = cls._from_checkpoint(
+                        ckpt, directory, estimator, journal, X_pool, ids, config, score_fn
+                    )
                     break
                 except CheckpointError as exc:
                     if not fallback:
                         raise
                     errors.append(str(exc))
-                    warnings.warn(f"skipping damaged checkpoint: {exc}", ResumeWarning,
-                                  stacklevel=2)
+                    warnings.warn(
+                        f"skipping damaged checkpoint: {exc}", ResumeWarning, stacklevel=2
+                    )
             if loop is None and errors:
                 raise CheckpointError(
-                    "no usable checkpoint in " f"{directory / CHECKPOINT_DIR}: "
-                    + " | ".join(errors) + f". The journal {path} is intact and was not "
+                    "no usable checkpoint in "
+                    f"{directory / CHECKPOINT_DIR}: "
+                    + " | ".join(errors)
+                    + f". The journal {path} is intact and was not "
                     "modified; its labels can be read with LabelJournal."
                 )
             if loop is None:
@@ -444,10 +501,18 @@ class ResumableLoop:
                         "no checkpoint was written yet (the loop stopped during round 0); "
                         "pass query_strategy= to rebuild the loop from the journal."
                     )
-                loop = cls(directory, _active_learner(estimator, query_strategy), journal,
-                           X_pool, ids, random_state=config["random_state"],
-                           keep_checkpoints=config["keep_checkpoints"], score_fn=score_fn,
-                           queried=0, trained=-1)
+                loop = cls(
+                    directory,
+                    _active_learner(estimator, query_strategy),
+                    journal,
+                    X_pool,
+                    ids,
+                    random_state=config["random_state"],
+                    keep_checkpoints=config["keep_checkpoints"],
+                    score_fn=score_fn,
+                    queried=0,
+                    trained=-1,
+                )
             loop._replay()
         except BaseException:
             journal.close()
@@ -455,8 +520,7 @@ class ResumableLoop:
         return loop
 
     @classmethod
-    def _from_checkpoint(cls, ckpt, directory, estimator, journal, X_pool, ids, config,
-                         score_fn):
+    def _from_checkpoint(cls, ckpt, directory, estimator, journal, X_pool, ids, config, score_fn):
         state, files = read_checkpoint(ckpt)
         rounds = journal.rounds()
         trained = state["trained"]
@@ -483,8 +547,9 @@ class ResumableLoop:
                     )
                 with seeded_global_rngs(0):
                     estimator.initialize()
-                    estimator.load_params(**{arg: files[name]
-                                             for name, arg in _SKORCH_FILES.items()})
+                    estimator.load_params(
+                        **{arg: files[name] for name, arg in _SKORCH_FILES.items()}
+                    )
             else:
                 with open(files["estimator.pkl"], "rb") as f:
                     estimator = pickle.load(f)
@@ -493,10 +558,18 @@ class ResumableLoop:
         except Exception as exc:
             raise CheckpointError(f"checkpoint {ckpt} could not be loaded: {exc!r}") from exc
         learner = _active_learner(estimator, strategy)
-        loop = cls(directory, learner, journal, X_pool, ids,
-                   random_state=config["random_state"],
-                   keep_checkpoints=config["keep_checkpoints"], score_fn=score_fn,
-                   queried=state["queried"], trained=trained)
+        loop = cls(
+            directory,
+            learner,
+            journal,
+            X_pool,
+            ids,
+            random_state=config["random_state"],
+            keep_checkpoints=config["keep_checkpoints"],
+            score_fn=score_fn,
+            queried=state["queried"],
+            trained=trained,
+        )
         rows = [loop._row[pid] for pid in labeled_ids]
         learner.X_training = X_pool[rows]
         learner.y_training = _encode_labels(estimator, labels)
@@ -513,8 +586,10 @@ class ResumableLoop:
                         warnings.warn(
                             f"replaying round {record.round}'s query gave {ids}, the journal "
                             f"holds {record.pool_ids}; keeping the journal's ids. The strategy "
-                            "or the training is not deterministic.", ResumeWarning,
-                            stacklevel=3)
+                            "or the training is not deterministic.",
+                            ResumeWarning,
+                            stacklevel=3,
+                        )
                 self._queried = record.round
             if not record.is_open and record.round > self._trained:
                 self._teach(record)
@@ -557,16 +632,22 @@ class ResumableLoop:
         pending = self.pending
         if pending:
             return pending
-        if (not isinstance(n_instances, numbers.Integral) or isinstance(n_instances, bool)
-                or n_instances < 1):
+        if (
+            not isinstance(n_instances, numbers.Integral)
+            or isinstance(n_instances, bool)
+            or n_instances < 1
+        ):
             raise ValueError(f"n_instances must be a positive int, got {n_instances!r}.")
         n_instances = int(n_instances)
         number = self._queried + 1
         ids, scores = self._run_query(number, n_instances)
         name, params = _strategy_description(self.learner.query_strategy)
         recorded = self.journal.record_round(
-            ids, scores=scores, strategy=name,
-            params={"n_instances": n_instances, "strategy_params": params})
+            ids,
+            scores=scores,
+            strategy=name,
+            params={"n_instances": n_instances, "strategy_params": params},
+        )
         if recorded != number:  # another writer touched the journal
             raise JournalError(f"the journal recorded round {recorded}, expected {number}.")
         self._queried = number
@@ -586,16 +667,23 @@ class ResumableLoop:
             "from the last checkpoint."
         )
         try:
-            with interrupt_guard(message), \
-                    seeded_global_rngs(_derived_seed(self._random_state, number, _QUERY)):
+            with (
+                interrupt_guard(message),
+                seeded_global_rngs(_derived_seed(self._random_state, number, _QUERY)),
+            ):
                 result, scores = self._strategy_result(X_unlabeled, n_instances)
         except KeyboardInterrupt:
             # the strategy's random state may have advanced: this object cannot go on
             self._interrupted = message
             raise
         idx = np.asarray(result).reshape(-1)
-        if (idx.dtype.kind not in "iu" or len(idx) != n_instances
-                or len(np.unique(idx)) != len(idx) or idx.min() < 0 or idx.max() >= len(rows)):
+        if (
+            idx.dtype.kind not in "iu"
+            or len(idx) != n_instances
+            or len(np.unique(idx)) != len(idx)
+            or idx.min() < 0
+            or idx.max() >= len(rows)
+        ):
             raise ValueError(
                 f"the query strategy returned {result!r}; expected {n_instances} distinct "
                 f"integer indices into the {len(rows)} unlabeled samples."
@@ -614,7 +702,8 @@ class ResumableLoop:
                 result, scores = result
         if self._score_fn is not None:
             scores = np.asarray(self._score_fn(self.learner, X_unlabeled))[
-                np.asarray(result, dtype=int)]
+                np.asarray(result, dtype=int)
+            ]
         return result, scores
 
     def label(self, pool_id, y):
@@ -663,8 +752,9 @@ class ResumableLoop:
 
     def _teach(self, record):
         rows = [self._row[pid] for pid in record.pool_ids]
-        y_new = _encode_labels(self.learner.estimator,
-                               [record.labels[pid] for pid in record.pool_ids])
+        y_new = _encode_labels(
+            self.learner.estimator, [record.labels[pid] for pid in record.pool_ids]
+        )
         message = (
             f"Interrupted while training round {record.round} of the loop in "
             f"{self.directory}: its labels are committed in the journal; its training was "
@@ -675,12 +765,15 @@ class ResumableLoop:
             # skorch swallows a Ctrl-C during fit (it ends training on KeyboardInterrupt);
             # the guard makes a real one stop the loop instead of checkpointing a half-
             # trained net as if the round were complete.
-            with interrupt_guard(message), \
-                    seeded_global_rngs(_derived_seed(self._random_state, record.round, _FIT)), \
-                    warnings.catch_warnings():
+            with (
+                interrupt_guard(message),
+                seeded_global_rngs(_derived_seed(self._random_state, record.round, _FIT)),
+                warnings.catch_warnings(),
+            ):
                 # modAL 0.4.1 passes scikit-learn's deprecated ``force_all_finite``
-                warnings.filterwarnings("ignore", message=".*force_all_finite.*",
-                                        category=FutureWarning)
+                warnings.filterwarnings(
+                    "ignore", message=".*force_all_finite.*", category=FutureWarning
+                )
                 self.learner.teach(self._X_pool[rows], y_new)
         except KeyboardInterrupt:
             self._interrupted = message
@@ -710,6 +803,7 @@ class ResumableLoop:
             def write(path):
                 with open(path, "wb") as f:
                     pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+
             return write
 
         writers = {"strategy.pkl": pickler(strategy)}
@@ -727,8 +821,7 @@ class ResumableLoop:
             "labels": labels,
             "estimator_format": fmt,
         }
-        return write_checkpoint(self.directory / CHECKPOINT_DIR, writers, state,
-                                keep=self._keep)
+        return write_checkpoint(self.directory / CHECKPOINT_DIR, writers, state, keep=self._keep)
 
     def close(self):
         """Close the journal."""

@@ -175,12 +175,16 @@ class ALBLSampler(BaseQueryStrategy):
         if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not 0 < delta < 1:
             raise ValueError(f"delta must be a number in (0, 1), got {delta!r}.")
         if self.p_min is None:
-            p_min = min(math.sqrt(math.log(n_strategies) / (n_strategies * n_rounds)),
-                        1.0 / n_strategies)
+            p_min = min(
+                math.sqrt(math.log(n_strategies) / (n_strategies * n_rounds)), 1.0 / n_strategies
+            )
         else:
             p_min = self.p_min
-            if (isinstance(p_min, bool) or not isinstance(p_min, numbers.Real)
-                    or not 0 <= p_min <= 1.0 / n_strategies):
+            if (
+                isinstance(p_min, bool)
+                or not isinstance(p_min, numbers.Real)
+                or not 0 <= p_min <= 1.0 / n_strategies
+            ):
                 raise ValueError(
                     f"p_min must be in [0, 1/n_strategies] = [0, {1.0 / n_strategies:g}], "
                     f"got {p_min!r}."
@@ -214,8 +218,9 @@ class ALBLSampler(BaseQueryStrategy):
 
         probabilities = self._choice_probabilities(p_min)
         round_seed = int(random_state.randint(np.iinfo(np.int32).max))
-        rng = np.random.RandomState(np.random.SeedSequence([round_seed, len(self.history_)])
-                                    .generate_state(1))
+        rng = np.random.RandomState(
+            np.random.SeedSequence([round_seed, len(self.history_)]).generate_state(1)
+        )
         chosen = int(rng.choice(n_strategies, p=probabilities))
         seeds = rng.randint(np.iinfo(np.int32).max, size=n_strategies)
 
@@ -227,8 +232,11 @@ class ALBLSampler(BaseQueryStrategy):
             if "random_state" in strategy.get_params() and strategy.random_state is None:
                 strategy.set_params(random_state=int(seed))
             batch, _ = strategy.select(
-                adapter.net, X_pool, n_instances,
-                X_labeled=adapter.X_labeled, y_labeled=adapter.y_labeled,
+                adapter.net,
+                X_pool,
+                n_instances,
+                X_labeled=adapter.X_labeled,
+                y_labeled=adapter.y_labeled,
             )
             batches.append(batch)
             if getattr(strategy, "_uniform_advice", False):
@@ -239,13 +247,15 @@ class ALBLSampler(BaseQueryStrategy):
         self._pending_rows = _pool_rows(X_pool, indices)
         self._pending_weights = 1.0 / query_probability[indices]
         self.probabilities_ = probabilities
-        self.history_.append({
-            "strategy": chosen,
-            "probabilities": probabilities,
-            "n_instances": n_instances,
-            "reward": None,
-            "n_labels_found": 0,
-        })
+        self.history_.append(
+            {
+                "strategy": chosen,
+                "probabilities": probabilities,
+                "n_instances": n_instances,
+                "reward": None,
+                "n_labels_found": 0,
+            }
+        )
         return indices, None
 
     def _find_labels(self, adapter, rows):

@@ -52,8 +52,12 @@ class _SampledDropout:
             shape = inputs.shape
         if keep == 0.0:
             return torch.zeros_like(inputs)
-        uniform = torch.rand(shape, generator=self.generator, device=inputs.device,
-                             dtype=inputs.dtype if inputs.is_floating_point() else None)
+        uniform = torch.rand(
+            shape,
+            generator=self.generator,
+            device=inputs.device,
+            dtype=inputs.dtype if inputs.is_floating_point() else None,
+        )
         return inputs * (uniform < keep).to(inputs.dtype) / keep
 
 
@@ -157,9 +161,7 @@ class BALDSampler(BaseScoringStrategy):
                     for _ in range(n_samples):
                         with explain_shape_errors(X_pool, module):
                             outputs = adapter.forward(X_batch)
-                        probabilities = check_probabilities(
-                            nonlinearity(outputs), offset
-                        ).double()
+                        probabilities = check_probabilities(nonlinearity(outputs), offset).double()
                         mean_probabilities = mean_probabilities + probabilities / n_samples
                         mean_entropy = mean_entropy + _entropy(probabilities) / n_samples
                     mutual_information = _entropy(mean_probabilities) - mean_entropy

@@ -148,7 +148,9 @@ class CoresetSampler(BaseQueryStrategy):
         centers = None
         if adapter.X_labeled is not None and len(adapter.X_labeled):
             centers, _ = embeddings(
-                adapter, adapter.X_labeled, layer_name=self.embedding_layer,
+                adapter,
+                adapter.X_labeled,
+                layer_name=self.embedding_layer,
                 batch_size=batch_size,
             )
         return k_center_greedy(pool, centers, n_instances, random_state)
@@ -159,14 +161,18 @@ class CoresetSampler(BaseQueryStrategy):
         centers = None
         if adapter.X_labeled is not None and len(adapter.X_labeled):
             centers, _ = embeddings(
-                adapter, adapter.X_labeled, layer_name=self.embedding_layer,
+                adapter,
+                adapter.X_labeled,
+                layer_name=self.embedding_layer,
                 batch_size=check_batch_size(self.batch_size),
             )
         return {"centers": centers}
 
     def _row_outputs(self, adapter, state, X_rows):
         pool, _ = embeddings(
-            adapter, X_rows, layer_name=self.embedding_layer,
+            adapter,
+            X_rows,
+            layer_name=self.embedding_layer,
             batch_size=check_batch_size(self.batch_size),
         )
         return (pool.cpu().numpy(),)

@@ -184,7 +184,10 @@ class DynamicALSampler(BaseScoringStrategy):
         if self._selects_from_outputs():
             state = self._scoring_state(adapter)
             return self._select_from_outputs(
-                adapter, state, self._row_outputs(adapter, state, X_pool), n_instances,
+                adapter,
+                state,
+                self._row_outputs(adapter, state, X_pool),
+                n_instances,
                 random_state,
             )
         if not self._selects_with_dots():
@@ -208,9 +211,7 @@ class DynamicALSampler(BaseScoringStrategy):
     def _row_outputs(self, adapter, state, X_rows):
         """Scores and pseudo labels of ``X_rows`` (for ``selection="class_balanced"``)."""
         scores = np.asarray(self._score_rows(adapter, state, X_rows), dtype=np.float64)
-        probabilities = predict_probabilities(
-            adapter, X_rows, check_batch_size(self.batch_size)
-        )
+        probabilities = predict_probabilities(adapter, X_rows, check_batch_size(self.batch_size))
         if probabilities.shape[1] == 1:
             labels = (probabilities[:, 0] > 0.5).astype(np.int64)
         else:
@@ -292,8 +293,12 @@ class DynamicALSampler(BaseScoringStrategy):
 
         with eval_mode(module):
             return map_pool(
-                adapter, X_rows, batch_dots, batch_size=batch_size,
-                progress=self.progress, desc="dynamicAL de-influence",
+                adapter,
+                X_rows,
+                batch_dots,
+                batch_size=batch_size,
+                progress=self.progress,
+                desc="dynamicAL de-influence",
             )
 
     def _score_rows(self, adapter, state, X_rows):
@@ -314,8 +319,12 @@ class DynamicALSampler(BaseScoringStrategy):
 
         with eval_mode(module):
             sq_norms, dots = map_pool(
-                adapter, X_rows, batch_stats, batch_size=batch_size,
-                progress=self.progress, desc="dynamicAL",
+                adapter,
+                X_rows,
+                batch_stats,
+                batch_size=batch_size,
+                progress=self.progress,
+                desc="dynamicAL",
             )
         if math.isinf(gamma):
             return dots

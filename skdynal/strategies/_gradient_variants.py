@@ -14,8 +14,15 @@ class _FixedGammaSampler(DynamicALSampler):
 
     _gamma = None
 
-    def __init__(self, batch_size=None, method=_DEFAULT_METHOD, random_state=None,
-                 progress=False, selection="top_b", chunk_size=100):
+    def __init__(
+        self,
+        batch_size=None,
+        method=_DEFAULT_METHOD,
+        random_state=None,
+        progress=False,
+        selection="top_b",
+        chunk_size=100,
+    ):
         self.batch_size = batch_size
         self.method = method
         self.random_state = random_state

@@ -27,7 +27,6 @@ _GENERATOR_WIDTH = 32
 _POOLED_SIZE = 4
 
 
-
 def entropy(probabilities):
     """Shannon entropy (nats) of each row of class probabilities, differentiable."""
     return -(probabilities * torch.log(probabilities.clamp_min(_TINY))).sum(dim=-1)
@@ -276,21 +275,21 @@ class LADASampler(BaseQueryStrategy):
                 H_chunks.append(entropy(probabilities.double()).cpu())
         X_all = torch.cat(X_chunks)
         H = torch.cat(H_chunks).numpy()
-        H_a, H_b = H[:n_pairs], H[n_pairs:2 * n_pairs]
+        H_a, H_b = H[:n_pairs], H[n_pairs : 2 * n_pairs]
 
         self.layer_ = layer
         self.alpha_ = None
         self.generator_losses_ = []
         H_mix = np.zeros(n_pairs)
         if n_pairs and not self.acquisition_only:
-            X_a, X_b = X_all[:n_pairs], X_all[n_pairs:2 * n_pairs]
+            X_a, X_b = X_all[:n_pairs], X_all[n_pairs : 2 * n_pairs]
             with torch.random.fork_rng(devices=_rng_devices()), eval_mode(module):
                 torch.manual_seed(seed)
                 H_mix, self.alpha_ = self._mixed_entropies(
                     module, nonlinearity, X_a, X_b, layer, batch_size or n_pairs
                 )
         pair_scores = H_a + H_b + H_mix
-        self.pairs_ = np.stack([subset[:n_pairs], subset[n_pairs:2 * n_pairs]], axis=1)
+        self.pairs_ = np.stack([subset[:n_pairs], subset[n_pairs : 2 * n_pairs]], axis=1)
         self.pair_scores_ = pair_scores
         self.mixed_entropy_ = None if self.acquisition_only else H_mix
 
@@ -317,8 +316,10 @@ class LADASampler(BaseQueryStrategy):
         ):
             alpha = self.alpha_[chosen]
             adapter.net.set_mixup_pairs(
-                _take(X_pool, subset[chosen]), _take(X_pool, subset[n_pairs + chosen]),
-                alpha=alpha, layer=layer,
+                _take(X_pool, subset[chosen]),
+                _take(X_pool, subset[n_pairs + chosen]),
+                alpha=alpha,
+                layer=layer,
             )
         return indices, scores
 
@@ -331,8 +332,9 @@ class LADASampler(BaseQueryStrategy):
         def make_lam(record=None):
             def lam(h_a, h_b):
                 if self.alpha is not None:
-                    alpha = torch.full((len(h_a),), float(self.alpha), dtype=h_a.dtype,
-                                       device=h_a.device)
+                    alpha = torch.full(
+                        (len(h_a),), float(self.alpha), dtype=h_a.dtype, device=h_a.device
+                    )
                 else:
                     if state["generator"] is None:
                         n_features = _summarise(h_a[:1]).shape[1]
@@ -342,6 +344,7 @@ class LADASampler(BaseQueryStrategy):
                 if record is not None:
                     record.append(alpha.detach())
                 return torch.distributions.Beta(alpha, alpha).rsample((n_lambda,))
+
             return lam
 
         def mixed_entropy(X_a_batch, X_b_batch, record=None):
@@ -356,7 +359,7 @@ class LADASampler(BaseQueryStrategy):
                 permutation = torch.randperm(n_pairs, device=X_a.device)
                 losses = []
                 for start in range(0, n_pairs, batch_size):
-                    batch = permutation[start:start + batch_size]
+                    batch = permutation[start : start + batch_size]
                     loss = -mixed_entropy(X_a[batch], X_b[batch]).mean()
                     generator = state["generator"]
                     if optimizer is None:
@@ -483,7 +486,10 @@ class LADAMixin:
         if (y_a is None) != (y_b is None):
             raise ValueError("Give both y_a and y_b, or neither.")
         self.lada_pairs_ = {
-            "X_a": X_a, "X_b": X_b, "alpha": alpha, "layer": layer,
+            "X_a": X_a,
+            "X_b": X_b,
+            "alpha": alpha,
+            "layer": layer,
             "y_a": None if y_a is None else np.asarray(y_a),
             "y_b": None if y_b is None else np.asarray(y_b),
         }
@@ -509,8 +515,9 @@ class LADAMixin:
             self.lada_pairs_ = None
             return
         label_of = dict(zip(keys, y_array, strict=True))
-        found = np.array([a in label_of and b in label_of for a, b in zip(keys_a, keys_b,
-                                                                           strict=True)])
+        found = np.array(
+            [a in label_of and b in label_of for a, b in zip(keys_a, keys_b, strict=True)]
+        )
         if not found.any():
             return  # not taught yet: keep them pending
         if not found.all():
@@ -577,8 +584,9 @@ class LADAMixin:
         y_a = torch.as_tensor(pairs["y_a"], dtype=torch.long, device=device)
         y_b = torch.as_tensor(pairs["y_b"], dtype=torch.long, device=device)
         lam_col = lam.unsqueeze(1)
-        targets = (lam_col * F.one_hot(y_a, output.shape[-1]).to(dtype)
-                   + (1 - lam_col) * F.one_hot(y_b, output.shape[-1]).to(dtype))
+        targets = lam_col * F.one_hot(y_a, output.shape[-1]).to(dtype) + (1 - lam_col) * F.one_hot(
+            y_b, output.shape[-1]
+        ).to(dtype)
         loss = self._soft_label_loss(output, targets)
         loss.backward()
         self.optimizer_.step()

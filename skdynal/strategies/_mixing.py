@@ -17,8 +17,13 @@ __all__ = ["mixed_forward", "resolve_mix_layers"]
 
 INPUT = "input"
 _ACTIVATIONS = (
-    torch.nn.ReLU, torch.nn.LeakyReLU, torch.nn.ELU, torch.nn.GELU, torch.nn.SiLU,
-    torch.nn.Tanh, torch.nn.Sigmoid,
+    torch.nn.ReLU,
+    torch.nn.LeakyReLU,
+    torch.nn.ELU,
+    torch.nn.GELU,
+    torch.nn.SiLU,
+    torch.nn.Tanh,
+    torch.nn.Sigmoid,
 )
 _RESNET_STAGES = ("layer1", "layer2")
 

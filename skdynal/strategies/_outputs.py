@@ -50,10 +50,7 @@ def check_probabilities(probabilities, offset=0):
         rows = torch.nonzero(~finite).reshape(-1).cpu().numpy() + offset
         raise NonFiniteValues("class probabilities", rows)
     sums = probabilities.sum(dim=1)
-    if (
-        bool((probabilities < -atol).any())
-        or bool(((sums - 1).abs() > atol).any())
-    ):
+    if bool((probabilities < -atol).any()) or bool(((sums - 1).abs() > atol).any()):
         raise ValueError(
             "The net's outputs after its predict nonlinearity are not probabilities (rows "
             "must be non-negative and sum to 1). With CrossEntropyLoss the module should "
@@ -170,8 +167,16 @@ class _LayerCapture:
         return inputs, output
 
 
-def embeddings(adapter, X, *, layer_name=None, batch_size=None, output_gradients=False,
-               shape_source=None, source=None):
+def embeddings(
+    adapter,
+    X,
+    *,
+    layer_name=None,
+    batch_size=None,
+    output_gradients=False,
+    shape_source=None,
+    source=None,
+):
     """Input of the embedding layer for every row of ``X``, in batches, in ``eval()`` mode.
 
     Parameters

@@ -520,9 +520,9 @@ class TiDALSampler(BaseScoringStrategy):
                         y_pred = adapter.forward(X_batch)
                     probs = backbone_probabilities(net, y_pred)
                     predicted = torch.softmax(head(features, probs.shape[1]), dim=1).double()
-                scores[start : start + n] = _uncertainty(
-                    predicted, probs.argmax(dim=1), self.uncertainty
-                ).cpu().numpy()
+                scores[start : start + n] = (
+                    _uncertainty(predicted, probs.argmax(dim=1), self.uncertainty).cpu().numpy()
+                )
                 start += n
         return scores
 
@@ -552,8 +552,6 @@ def _check_tidal_net(net):
             "net before querying."
         )
     return head
-
-
 
 
 #: The net class the experiment runner builds for this strategy.

@@ -20,10 +20,18 @@ def _data(n=96, seed=0):
 def _net(callbacks, max_epochs=200, lr=0.3, **kwargs):
     torch.manual_seed(0)
     return NeuralNetClassifier(
-        torch.nn.Linear, module__in_features=2, module__out_features=2,
-        criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.SGD, lr=lr,
-        max_epochs=max_epochs, batch_size=16, train_split=None, verbose=0,
-        callbacks=callbacks, **kwargs,
+        torch.nn.Linear,
+        module__in_features=2,
+        module__out_features=2,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.SGD,
+        lr=lr,
+        max_epochs=max_epochs,
+        batch_size=16,
+        train_split=None,
+        verbose=0,
+        callbacks=callbacks,
+        **kwargs,
     )
 
 
@@ -62,8 +70,9 @@ def test_running_accuracy_is_the_fraction_right_during_the_epoch():
 
 def test_eval_accuracy_is_the_accuracy_of_the_net_at_epoch_end():
     X, y = _data()
-    net = _net([TrainUntilFit(threshold=1.0, patience=1, accuracy="eval", max_epochs=2)],
-               max_epochs=2).fit(X, y)
+    net = _net(
+        [TrainUntilFit(threshold=1.0, patience=1, accuracy="eval", max_epochs=2)], max_epochs=2
+    ).fit(X, y)
     assert net.history[-1, "train_acc"] == pytest.approx(np.mean(net.predict(X) == y))
 
 
@@ -91,8 +100,9 @@ def test_each_warm_start_fit_is_counted_on_its_own_with_modal_teach():
 def test_works_together_with_skorch_early_stopping():
     X, y = _data()
     until_fit = TrainUntilFit(threshold=1.0, patience=50)
-    early = EarlyStopping(monitor="train_loss", patience=2, threshold=0.5,
-                          threshold_mode="rel", lower_is_better=True)
+    early = EarlyStopping(
+        monitor="train_loss", patience=2, threshold=0.5, threshold_mode="rel", lower_is_better=True
+    )
     net = _net([until_fit, early]).fit(X, y)
     # EarlyStopping ends training long before the threshold could hold for 50 epochs
     assert len(net.history) < 50
@@ -129,9 +139,16 @@ def test_max_epochs_above_the_nets_is_refused():
 def test_reset_optimizer_gives_each_fit_a_fresh_optimizer_and_keeps_weights():
     X, y = _data()
     net = NeuralNetClassifier(
-        torch.nn.Linear, module__in_features=2, module__out_features=2,
-        criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=0.01,
-        max_epochs=2, train_split=None, verbose=0, warm_start=True,
+        torch.nn.Linear,
+        module__in_features=2,
+        module__out_features=2,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=0.01,
+        max_epochs=2,
+        train_split=None,
+        verbose=0,
+        warm_start=True,
         callbacks=[ResetOptimizer()],
     )
     net.fit(X, y)
@@ -144,8 +161,13 @@ def test_reset_optimizer_gives_each_fit_a_fresh_optimizer_and_keeps_weights():
     assert not torch.equal(net.module_.weight.detach(), weights)
     # without the callback skorch keeps the optimizer
     plain = NeuralNetClassifier(
-        torch.nn.Linear, module__in_features=2, module__out_features=2,
-        criterion=torch.nn.CrossEntropyLoss, max_epochs=1, train_split=None, verbose=0,
+        torch.nn.Linear,
+        module__in_features=2,
+        module__out_features=2,
+        criterion=torch.nn.CrossEntropyLoss,
+        max_epochs=1,
+        train_split=None,
+        verbose=0,
         warm_start=True,
     ).fit(X, y)
     kept = plain.optimizer_
@@ -159,10 +181,18 @@ def test_reset_optimizer_matches_a_net_trained_from_the_same_weights_with_a_new_
     def make(callbacks):
         torch.manual_seed(3)
         return NeuralNetClassifier(
-            torch.nn.Linear, module__in_features=2, module__out_features=2,
-            criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=0.05,
-            max_epochs=3, train_split=None, verbose=0, warm_start=True,
-            iterator_train__shuffle=False, callbacks=callbacks,
+            torch.nn.Linear,
+            module__in_features=2,
+            module__out_features=2,
+            criterion=torch.nn.CrossEntropyLoss,
+            optimizer=torch.optim.Adam,
+            lr=0.05,
+            max_epochs=3,
+            train_split=None,
+            verbose=0,
+            warm_start=True,
+            iterator_train__shuffle=False,
+            callbacks=callbacks,
         )
 
     reset = make([ResetOptimizer()]).fit(X, y)

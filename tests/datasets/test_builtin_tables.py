@@ -13,8 +13,7 @@ from skdynal.datasets import (
 
 
 def _all_rows(data):
-    return np.concatenate([data.X_train, data.X_test]), np.concatenate([data.y_train,
-                                                                        data.y_test])
+    return np.concatenate([data.X_train, data.X_test]), np.concatenate([data.y_train, data.y_test])
 
 
 def test_three_clust_follows_cdalbench_specification():

@@ -40,8 +40,14 @@ def test_image_variant_is_reshaped_flat_variant():
 
 def test_registry():
     assert set(DATASETS) == {
-        "digits", "cifar10", "svhn", "caltech101", "breast_cancer", "three_clust",
-        "diverging_sin", "fashion_mnist",
+        "digits",
+        "cifar10",
+        "svhn",
+        "caltech101",
+        "breast_cancer",
+        "three_clust",
+        "diverging_sin",
+        "fashion_mnist",
     }
     by_name = load_dataset("digits", test_size=100, random_state=0)
     assert by_name.X_test.shape == (100, 64)

@@ -71,8 +71,9 @@ def test_read_idx_parses_header_and_big_endian_values(tmp_path):
     values = np.array([[1, -2, 300], [-40000 // 2, 7, 32767]], dtype=np.int16)
     path = tmp_path / "values.idx"
     # Type 0x0B (signed 16-bit), 2 dimensions, big-endian dims and values.
-    path.write_bytes(bytes([0, 0, 0x0B, 2]) + struct.pack(">II", 2, 3) + values.astype(">i2")
-                     .tobytes())
+    path.write_bytes(
+        bytes([0, 0, 0x0B, 2]) + struct.pack(">II", 2, 3) + values.astype(">i2").tobytes()
+    )
     out = read_idx(path)
     assert out.shape == (2, 3) and out.dtype == np.int16
     np.testing.assert_array_equal(out, values)
@@ -125,10 +126,12 @@ def test_train_normalisation_uses_training_statistics_only(gz_root):
     assert data.mean.dtype == np.float32 and data.mean.shape == (1,)
     np.testing.assert_allclose(data.mean, mean, rtol=1e-6)
     np.testing.assert_allclose(data.std, std, rtol=1e-6)
-    np.testing.assert_allclose(data.X_train, (raw.X_train - data.mean[0]) / data.std[0],
-                               rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(data.X_test, (raw.X_test - data.mean[0]) / data.std[0],
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        data.X_train, (raw.X_train - data.mean[0]) / data.std[0], rtol=1e-6, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        data.X_test, (raw.X_test - data.mean[0]) / data.std[0], rtol=1e-6, atol=1e-6
+    )
     assert abs(float(data.X_train.mean())) < 1e-5
     assert abs(float(data.X_train.std()) - 1.0) < 1e-5
     # The test set was not used: its own statistics differ from the training ones.
@@ -260,11 +263,13 @@ def test_download_goes_through_torchvision_fashion_mnist(tmp_path, monkeypatch):
 
     def fake_fashion_mnist(root, train=True, download=False):
         calls.append((root, train, download))
-        write_fashion_mnist_standin(os.path.join(root, "FashionMNIST", "raw"), n_train=20,
-                                    n_test=10)
+        write_fashion_mnist_standin(
+            os.path.join(root, "FashionMNIST", "raw"), n_train=20, n_test=10
+        )
 
-    monkeypatch.setattr(skdynal._torchvision, "import_torchvision",
-                        lambda: _fake_torchvision(fake_fashion_mnist))
+    monkeypatch.setattr(
+        skdynal._torchvision, "import_torchvision", lambda: _fake_torchvision(fake_fashion_mnist)
+    )
     data = load_fashion_mnist(tmp_path, download=True)
     assert calls == [(str(tmp_path), True, True)]
     assert data.X_train.shape == (20, 1, 28, 28) and data.X_test.shape == (10, 1, 28, 28)
@@ -277,8 +282,9 @@ def test_failed_download_raises_oserror(tmp_path, monkeypatch):
     def offline(root, train=True, download=False):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
 
-    monkeypatch.setattr(skdynal._torchvision, "import_torchvision",
-                        lambda: _fake_torchvision(offline))
+    monkeypatch.setattr(
+        skdynal._torchvision, "import_torchvision", lambda: _fake_torchvision(offline)
+    )
     with pytest.raises(OSError, match=r"Downloading Fashion-MNIST into .*failed.*Error downl"):
         load_fashion_mnist(tmp_path, download=True)
 
@@ -332,8 +338,7 @@ def test_real_fashion_mnist_split_shapes_and_balance(real):
 
 @needs_real
 def test_real_fashion_mnist_subset_for_the_lenet_runner():
-    data = load_experiment_data("fashion_mnist", "lenet", n_train=500, n_test=200,
-                                random_state=0)
+    data = load_experiment_data("fashion_mnist", "lenet", n_train=500, n_test=200, random_state=0)
     assert data.X_train.shape == (500, 1, 28, 28) and data.X_test.shape == (200, 1, 28, 28)
     assert len(np.unique(data.y_train)) == 10
 
@@ -343,9 +348,18 @@ def test_runner_runs_one_lenet_round_on_standins(gz_root):
 
     data = load_experiment_data("fashion_mnist", "lenet", data_dir=gz_root)
     results = run_experiment(
-        data, model="lenet", strategies=["dynamical", "random"], initial=10, query=10,
-        rounds=1, seeds=[0], epochs=2, batch_size=8, dataset="fashion_mnist",
-        progress=False, plot=False,
+        data,
+        model="lenet",
+        strategies=["dynamical", "random"],
+        initial=10,
+        query=10,
+        rounds=1,
+        seeds=[0],
+        epochs=2,
+        batch_size=8,
+        dataset="fashion_mnist",
+        progress=False,
+        plot=False,
     )
     final = {(r["strategy"], r["n_labels"]) for r in results.rows if r["round"] == 1}
     assert final == {("dynamical", 20), ("random", 20)}

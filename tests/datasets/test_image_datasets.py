@@ -83,10 +83,12 @@ def test_cifar10_normalises_with_training_statistics(root):
 
 def test_cifar10_subsets_are_seeded_rows_of_the_full_split(root):
     full = load_cifar10(root, verify_checksums=False, normalize=None)
-    a = load_cifar10(root, verify_checksums=False, normalize=None, n_train=9, n_test=3,
-                     random_state=5)
-    b = load_cifar10(root, verify_checksums=False, normalize=None, n_train=9, n_test=3,
-                     random_state=5)
+    a = load_cifar10(
+        root, verify_checksums=False, normalize=None, n_train=9, n_test=3, random_state=5
+    )
+    b = load_cifar10(
+        root, verify_checksums=False, normalize=None, n_train=9, n_test=3, random_state=5
+    )
     assert a.X_train.shape == (9, 3, 32, 32) and a.y_test.shape == (3,)
     np.testing.assert_array_equal(a.X_train, b.X_train)
     flat_full = full.X_train.reshape(23, -1)
@@ -179,8 +181,7 @@ def test_caltech101_split_is_seeded(root):
     np.testing.assert_array_equal(a.X_test, b.X_test)
     np.testing.assert_array_equal(a.y_train, b.y_train)
     splits = {
-        load_caltech101(root, image_size=8, normalize=None, random_state=seed)
-        .X_test.tobytes()
+        load_caltech101(root, image_size=8, normalize=None, random_state=seed).X_test.tobytes()
         for seed in range(4)
     }
     assert len(splits) > 1
@@ -225,8 +226,20 @@ def test_caltech101_bad_inputs(root, tmp_path):
 
 
 def test_standins_command_line(tmp_path, capsys):
-    status = standins_main(["--root", str(tmp_path), "--n-train", "10", "--n-test", "5",
-                            "--caltech-classes", "3", "--caltech-per-class", "4"])
+    status = standins_main(
+        [
+            "--root",
+            str(tmp_path),
+            "--n-train",
+            "10",
+            "--n-test",
+            "5",
+            "--caltech-classes",
+            "3",
+            "--caltech-per-class",
+            "4",
+        ]
+    )
     assert status == 0
     assert "cifar-10-batches-py" in capsys.readouterr().out
     cifar = load_dataset("cifar10", root=tmp_path, verify_checksums=False)

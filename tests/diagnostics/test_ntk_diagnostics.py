@@ -35,8 +35,9 @@ def test_empirical_ntk_matches_entrywise_kernel(ce_net, data):
 def test_empirical_ntk_symmetric_and_psd_on_one_set(ce_net, data):
     X_labeled = data[0]
     theta = empirical_ntk(ce_net, X_labeled, batch_size=4)
-    np.testing.assert_allclose(theta, brute_kernel(ce_net.module_, X_labeled, X_labeled),
-                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        theta, brute_kernel(ce_net.module_, X_labeled, X_labeled), rtol=1e-10, atol=1e-12
+    )
     M = theta.transpose(0, 2, 1, 3).reshape(7 * N_CLASSES, 7 * N_CLASSES)
     np.testing.assert_allclose(M, flat_block_matrix(theta))
     np.testing.assert_allclose(M, M.T, atol=1e-12)
@@ -47,8 +48,7 @@ def test_trace_structure_is_class_average(ce_net, data):
     X_labeled, _, X_query, _ = data
     full = brute_kernel(ce_net.module_, X_labeled, X_query)
     trace = empirical_ntk(ce_net, X_labeled, X_query, structure="trace", batch_size=2)
-    expected = np.array([[np.trace(full[i, j]) / N_CLASSES for j in range(5)]
-                         for i in range(7)])
+    expected = np.array([[np.trace(full[i, j]) / N_CLASSES for j in range(5)] for i in range(7)])
     np.testing.assert_allclose(trace, expected, rtol=1e-10)
 
 
@@ -140,11 +140,15 @@ def test_generalization_bound_singular_kernel_says_what_to_do(ce_net):
 def test_ntk_mmd_matches_kernel_formula(ce_net, data):
     X_labeled, _, X_query, _ = data
     module = ce_net.module_
+
     def k(A, B):
         return np.trace(brute_kernel(module, A, B), axis1=2, axis2=3) / N_CLASSES
-    mmd2 = k(X_labeled, X_labeled).mean() + k(X_query, X_query).mean() - 2 * k(
-        X_labeled, X_query
-    ).mean()
+
+    mmd2 = (
+        k(X_labeled, X_labeled).mean()
+        + k(X_query, X_query).mean()
+        - 2 * k(X_labeled, X_query).mean()
+    )
     assert ntk_mmd(ce_net, X_labeled, X_query, batch_size=3) == pytest.approx(
         np.sqrt(mmd2), rel=1e-9
     )
@@ -206,8 +210,9 @@ def test_layerwise_blocks_recomputed_under_tight_memory_equal_jacobian(
     empirical_ntk(ce_net, X_labeled, X_query, structure=structure, batch_size=1)
     assert sum(calls) == 7 + 5  # with room to cache, every sample is factored once
     with pytest.raises(KernelTooLargeError):
-        empirical_ntk(ce_net, X_labeled, X_query, structure=structure, batch_size=1,
-                      max_bytes=tight - 1)
+        empirical_ntk(
+            ce_net, X_labeled, X_query, structure=structure, batch_size=1, max_bytes=tight - 1
+        )
 
 
 def test_layerwise_equals_jacobian_on_float32_cnn_with_batch_norm(digits):
@@ -228,9 +233,12 @@ def test_layerwise_equals_jacobian_on_float32_cnn_with_batch_norm(digits):
         scale = np.abs(reference).max()
         assert np.abs(layerwise - reference).max() <= 1e-12 * scale
         same = empirical_ntk(net, X[:9], structure=structure)
-        np.testing.assert_allclose(same[:, :9], empirical_ntk(net, X[:9], X[:9],
-                                   structure=structure, method="jacobian"),
-                                   rtol=1e-11, atol=1e-12 * scale)
+        np.testing.assert_allclose(
+            same[:, :9],
+            empirical_ntk(net, X[:9], X[:9], structure=structure, method="jacobian"),
+            rtol=1e-11,
+            atol=1e-12 * scale,
+        )
     # the fitted float32 module is untouched: same weights, dtype, mode and .grad
     assert module.training
     assert all(torch.equal(state[k], v) for k, v in module.state_dict().items())

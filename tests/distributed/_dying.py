@@ -13,11 +13,26 @@ class DiesOnceSampler(DynamicALSampler):
     and scores as usual.
     """
 
-    def __init__(self, marker=None, gamma=2.0, batch_size=None, method="vmap",
-                 random_state=None, progress=False, selection="top_b", chunk_size=100):
-        super().__init__(gamma=gamma, batch_size=batch_size, method=method,
-                         random_state=random_state, progress=progress, selection=selection,
-                         chunk_size=chunk_size)
+    def __init__(
+        self,
+        marker=None,
+        gamma=2.0,
+        batch_size=None,
+        method="vmap",
+        random_state=None,
+        progress=False,
+        selection="top_b",
+        chunk_size=100,
+    ):
+        super().__init__(
+            gamma=gamma,
+            batch_size=batch_size,
+            method=method,
+            random_state=random_state,
+            progress=progress,
+            selection=selection,
+            chunk_size=chunk_size,
+        )
         self.marker = marker
 
     def _score_rows(self, adapter, state, X_rows):

@@ -126,9 +126,7 @@ def test_wrapper_random_state_overrides_the_strategys(data):
     net, X_lab, _, _ = data
     X_pool = np.repeat(X_lab[:10], 12, axis=0)
     expected, _ = MarginSampler(random_state=5).select(net, X_pool, 15)
-    indices, _ = RayScorer(MarginSampler(random_state=0), random_state=5).select(
-        net, X_pool, 15
-    )
+    indices, _ = RayScorer(MarginSampler(random_state=0), random_state=5).select(net, X_pool, 15)
     np.testing.assert_array_equal(indices, expected)
 
 
@@ -137,9 +135,7 @@ def test_npy_path_and_memmap_pools(data, tmp_path):
     path = tmp_path / "pool.npy"
     np.save(path, X_pool)
     strategy = DynamicALSampler(random_state=0, selection="top_b")
-    expected, expected_scores = strategy.select(
-        net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
-    )
+    expected, expected_scores = strategy.select(net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab)
     scorer = RayScorer(strategy, shard_size=100)
     for pool in (str(path), path, np.load(path, mmap_mode="r")):
         indices, scores = scorer.select(net, pool, 10, X_labeled=X_lab, y_labeled=y_lab)
@@ -155,9 +151,7 @@ def test_deinfluence_selection_as_local(data, tmp_path):
     path = tmp_path / "pool.npy"
     np.save(path, X_pool)
     strategy = DynamicALSampler(selection="deinfluence", chunk_size=4, random_state=3)
-    expected, expected_scores = strategy.select(
-        net, X_pool, 11, X_labeled=X_lab, y_labeled=y_lab
-    )
+    expected, expected_scores = strategy.select(net, X_pool, 11, X_labeled=X_lab, y_labeled=y_lab)
     plain, _ = DynamicALSampler(random_state=3, selection="top_b").select(
         net, X_pool, 11, X_labeled=X_lab, y_labeled=y_lab
     )
@@ -184,9 +178,7 @@ def test_dataset_and_tensor_pools(data):
 def test_gpu_workers_match_local_cpu_scoring(data):
     net, X_lab, y_lab, X_pool = data
     strategy = DynamicALSampler(random_state=0, selection="top_b")
-    expected, expected_scores = strategy.select(
-        net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
-    )
+    expected, expected_scores = strategy.select(net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab)
     indices, scores = RayScorer(strategy, num_gpus_per_worker=0.5).select(
         net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
     )
@@ -270,15 +262,14 @@ def test_module_class_defined_in_a_function(data):
     with pytest.raises((AttributeError, pickle.PicklingError)):
         pickle.dumps(net)  # skorch's own pickling cannot ship this class
     expected, expected_scores = EGLSampler(random_state=0).select(net, X_pool, 6)
-    indices, scores = RayScorer(EGLSampler(random_state=0), shard_size=100).select(
-        net, X_pool, 6
-    )
+    indices, scores = RayScorer(EGLSampler(random_state=0), shard_size=100).select(net, X_pool, 6)
     np.testing.assert_array_equal(indices, expected)
     np.testing.assert_allclose(scores, expected_scores, rtol=1e-12, atol=0)
 
 
-@pytest.mark.parametrize("strategy", [BALDSampler(), RandomSampler()],
-                         ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize(
+    "strategy", [BALDSampler(), RandomSampler()], ids=lambda s: type(s).__name__
+)
 def test_strategies_that_cannot_be_sharded(strategy, data):
     net, X_lab, y_lab, X_pool = data
     with pytest.raises(TypeError, match="cannot be split into shards"):
@@ -367,6 +358,4 @@ def test_without_retries_the_dead_worker_fails_the_round(data, tmp_path):
     net, X_lab, y_lab, X_pool = data
     dying = DiesOnceSampler(marker=str(tmp_path / "died"), random_state=0)
     with pytest.raises(ray.exceptions.WorkerCrashedError):
-        RayScorer(dying, max_retries=0).select(
-            net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
-        )
+        RayScorer(dying, max_retries=0).select(net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab)

@@ -19,8 +19,13 @@ from skdynal.experiments._benchmark import (
 
 def _rows(config, seed, accuracies, n0=10, step=10):
     return [
-        {"strategy": config, "seed": seed, "round": r, "n_labels": n0 + step * r,
-         "test_accuracy": acc}
+        {
+            "strategy": config,
+            "seed": seed,
+            "round": r,
+            "n_labels": n0 + step * r,
+            "test_accuracy": acc,
+        }
         for r, acc in enumerate(accuracies)
     ]
 
@@ -77,27 +82,39 @@ def test_every_task_is_defined_with_enough_seeds():
 
 
 def test_quick_benchmark_runs_resumes_and_reports(tmp_path):
-    kwargs = dict(tasks=["three_clust", "breast_cancer"], strategies=["dynamical"],
-                  training=["fixed", "until-fit"], quick=True, out=tmp_path, n_jobs=1,
-                  progress=False)
+    kwargs = dict(
+        tasks=["three_clust", "breast_cancer"],
+        strategies=["dynamical"],
+        training=["fixed", "until-fit"],
+        quick=True,
+        out=tmp_path,
+        n_jobs=1,
+        progress=False,
+    )
     results = run_benchmark(**kwargs)
     paths = results.save(command="skdynal benchmark --quick")
     assert len(results.cell_seconds) == 2 * 2 * 2 * 2  # tasks x training x strategies x seeds
     rows = results.task_rows["three_clust"]
     configs = {r["strategy"] for r in rows}
-    assert configs == {f"{s} [{t}]" for s in ("random", "dynamical")
-                       for t in ("fixed", "until-fit")}
+    assert configs == {
+        f"{s} [{t}]" for s in ("random", "dynamical") for t in ("fixed", "until-fit")
+    }
     # every configuration of a task starts from the same labeled set and weights:
     # round-0 accuracy is identical per seed within a training protocol
     for training in ("fixed", "until-fit"):
-        start = {(r["seed"], r["test_accuracy"]) for r in rows
-                 if r["round"] == 0 and r["strategy"].endswith(f"[{training}]")}
+        start = {
+            (r["seed"], r["test_accuracy"])
+            for r in rows
+            if r["round"] == 0 and r["strategy"].endswith(f"[{training}]")
+        }
         assert len(start) == 2
     with open(paths["summary"], encoding="utf-8") as f:
         summary = json.load(f)
     assert set(summary["task_summaries"]) == {"three_clust", "breast_cancer"}
-    assert os.path.exists(paths["ranks_plot"]) and "# Benchmark results" in open(
-        paths["report"], encoding="utf-8").read()
+    assert (
+        os.path.exists(paths["ranks_plot"])
+        and "# Benchmark results" in open(paths["report"], encoding="utf-8").read()
+    )
     again = run_benchmark(**kwargs)  # every cell is cached now
     assert again.cell_seconds == {}
     assert again.task_rows == results.task_rows
@@ -113,8 +130,21 @@ def test_benchmark_refuses_unknown_names(tmp_path):
 
 
 def test_cli_benchmark_quick(tmp_path, capsys):
-    code = main(["benchmark", "--quick", "--tasks", "three_clust", "--strategies",
-                 "dynamical", "--jobs", "1", "--no-progress", "--out", str(tmp_path)])
+    code = main(
+        [
+            "benchmark",
+            "--quick",
+            "--tasks",
+            "three_clust",
+            "--strategies",
+            "dynamical",
+            "--jobs",
+            "1",
+            "--no-progress",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "dynamical [fixed]" in out and "random [fixed]" in out
@@ -122,6 +152,14 @@ def test_cli_benchmark_quick(tmp_path, capsys):
 
 
 def test_first_seed_runs_fresh_repetitions(tmp_path):
-    results = run_benchmark(["three_clust"], ["dynamical"], quick=True, seeds=1,
-                            first_seed=5, out=tmp_path, n_jobs=1, progress=False)
+    results = run_benchmark(
+        ["three_clust"],
+        ["dynamical"],
+        quick=True,
+        seeds=1,
+        first_seed=5,
+        out=tmp_path,
+        n_jobs=1,
+        progress=False,
+    )
     assert {row["seed"] for row in results.task_rows["three_clust"]} == {5}

@@ -13,8 +13,7 @@ from skdynal.datasets import write_cifar10_standin
 from skdynal.experiments import _runner
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["--initial", "20", "--query", "10", "--rounds", "1", "--epochs", "1",
-        "--no-progress"]
+TINY = ["--initial", "20", "--query", "10", "--rounds", "1", "--epochs", "1", "--no-progress"]
 
 
 def resolved(argv):
@@ -33,7 +32,12 @@ def test_no_arguments_is_the_digits_main_job():
     args = resolved(["run"])
     assert (args.dataset, args.model) == ("digits", "mlp")
     assert args.strategies == [
-        "dynamical-balanced", "dynamical", "random", "least-confidence", "margin", "entropy"
+        "dynamical-balanced",
+        "dynamical",
+        "random",
+        "least-confidence",
+        "margin",
+        "entropy",
     ]
     assert (args.initial, args.query, args.rounds, args.epochs) == (50, 50, 6, 50)
     assert args.seeds == [0, 1, 2] and args.resume and args.threads == 1
@@ -58,15 +62,20 @@ def test_seed_syntax(text, seeds):
 
 def test_strategies_accept_commas_spaces_and_all():
     assert resolved(["run", "--strategies", "random,margin", "entropy"]).strategies == [
-        "random", "margin", "entropy"]
+        "random",
+        "margin",
+        "entropy",
+    ]
     assert "badge" in resolved(["run", "--strategies", "all", "--dropout", "0.2"]).strategies
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", "--strategies", "dynamical", "bogus"],
-         "unknown strategy 'bogus'; choose from dynamical, "),
+        (
+            ["run", "--strategies", "dynamical", "bogus"],
+            "unknown strategy 'bogus'; choose from dynamical, ",
+        ),
         (["run", "--seeds", "x"], "argument --seeds: expected a number of seeds"),
         (["run", "--seeds", "1,1"], "seeds must be distinct"),
         (["run", "--rounds", "-1"], "argument --rounds: expected an integer >= 0"),
@@ -81,8 +90,10 @@ def test_strategies_accept_commas_spaces_and_all():
         (["run", "--initial", "5000"], "leaves no pool"),
         (["run", "--dropout", "2"], "--dropout must be in [0, 1)"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
-        (["run", "--strategies", "margin", "--baseline", "random"],
-         "--baseline random is not among the strategies run (margin)"),
+        (
+            ["run", "--strategies", "margin", "--baseline", "random"],
+            "--baseline random is not among the strategies run (margin)",
+        ),
     ],
 )
 def test_bad_arguments_exit_with_a_clear_message(argv, message, capsys):
@@ -113,34 +124,75 @@ def test_list_prints_the_registry(capsys):
 def test_cifar10_standin_through_the_real_loader(tmp_path, capsys):
     write_cifar10_standin(tmp_path / "data", n_train=50, n_test=10, random_state=0)
     out = tmp_path / "out"
-    argv = ["run", "--dataset", "cifar10", "--model", "cnn", "--data-dir",
-            str(tmp_path / "data"), "--no-verify-checksums", "--strategies", "random",
-            "margin", "--seeds", "1", "--threads", "1", "--batch-size", "16",
-            "--out", str(out), *TINY]
+    argv = [
+        "run",
+        "--dataset",
+        "cifar10",
+        "--model",
+        "cnn",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--no-verify-checksums",
+        "--strategies",
+        "random",
+        "margin",
+        "--seeds",
+        "1",
+        "--threads",
+        "1",
+        "--batch-size",
+        "16",
+        "--out",
+        str(out),
+        *TINY,
+    ]
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
     assert "cifar10 (50 train / 10 test), cnn, M=20, b=10, R=1" in printed
     rows = json.loads((out / "results.json").read_text())
     assert [(r["strategy"], r["n_labels"]) for r in rows] == [
-        ("random", 20), ("random", 30), ("margin", 20), ("margin", 30)]
+        ("random", 20),
+        ("random", 30),
+        ("margin", 20),
+        ("margin", 30),
+    ]
     assert {r["dataset"] for r in rows} == {"cifar10"}
 
 
 def test_python_dash_m_skdynal_run(tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "skdynal", "run", "--strategies", "random", "entropy",
-               "--seeds", "2", "--out", str(out), *TINY]
+    command = [
+        sys.executable,
+        "-m",
+        "skdynal",
+        "run",
+        "--strategies",
+        "random",
+        "entropy",
+        "--seeds",
+        "2",
+        "--out",
+        str(out),
+        *TINY,
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path,
-                          timeout=300)
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert "Test accuracy (mean over seeds) after each round" in done.stdout
     assert "Δ vs random" in done.stdout
     table = done.stdout.split("after each round\n", 1)[1].splitlines()
     assert table[0].split() == ["round", "labels", "random", "entropy"]
     assert [line.split()[:2] for line in table[1:3]] == [["0", "20"], ["1", "30"]]
-    for name in ("results.csv", "results.json", "summary.csv", "summary.json",
-                 "learning_curve.png", "config.json"):
+    for name in (
+        "results.csv",
+        "results.json",
+        "summary.csv",
+        "summary.json",
+        "learning_curve.png",
+        "config.json",
+    ):
         assert (out / name).is_file(), name
     assert len(os.listdir(out / "cells")) == 4
 

@@ -18,6 +18,7 @@ def run_cli(argv, capsys):
 @pytest.fixture
 def no_training(monkeypatch):
     """Fail the test if any experiment work starts."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("run_experiment was called")
 
@@ -26,20 +27,26 @@ def no_training(monkeypatch):
 
 
 # digits: 1797 samples, split into 1347 train / 450 test by load_digits_split
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--initial", "20", "--query", "2000", "--rounds", "1"],
-     "--query 2000 is larger than the pool: digits has 1347 training samples, 1327 after"),
-    (["--initial", "20", "--query", "2000", "--rounds", "0"], "larger than the pool"),
-    (["--initial", "47", "--query", "100", "--rounds", "14"],
-     "--rounds 14 of --query 100 need 1400 pool samples, but digits has 1300 after the "
-     "initial 47 (at most --rounds 13)"),
-    (["--lr", "inf"], "argument --lr: expected a positive number, got 'inf'"),
-    (["--lr", "nan"], "argument --lr: expected a positive number, got 'nan'"),
-    (["--weight-decay", "-0.1"], "argument --weight-decay: expected a number >= 0"),
-    (["--weight-decay", "nan"], "argument --weight-decay: expected a number >= 0"),
-])
-def test_impossible_protocols_and_values_are_refused(argv, message, capsys, no_training,
-                                                     tmp_path):
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--initial", "20", "--query", "2000", "--rounds", "1"],
+            "--query 2000 is larger than the pool: digits has 1347 training samples, 1327 after",
+        ),
+        (["--initial", "20", "--query", "2000", "--rounds", "0"], "larger than the pool"),
+        (
+            ["--initial", "47", "--query", "100", "--rounds", "14"],
+            "--rounds 14 of --query 100 need 1400 pool samples, but digits has 1300 after the "
+            "initial 47 (at most --rounds 13)",
+        ),
+        (["--lr", "inf"], "argument --lr: expected a positive number, got 'inf'"),
+        (["--lr", "nan"], "argument --lr: expected a positive number, got 'nan'"),
+        (["--weight-decay", "-0.1"], "argument --weight-decay: expected a number >= 0"),
+        (["--weight-decay", "nan"], "argument --weight-decay: expected a number >= 0"),
+    ],
+)
+def test_impossible_protocols_and_values_are_refused(argv, message, capsys, no_training, tmp_path):
     code, err = run_cli(["run", *argv, "--out", str(tmp_path / "out")], capsys)
     assert code == 2
     assert message in err
@@ -49,16 +56,18 @@ def test_impossible_protocols_and_values_are_refused(argv, message, capsys, no_t
 
 
 def test_a_protocol_that_fits_exactly_is_accepted():
-    args = cli.build_parser().parse_args(["run", "--initial", "47", "--query", "100",
-                                          "--rounds", "13"])
+    args = cli.build_parser().parse_args(
+        ["run", "--initial", "47", "--query", "100", "--rounds", "13"]
+    )
     cli._check_protocol(args, None, 1347)  # parser.error is never reached
 
 
 @pytest.mark.parametrize("command", ["run", "benchmark"])
-def test_unwritable_out_is_refused_up_front(command, tmp_path, capsys, no_training,
-                                            monkeypatch):
-    monkeypatch.setattr("skdynal.experiments._benchmark.run_benchmark",
-                        lambda *a, **k: pytest.fail("run_benchmark was called"))
+def test_unwritable_out_is_refused_up_front(command, tmp_path, capsys, no_training, monkeypatch):
+    monkeypatch.setattr(
+        "skdynal.experiments._benchmark.run_benchmark",
+        lambda *a, **k: pytest.fail("run_benchmark was called"),
+    )
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     code, err = run_cli([command, "--out", str(blocker / "results")], capsys)
@@ -86,15 +95,29 @@ def test_help_shows_real_defaults(command, capsys):
         assert option_help.count("(default") <= 1, option_help
     if command == "run":
         assert "--no-plot do not write the learning-curve plot (written by default)" in text
-        assert "initial labeled set size M (default: 50; 500 for cifar10, svhn and " \
-               "caltech101)" in text
+        assert (
+            "initial labeled set size M (default: 50; 500 for cifar10, svhn and "
+            "caltech101)" in text
+        )
         assert "lenet for fashion_mnist" in text
         assert "learning rate (default: 0.001)" in text
 
 
 def test_run_experiment_refuses_rounds_that_cannot_all_run():
     data = load_digits_split(random_state=0)
-    with pytest.raises(ValueError, match=r"rounds=14 of query=100 need 1400 pool samples, "
-                       r"but the training set has 1300 after the initial 47"):
-        run_experiment(data, "mlp", ["random"], initial=47, query=100, rounds=14, seeds=1,
-                       epochs=1, progress=False)
+    with pytest.raises(
+        ValueError,
+        match=r"rounds=14 of query=100 need 1400 pool samples, "
+        r"but the training set has 1300 after the initial 47",
+    ):
+        run_experiment(
+            data,
+            "mlp",
+            ["random"],
+            initial=47,
+            query=100,
+            rounds=14,
+            seeds=1,
+            epochs=1,
+            progress=False,
+        )

@@ -27,8 +27,14 @@ from skdynal.models import MLP
 
 TIMING = ("query_seconds", "train_seconds")
 TINY = dict(
-    initial=20, query=10, rounds=2, epochs=2, batch_size=32, lr=1e-2,
-    module_kwargs={"hidden": (16,)}, progress=False,
+    initial=20,
+    query=10,
+    rounds=2,
+    epochs=2,
+    batch_size=32,
+    lr=1e-2,
+    module_kwargs={"hidden": (16,)},
+    progress=False,
 )
 
 
@@ -111,14 +117,25 @@ def test_random_strategy_matches_a_hand_written_protocol(data):
     pool = np.setdiff1d(np.arange(len(data.X_train)), labeled)
     torch.manual_seed(seed)
     net = NeuralNetClassifier(
-        MLP, module__hidden=(16,), module__n_features=64, module__n_classes=10,
-        criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=1e-2,
-        max_epochs=2, batch_size=32, train_split=None, warm_start=True,
-        iterator_train__shuffle=True, verbose=0,
+        MLP,
+        module__hidden=(16,),
+        module__n_features=64,
+        module__n_classes=10,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-2,
+        max_epochs=2,
+        batch_size=32,
+        train_split=None,
+        warm_start=True,
+        iterator_train__shuffle=True,
+        verbose=0,
     )
     learner = ActiveLearner(
-        net, query_strategy=RandomSampler(random_state=seed),
-        X_training=data.X_train[labeled], y_training=data.y_train[labeled],
+        net,
+        query_strategy=RandomSampler(random_state=seed),
+        X_training=data.X_train[labeled],
+        y_training=data.y_train[labeled],
     )
     expected = [np.mean(net.predict(data.X_test) == data.y_test)]
     for _ in range(2):
@@ -195,14 +212,14 @@ def test_resume_after_interruption_recomputes_nothing_finished(data, tmp_path, m
     run_experiment(data, "mlp", strategies, seeds=[0, 1], out=tmp_path, resume=False, **TINY)
     assert len(computed) == 4
     computed.clear()
-    run_experiment(data, "mlp", strategies, seeds=[0, 1], out=tmp_path,
-                   **{**TINY, "epochs": 1})
+    run_experiment(data, "mlp", strategies, seeds=[0, 1], out=tmp_path, **{**TINY, "epochs": 1})
     assert len(computed) == 4
 
 
 def test_outputs_written(data, tmp_path):
-    results = run_experiment(data, "mlp", ["random", "entropy"], seeds=[0, 1], out=tmp_path,
-                             dataset="digits", **TINY)
+    results = run_experiment(
+        data, "mlp", ["random", "entropy"], seeds=[0, 1], out=tmp_path, dataset="digits", **TINY
+    )
     with open(tmp_path / "results.csv", newline="") as f:
         table = list(csv.DictReader(f))
     assert list(table[0]) == RESULT_COLUMNS
@@ -228,14 +245,18 @@ def test_strategy_objects_modal_functions_and_registry_entries(data):
     from modAL.uncertainty import margin_sampling
 
     register_strategy(
-        "test-random-copy", lambda random_state: RandomSampler(random_state=random_state),
-        description="registered by a test", overwrite=True,
+        "test-random-copy",
+        lambda random_state: RandomSampler(random_state=random_state),
+        description="registered by a test",
+        overwrite=True,
     )
     assert "test-random-copy" in available_strategies()
     results = run_experiment(
-        data, "mlp",
+        data,
+        "mlp",
         ["random", "test-random-copy", ("mine", RandomSampler()), margin_sampling],
-        seeds=[0], **TINY,
+        seeds=[0],
+        **TINY,
     )
     by_label = {}
     for row in results.rows:
@@ -248,13 +269,25 @@ def test_strategy_objects_modal_functions_and_registry_entries(data):
 def test_module_classes_and_skorch_nets_as_models(data):
     from _nets import DigitsMLP, make_net
 
-    by_class = run_experiment(data, DigitsMLP, ["random"], seeds=[0], reinit=True,
-                              **{**TINY, "module_kwargs": {"hidden": 8}})
+    by_class = run_experiment(
+        data,
+        DigitsMLP,
+        ["random"],
+        seeds=[0],
+        reinit=True,
+        **{**TINY, "module_kwargs": {"hidden": 8}},
+    )
     assert by_class.config["model"] == "DigitsMLP"
     PoolRecorder.calls = []
     template = make_net(max_epochs=1)
-    by_net = run_experiment(data, template, {"first": PoolRecorder()}, seeds=[0, 1],
-                            reinit=True, **{**TINY, "module_kwargs": None})
+    by_net = run_experiment(
+        data,
+        template,
+        {"first": PoolRecorder()},
+        seeds=[0, 1],
+        reinit=True,
+        **{**TINY, "module_kwargs": None},
+    )
     # The template is cloned per cell, never fitted itself; warm_start follows reinit.
     assert not hasattr(template, "module_")
     assert [c["warm_start"] for c in PoolRecorder.calls] == [False] * 4

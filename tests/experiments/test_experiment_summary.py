@@ -15,8 +15,15 @@ def make_rows(curves, n_labels=(10, 20, 40)):
     for strategy, by_seed in curves.items():
         for seed, accuracies in by_seed.items():
             for rnd, (n, acc) in enumerate(zip(n_labels, accuracies, strict=True)):
-                rows.append({"strategy": strategy, "seed": seed, "round": rnd,
-                             "n_labels": n, "test_accuracy": acc})
+                rows.append(
+                    {
+                        "strategy": strategy,
+                        "seed": seed,
+                        "round": rnd,
+                        "n_labels": n,
+                        "test_accuracy": acc,
+                    }
+                )
     return rows
 
 
@@ -34,8 +41,10 @@ def test_auc_is_the_trapezoid_mean_over_the_label_range():
 def test_paired_comparison_against_scipy():
     rng = np.random.RandomState(0)
     base = {s: list(rng.uniform(0.5, 0.9, 3)) for s in range(6)}
-    better = {s: [a + d for a, d in zip(base[s], rng.uniform(-0.01, 0.05, 3), strict=True)]
-              for s in range(6)}
+    better = {
+        s: [a + d for a, d in zip(base[s], rng.uniform(-0.01, 0.05, 3), strict=True)]
+        for s in range(6)
+    }
     worse = {s: [a - 0.02 for a in base[s]] for s in range(6)}
     summary = summarize(make_rows({"random": base, "better": better, "worse": worse}))
     by_name = {e["strategy"]: e for e in summary}
@@ -70,8 +79,7 @@ def test_ties_share_a_rank_and_no_baseline_leaves_comparisons_empty():
     curves = {"a": {0: [0.5, 0.6, 0.7]}, "b": {0: [0.5, 0.6, 0.7]}, "c": {0: [0.1, 0.2, 0.3]}}
     summary = summarize(make_rows(curves), baseline=None)
     assert [e["rank"] for e in summary] == [1, 1, 3]
-    assert all(math.isnan(e["diff_vs_baseline"]) and math.isnan(e["auc_stderr"])
-               for e in summary)
+    assert all(math.isnan(e["diff_vs_baseline"]) and math.isnan(e["auc_stderr"]) for e in summary)
     text = format_summary_table(summary, baseline=None)
     assert len(text.splitlines()) == 4
 

@@ -17,8 +17,24 @@ from skdynal.datasets import load_digits_split
 from skdynal.experiments import _runner
 
 ROOT = Path(__file__).resolve().parents[2]
-ARGS = ["run", "--initial", "20", "--query", "10", "--rounds", "2", "--epochs", "40",
-        "--strategies", "random", "margin", "--seeds", "3", "--no-progress", "--no-plot"]
+ARGS = [
+    "run",
+    "--initial",
+    "20",
+    "--query",
+    "10",
+    "--rounds",
+    "2",
+    "--epochs",
+    "40",
+    "--strategies",
+    "random",
+    "margin",
+    "--seeds",
+    "3",
+    "--no-progress",
+    "--no-plot",
+]
 
 
 def _finished_cell_files(out):
@@ -31,16 +47,25 @@ def _cells(out):
 
 
 def _accuracies(rows):
-    return [(r["strategy"], r["seed"], r["round"], r["n_labels"], r["test_accuracy"])
-            for r in rows]
+    return [
+        (r["strategy"], r["seed"], r["round"], r["n_labels"], r["test_accuracy"]) for r in rows
+    ]
 
 
 def test_sigint_stops_skdynal_run_and_a_rerun_matches_a_clean_run(tmp_path, capsys):
     out = tmp_path / "interrupted"
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "skdynal", *ARGS, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skdynal", *ARGS, "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     deadline = time.monotonic() + 120
     while not _finished_cell_files(out) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -61,7 +86,8 @@ def test_sigint_stops_skdynal_run_and_a_rerun_matches_a_clean_run(tmp_path, caps
         assert _accuracies(rows) == _accuracies(clean[name])
     assert cli.main([*ARGS, "--out", str(out)]) == 0  # resumes
     assert {k: _accuracies(v) for k, v in _cells(out).items()} == {
-        k: _accuracies(v) for k, v in clean.items()}
+        k: _accuracies(v) for k, v in clean.items()
+    }
     capsys.readouterr()
 
 
@@ -83,9 +109,18 @@ class SigintInSecondFit(Callback):
 
 def test_interrupted_cell_is_not_stored_and_rerun_recomputes_it(tmp_path):
     data = load_digits_split(random_state=0)
-    kwargs = dict(initial=20, query=10, rounds=2, seeds=[0], epochs=4, progress=False,
-                  plot=False, out=tmp_path, n_threads=1,
-                  net_kwargs={"callbacks": [("sigint", SigintInSecondFit())]})
+    kwargs = dict(
+        initial=20,
+        query=10,
+        rounds=2,
+        seeds=[0],
+        epochs=4,
+        progress=False,
+        plot=False,
+        out=tmp_path,
+        n_threads=1,
+        net_kwargs={"callbacks": [("sigint", SigintInSecondFit())]},
+    )
     clean = _runner.run_experiment(data, "mlp", ["random"], **{**kwargs, "out": None})
     _STATE.update(armed=True, fits=0)
     try:

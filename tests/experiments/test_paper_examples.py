@@ -16,8 +16,23 @@ from skdynal.datasets import (
 )
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-TINY = ["--initial", "20", "--query", "10", "--rounds", "1", "--epochs", "1", "--seeds", "1",
-        "--batch-size", "16", "--strategies", "random", "margin"]
+TINY = [
+    "--initial",
+    "20",
+    "--query",
+    "10",
+    "--rounds",
+    "1",
+    "--epochs",
+    "1",
+    "--seeds",
+    "1",
+    "--batch-size",
+    "16",
+    "--strategies",
+    "random",
+    "margin",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +52,7 @@ def standins(tmp_path_factory):
         ("caltech101_resnet", "caltech101", "resnet18"),
     ],
 )
-def test_example_runs_one_round(script, dataset, model, standins, tmp_path,
-                                monkeypatch, capsys):
+def test_example_runs_one_round(script, dataset, model, standins, tmp_path, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(EXAMPLES))
     module = __import__(script)
     flags = [] if dataset == "caltech101" else ["--no-verify-checksums"]
@@ -47,6 +61,10 @@ def test_example_runs_one_round(script, dataset, model, standins, tmp_path,
     assert results.config["dataset"] == dataset and results.config["model"] == model
     rows = json.loads((out / "results.json").read_text())
     assert [(r["strategy"], r["round"], r["n_labels"]) for r in rows] == [
-        ("random", 0, 20), ("random", 1, 30), ("margin", 0, 20), ("margin", 1, 30)]
+        ("random", 0, 20),
+        ("random", 1, 30),
+        ("margin", 0, 20),
+        ("margin", 1, 30),
+    ]
     assert (out / "learning_curve.png").is_file()
     assert "Δ vs random" in capsys.readouterr().out

@@ -12,8 +12,15 @@ from skdynal.experiments import run_experiment
 from skdynal.experiments._runner import initial_indices
 
 TINY = dict(
-    initial=20, query=10, rounds=2, epochs=30, batch_size=32, lr=1e-2,
-    module_kwargs={"hidden": (16,)}, progress=False, seeds=1,
+    initial=20,
+    query=10,
+    rounds=2,
+    epochs=30,
+    batch_size=32,
+    lr=1e-2,
+    module_kwargs={"hidden": (16,)},
+    progress=False,
+    seeds=1,
 )
 
 
@@ -54,22 +61,35 @@ def test_runner_draws_a_balanced_initial_set(data):
 def test_train_until_fit_trains_each_round_until_the_threshold_holds(data):
     fixed = run_experiment(data, "mlp", ["random"], **TINY)
     fitted = run_experiment(
-        data, "mlp", ["random"], train_until_fit={"threshold": 0.9, "patience": 2},
+        data,
+        "mlp",
+        ["random"],
+        train_until_fit={"threshold": 0.9, "patience": 2},
         **TINY,
     )
     assert [r["train_epochs"] for r in fixed.rows] == [30, 30, 30]
     epochs = [r["train_epochs"] for r in fitted.rows]
     assert all(2 <= e <= 30 for e in epochs) and epochs != [30, 30, 30]
     assert fitted.config["train_until_fit"] == {
-        "threshold": 0.9, "patience": 2, "min_epochs": 1, "accuracy": "running",
+        "threshold": 0.9,
+        "patience": 2,
+        "min_epochs": 1,
+        "accuracy": "running",
     }
     assert fitted.config["protocol_key"] != fixed.config["protocol_key"]
 
 
 def test_protocol_options_are_recorded_in_config_json(data, tmp_path):
     run_experiment(
-        data, "mlp", ["random"], train_until_fit=True, reset_optimizer=True,
-        initial_sampling="balanced", out=tmp_path, plot=False, **TINY,
+        data,
+        "mlp",
+        ["random"],
+        train_until_fit=True,
+        reset_optimizer=True,
+        initial_sampling="balanced",
+        out=tmp_path,
+        plot=False,
+        **TINY,
     )
     with open(os.path.join(tmp_path, "config.json"), encoding="utf-8") as f:
         config = json.load(f)
@@ -81,8 +101,15 @@ def test_protocol_options_are_recorded_in_config_json(data, tmp_path):
 def test_default_protocol_key_is_unchanged_by_the_new_options(data):
     # cells stored before the options existed must still be found
     a = run_experiment(data, "mlp", ["random"], **{**TINY, "rounds": 0})
-    b = run_experiment(data, "mlp", ["random"], train_until_fit=None, reset_optimizer=False,
-                       initial_sampling="random", **{**TINY, "rounds": 0})
+    b = run_experiment(
+        data,
+        "mlp",
+        ["random"],
+        train_until_fit=None,
+        reset_optimizer=False,
+        initial_sampling="random",
+        **{**TINY, "rounds": 0},
+    )
     assert a.config["protocol_key"] == b.config["protocol_key"]
 
 
@@ -102,8 +129,10 @@ def test_bad_protocol_options_raise(data, kwargs, error, match):
 
 def test_runner_grows_the_architecture_with_inas(data):
     results = run_experiment(
-        data, "mlp", ["margin"], inas={"max_blocks": 2, "max_stacks": 2,
-                                       "candidate_epochs": 2},
+        data,
+        "mlp",
+        ["margin"],
+        inas={"max_blocks": 2, "max_stacks": 2, "candidate_epochs": 2},
         **{**TINY, "epochs": 3, "initial": 40},
     )
     structures = [tuple(r["structure"]) for r in results.rows]
@@ -118,7 +147,10 @@ def test_runner_grows_the_architecture_with_inas(data):
 
 def test_runner_fixed_family_member_is_the_inas_baseline(data):
     results = run_experiment(
-        data, "mlp", ["margin"], inas={"search_steps": 0, "initial_structure": (2, 2)},
+        data,
+        "mlp",
+        ["margin"],
+        inas={"search_steps": 0, "initial_structure": (2, 2)},
         **{**TINY, "epochs": 2, "initial": 40},
     )
     assert {tuple(r["structure"]) for r in results.rows} == {(2, 2)}
@@ -127,10 +159,32 @@ def test_runner_fixed_family_member_is_the_inas_baseline(data):
 def test_cli_runs_inas(tmp_path, capsys):
     from skdynal.cli import main
 
-    code = main(["run", "--strategies", "margin", "--initial", "40", "--query", "20",
-                 "--rounds", "1", "--seeds", "1", "--epochs", "2", "--inas", "--max-blocks",
-                 "2", "--max-stacks", "2", "--no-plot", "--no-progress", "--out",
-                 str(tmp_path)])
+    code = main(
+        [
+            "run",
+            "--strategies",
+            "margin",
+            "--initial",
+            "40",
+            "--query",
+            "20",
+            "--rounds",
+            "1",
+            "--seeds",
+            "1",
+            "--epochs",
+            "2",
+            "--inas",
+            "--max-blocks",
+            "2",
+            "--max-stacks",
+            "2",
+            "--no-plot",
+            "--no-progress",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     config = json.load(open(tmp_path / "config.json", encoding="utf-8"))
     assert config["inas"]["max_blocks"] == 2 and config["inas"]["search_steps"] == 1
@@ -141,10 +195,32 @@ def test_cli_runs_inas(tmp_path, capsys):
 def test_cli_gives_dropout_to_the_inas_family_for_bald(tmp_path):
     from skdynal.cli import main
 
-    code = main(["run", "--strategies", "bald", "--dropout", "0.2", "--initial", "40",
-                 "--query", "20", "--rounds", "1", "--seeds", "1", "--epochs", "2",
-                 "--fixed-structure", "1", "2", "--no-plot", "--no-progress", "--out",
-                 str(tmp_path)])
+    code = main(
+        [
+            "run",
+            "--strategies",
+            "bald",
+            "--dropout",
+            "0.2",
+            "--initial",
+            "40",
+            "--query",
+            "20",
+            "--rounds",
+            "1",
+            "--seeds",
+            "1",
+            "--epochs",
+            "2",
+            "--fixed-structure",
+            "1",
+            "2",
+            "--no-plot",
+            "--no-progress",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     config = json.load(open(tmp_path / "config.json", encoding="utf-8"))
     assert config["inas"]["family_kwargs"]["dropout"] == 0.2

@@ -7,7 +7,10 @@ from torch import nn
 
 def mlp(n_in=6, hidden=8, n_out=3):
     return nn.Sequential(
-        nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.Tanh(),
+        nn.Linear(n_in, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.Tanh(),
         nn.Linear(hidden, n_out),
     )
 
@@ -16,10 +19,15 @@ def vanilla_cnn(channels=(4, 6, 8), n_out=3):
     """The paper's vanilla CNN: three conv layers with ReLU, global average pooling, Linear."""
     c1, c2, c3 = channels
     return nn.Sequential(
-        nn.Conv2d(3, c1, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c3, n_out),
+        nn.Conv2d(3, c1, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(c1, c2, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(c2, c3, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(c3, n_out),
     )
 
 
@@ -62,19 +70,32 @@ class SmallResNet(nn.Module):
 
 def small_vgg(n_out=3):
     return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(inplace=True),
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(inplace=True),
         nn.MaxPool2d(2),
-        nn.Conv2d(4, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(inplace=True),
+        nn.Conv2d(4, 6, 3, padding=1),
+        nn.BatchNorm2d(6),
+        nn.ReLU(inplace=True),
         nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(6 * 2 * 2, 10), nn.ReLU(), nn.Dropout(0.5), nn.Linear(10, n_out),
+        nn.Flatten(),
+        nn.Linear(6 * 2 * 2, 10),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(10, n_out),
     )
 
 
 def conv1d_net(n_out=3):
     return nn.Sequential(
-        nn.Conv1d(2, 4, 5, padding=2), nn.BatchNorm1d(4), nn.ReLU(),
-        nn.Conv1d(4, 6, 3, stride=2, dilation=2), nn.GroupNorm(2, 6), nn.ReLU(),
-        nn.Flatten(), nn.Linear(6 * 4, n_out),
+        nn.Conv1d(2, 4, 5, padding=2),
+        nn.BatchNorm1d(4),
+        nn.ReLU(),
+        nn.Conv1d(4, 6, 3, stride=2, dilation=2),
+        nn.GroupNorm(2, 6),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(6 * 4, n_out),
     )
 
 

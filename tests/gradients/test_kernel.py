@@ -66,15 +66,19 @@ def check_kernel(module, left, right):
     # the factors are a faithful split of the samples
     halves = [f_left.rows(slice(0, 2)), f_left.rows(slice(2, None))]
     joined = type(f_left).concatenate(halves)
-    assert torch.equal(tangent_kernel(joined, f_right, "trace"), tangent_kernel(
-        f_left, f_right, "trace"))
+    assert torch.equal(
+        tangent_kernel(joined, f_right, "trace"), tangent_kernel(f_left, f_right, "trace")
+    )
     stacked = type(f_left).stack(halves[0], iter(halves[1:]), N_LEFT)
-    assert torch.equal(tangent_kernel(stacked, f_right, "full"), tangent_kernel(
-        f_left, f_right, "full"))
+    assert torch.equal(
+        tangent_kernel(stacked, f_right, "full"), tangent_kernel(f_left, f_right, "full")
+    )
     with pytest.raises(ValueError, match="factors of 6 samples"):
         type(f_left).stack(halves[0], iter(halves[1:]), N_LEFT + 1)
-    assert torch.equal(f_left.outputs, module(left).detach() if not isinstance(left, dict)
-                       else module(**left).detach())
+    assert torch.equal(
+        f_left.outputs,
+        module(left).detach() if not isinstance(left, dict) else module(**left).detach(),
+    )
     after = module.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(p.grad is None for p in module.parameters())
@@ -142,9 +146,7 @@ class Scale(nn.Module):
 
 def test_layer_without_rule_takes_torch_func():
     torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Linear(6, 8), nn.Tanh(), Scale(8), nn.Linear(8, 3)
-    ).double()
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), Scale(8), nn.Linear(8, 3)).double()
     with pytest.warns(UserWarning, match=r"2 \(no rule for Scale\)"):
         check_kernel(model, _x(N_LEFT, 6), _x(N_RIGHT, 6, seed=1))
 

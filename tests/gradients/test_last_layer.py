@@ -15,8 +15,9 @@ B = 6
 
 
 def _data(*shape, seed=0):
-    return torch.randn(B, *shape, dtype=torch.float64,
-                       generator=torch.Generator().manual_seed(seed))
+    return torch.randn(
+        B, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 def _pseudo(model, x):
@@ -64,9 +65,7 @@ def test_nll_on_probabilities_and_layer_by_name_or_module():
         return F.nll_loss(torch.log(probs), targets, reduction="none")
 
     direction = random_direction(model, torch.Generator().manual_seed(1))
-    brute = brute_force_grad_stats(
-        model, nll, x, y, direction, names=["0.4.weight", "0.4.bias"]
-    )
+    brute = brute_force_grad_stats(model, nll, x, y, direction, names=["0.4.weight", "0.4.bias"])
     assert_matches(last_layer_grad_stats(model, nll, x, y, direction), brute)
     assert_matches(last_layer_grad_stats(model, nll, x, y, direction, layer="0.4"), brute)
     assert_matches(last_layer_grad_stats(model, nll, x, y, direction, layer=model[0][4]), brute)

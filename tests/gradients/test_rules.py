@@ -13,9 +13,7 @@ from ._helpers import assert_matches, random_direction, squared_error
 B = 5
 
 
-def _check_layer(
-    layer, x, *, frozen=(), max_buffer_bytes=2**27, seed=0, with_direction=True
-):
+def _check_layer(layer, x, *, frozen=(), max_buffer_bytes=2**27, seed=0, with_direction=True):
     gen = torch.Generator().manual_seed(seed)
     layer = layer.double().eval()
     for name in frozen:

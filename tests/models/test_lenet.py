@@ -23,13 +23,24 @@ def per_sample_cross_entropy(outputs, targets):
     ("kwargs", "shape", "flat", "expected_params"),
     [
         # conv1 + conv2 + fc1 + fc2 + fc3, counted by hand.
-        ({}, (1, 28, 28), 16 * 4 * 4,
-         (1 * 6 * 25 + 6) + (6 * 16 * 25 + 16) + (256 * 120 + 120) + (120 * 84 + 84)
-         + (84 * 10 + 10)),
+        (
+            {},
+            (1, 28, 28),
+            16 * 4 * 4,
+            (1 * 6 * 25 + 6)
+            + (6 * 16 * 25 + 16)
+            + (256 * 120 + 120)
+            + (120 * 84 + 84)
+            + (84 * 10 + 10),
+        ),
         # The official code's CIFAR-10 network: 62,006 parameters.
         ({"in_channels": 3, "image_size": 32}, (3, 32, 32), 16 * 5 * 5, 62_006),
-        ({"n_classes": 4, "image_size": 16}, (1, 16, 16), 16 * 1 * 1,
-         (6 * 25 + 6) + (6 * 16 * 25 + 16) + (16 * 120 + 120) + (120 * 84 + 84) + (84 * 4 + 4)),
+        (
+            {"n_classes": 4, "image_size": 16},
+            (1, 16, 16),
+            16 * 1 * 1,
+            (6 * 25 + 6) + (6 * 16 * 25 + 16) + (16 * 120 + 120) + (120 * 84 + 84) + (84 * 4 + 4),
+        ),
     ],
 )
 def test_lenet_layers_and_parameter_count(kwargs, shape, flat, expected_params):
@@ -37,11 +48,14 @@ def test_lenet_layers_and_parameter_count(kwargs, shape, flat, expected_params):
     n_classes = kwargs.get("n_classes", 10)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size, c.padding) for c in convs] == [
-        (shape[0], 6, (5, 5), (0, 0)), (6, 16, (5, 5), (0, 0))
+        (shape[0], 6, (5, 5), (0, 0)),
+        (6, 16, (5, 5), (0, 0)),
     ]
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [
-        (flat, 120), (120, 84), (84, n_classes)
+        (flat, 120),
+        (120, 84),
+        (84, n_classes),
     ]
     assert sum(isinstance(m, nn.MaxPool2d) for m in model.modules()) == 2
     assert n_params(model) == expected_params
@@ -115,8 +129,14 @@ def test_skorch_fits_lenet_on_fashion_mnist_standins(tmp_path):
     data = load_fashion_mnist(tmp_path)
     torch.manual_seed(0)
     net = NeuralNetClassifier(
-        LeNet, criterion=nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=1e-3,
-        max_epochs=40, batch_size=8, train_split=None, verbose=0,
+        LeNet,
+        criterion=nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=40,
+        batch_size=8,
+        train_split=None,
+        verbose=0,
     )
     net.fit(data.X_train, data.y_train)
     losses = net.history[:, "train_loss"]

@@ -53,7 +53,9 @@ def test_cnn_architecture():
     model = CNN(in_channels=3, n_classes=10, width=8)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.stride) for c in convs] == [
-        (3, 8, (1, 1)), (8, 16, (2, 2)), (16, 32, (2, 2))
+        (3, 8, (1, 1)),
+        (8, 16, (2, 2)),
+        (16, 32, (2, 2)),
     ]
     # conv weights + biases, then the classifier: counted by hand.
     expected = (3 * 8 * 9 + 8) + (8 * 16 * 9 + 16) + (16 * 32 * 9 + 32) + (32 * 10 + 10)
@@ -98,9 +100,7 @@ def test_same_seed_same_initialisation():
 
 
 def test_registry():
-    assert MODELS == {
-        "mlp": MLP, "cnn": CNN, "lenet": LeNet, "resnet18": ResNet18, "vgg11": VGG11
-    }
+    assert MODELS == {"mlp": MLP, "cnn": CNN, "lenet": LeNet, "resnet18": ResNet18, "vgg11": VGG11}
     assert isinstance(get_model("CNN", width=4, n_classes=3), CNN)
     assert get_model_class("vgg11") is VGG11
     with pytest.raises(ValueError, match="Unknown model 'lenet5'"):

@@ -256,8 +256,10 @@ def test_same_seed_same_structures_and_history(split):
         histories.append(
             (
                 learner.structures_,
-                [[c["holdout_accuracy"] for s in r["steps"] for c in s["candidates"]]
-                 for r in learner.search_history_],
+                [
+                    [c["holdout_accuracy"] for s in r["steps"] for c in s["candidates"]]
+                    for r in learner.search_history_
+                ],
                 learner.estimator.predict_proba(split[2][:50]),
             )
         )

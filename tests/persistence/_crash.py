@@ -92,8 +92,9 @@ def run_child(cfg, pool):
         loop = ResumableLoop.resume(directory, make_net(), X, query_strategy=strategy)
     else:
         init = initial_ids(y)
-        loop = ResumableLoop.start(directory, make_net(), strategy, X, init, y[init],
-                                   random_state=cfg["seed"])
+        loop = ResumableLoop.start(
+            directory, make_net(), strategy, X, init, y[init], random_state=cfg["seed"]
+        )
     _emit("ready", trained=loop.n_rounds_trained)
     while loop.n_rounds_trained <= cfg["rounds"]:
         _emit("query")
@@ -114,8 +115,9 @@ def _warm_up(directory, pool):
 
     X, y = pool
     init = initial_ids(y)
-    loop = ResumableLoop.start(directory, make_net(), HalfRandomUncertainty(0), X, init,
-                               y[init], random_state=0)
+    loop = ResumableLoop.start(
+        directory, make_net(), HalfRandomUncertainty(0), X, init, y[init], random_state=0
+    )
     for pool_id in loop.query(2):
         loop.label(pool_id, int(y[pool_id]))
     loop.close()
@@ -147,8 +149,12 @@ def zygote():
             finally:
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
-        _emit("exit", pid=pid, killed=os.WIFSIGNALED(status) and
-              os.WTERMSIG(status) == signal.SIGKILL, code=os.waitstatus_to_exitcode(status))
+        _emit(
+            "exit",
+            pid=pid,
+            killed=os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL,
+            code=os.waitstatus_to_exitcode(status),
+        )
 
 
 # ---------------------------------------------------------------------- driver side
@@ -163,11 +169,19 @@ class Zygote:
     def __init__(self, timeout=120.0):
         self.timeout = timeout
         # one thread per process: worker pools of OpenMP/MKL/OpenBLAS do not survive fork
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-               "OPENBLAS_NUM_THREADS": "1"}
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+        }
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from tests.persistence._crash import zygote; zygote()"],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, env=env,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+            env=env,
         )
         self._pending = b""
         self._expect("zygote-ready")
@@ -176,9 +190,11 @@ class Zygote:
         while b"\n" not in self._pending:
             ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
             if not ready:
-                raise TimeoutError("crash-test harness produced no output for "
-                                   f"{self.timeout} s (a stuck child dumps its stack to "
-                                   "stderr after 60 s)")
+                raise TimeoutError(
+                    "crash-test harness produced no output for "
+                    f"{self.timeout} s (a stuck child dumps its stack to "
+                    "stderr after 60 s)"
+                )
             chunk = os.read(self.proc.stdout.fileno(), 65536)
             if not chunk:
                 raise RuntimeError("crash-test zygote exited unexpectedly")
@@ -204,8 +220,10 @@ class Zygote:
             message = self._read()
             if message["event"] == "exit":
                 if not message["killed"] and message["code"] != 0:
-                    raise RuntimeError(f"crash-test child exited with code {message['code']} "
-                                       "(a hang dumps its stack to stderr)")
+                    raise RuntimeError(
+                        f"crash-test child exited with code {message['code']} "
+                        "(a hang dumps its stack to stderr)"
+                    )
                 return events, message["killed"]
             if message["event"] == "error":
                 raise RuntimeError("crash-test child failed:\n" + message["trace"])
@@ -286,11 +304,13 @@ def run_trial(zygote, directory, plans, cfg, reference, y):
         if kind == "inject":
             events, killed = zygote.run({**cfg, "dir": str(directory), "inject": [where, when]})
         else:
-            events, killed = zygote.run({**cfg, "dir": str(directory)},
-                                        kill_after_event=where, delay=when)
+            events, killed = zygote.run(
+                {**cfg, "dir": str(directory)}, kill_after_event=where, delay=when
+            )
         if killed:
-            phases.append(_classify(directory, events, f"inject:{where}"
-                                    if kind == "inject" else None))
+            phases.append(
+                _classify(directory, events, f"inject:{where}" if kind == "inject" else None)
+            )
         acknowledged = {e["id"] for e in events if e["event"] == "labeled"}
         labels = _journal_state(directory)
         lost = [pid for pid in committed if labels.get(pid) != committed[pid]]
@@ -323,8 +343,9 @@ def reference_run(zygote, workdir, cfg):
     return _final_state(directory)
 
 
-def crash_campaign(workdir, *, n_kills=32, kills_per_trial=8, seed=0, rounds=5, batch=4,
-                   zygote=None):
+def crash_campaign(
+    workdir, *, n_kills=32, kills_per_trial=8, seed=0, rounds=5, batch=4, zygote=None
+):
     """Kill loops at seeded random points until ``n_kills`` kills happened.
 
     Each trial is a fresh loop, killed up to ``kills_per_trial`` times (half at a random
@@ -354,16 +375,15 @@ def crash_campaign(workdir, *, n_kills=32, kills_per_trial=8, seed=0, rounds=5, 
                     nth = int(rng.integers(1, INJECTION_POINTS[name][3] + 1))
                     plans.append(("inject", name, nth))
                 else:
-                    plans.append(("timer", int(rng.integers(1, 16)),
-                                  float(rng.uniform(0, 0.02))))
-            phases.update(run_trial(zygote, Path(workdir) / f"trial{trial}", plans, cfg,
-                                    reference, y))
+                    plans.append(("timer", int(rng.integers(1, 16)), float(rng.uniform(0, 0.02))))
+            phases.update(
+                run_trial(zygote, Path(workdir) / f"trial{trial}", plans, cfg, reference, y)
+            )
             trial += 1
     finally:
         if own:
             zygote.close()
-    return {"kills": sum(phases.values()), "phases": dict(sorted(phases.items())),
-            "trials": trial}
+    return {"kills": sum(phases.values()), "phases": dict(sorted(phases.items())), "trials": trial}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,9 +23,16 @@ class TinyMLP(torch.nn.Module):
 def make_net(max_epochs=2):
     """A skorch net whose optimizer has state (SGD momentum) and that keeps training."""
     return NeuralNetClassifier(
-        TinyMLP, max_epochs=max_epochs, lr=0.2, batch_size=16,
-        optimizer=torch.optim.SGD, optimizer__momentum=0.9,
-        train_split=None, warm_start=True, verbose=0, iterator_train__shuffle=True,
+        TinyMLP,
+        max_epochs=max_epochs,
+        lr=0.2,
+        batch_size=16,
+        optimizer=torch.optim.SGD,
+        optimizer__momentum=0.9,
+        train_split=None,
+        warm_start=True,
+        verbose=0,
+        iterator_train__shuffle=True,
     )
 
 

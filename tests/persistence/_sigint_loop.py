@@ -48,8 +48,9 @@ if __name__ == "__main__":
     init = initial_ids(y)
     net = make_net(max_epochs=5)
     net.set_params(callbacks=[SigintInSecondFit()])
-    loop = ResumableLoop.start(sys.argv[1], net, HalfRandomUncertainty(random_state=3), X,
-                               init, y[init], random_state=7)
+    loop = ResumableLoop.start(
+        sys.argv[1], net, HalfRandomUncertainty(random_state=3), X, init, y[init], random_state=7
+    )
     ids = loop.query(n_instances=4)
     print("QUERIED", ids, flush=True)
     loop.label_many(ids, [int(y[i]) for i in ids])

@@ -19,8 +19,10 @@ from ._crash import INJECTION_POINTS, Zygote, crash_campaign, reference_run, run
 from ._helpers import make_pool
 
 CFG = {"rounds": 5, "batch": 4, "seed": 0}
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(signal, "SIGKILL"),
-                                reason="needs os.fork and SIGKILL (POSIX)")
+pytestmark = pytest.mark.skipif(
+    not hasattr(os, "fork") or not hasattr(signal, "SIGKILL"),
+    reason="needs os.fork and SIGKILL (POSIX)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +42,26 @@ def test_kill_at_each_injection_point(zygote, reference, tmp_path, point):
     # first and last call of the point, then a resumed run to completion
     last = INJECTION_POINTS[point][3]
     _, y = make_pool()
-    phases = run_trial(zygote, tmp_path / "loop", [("inject", point, 1), ("inject", point, last)],
-                       CFG, reference, y)
+    phases = run_trial(
+        zygote,
+        tmp_path / "loop",
+        [("inject", point, 1), ("inject", point, last)],
+        CFG,
+        reference,
+        y,
+    )
     assert phases == [f"inject:{point}"] * 2
 
 
 def test_random_kills(zygote, tmp_path):
     n_kills = int(os.environ.get("SKDYNAL_CRASH_KILLS", "32"))
-    stats = crash_campaign(tmp_path, n_kills=n_kills, seed=0, zygote=zygote, **{
-        k: v for k, v in CFG.items() if k != "seed"})
+    stats = crash_campaign(
+        tmp_path,
+        n_kills=n_kills,
+        seed=0,
+        zygote=zygote,
+        **{k: v for k, v in CFG.items() if k != "seed"},
+    )
     assert stats["kills"] == n_kills
     # kills were spread over the phases, including mid-save
     assert len(stats["phases"]) >= 4
@@ -76,8 +89,12 @@ def test_journal_survives_kills_in_a_tight_commit_loop(tmp_path):
     acknowledged = set()
     kills = 0
     for n_read in [1, 5, 17, 40, 3, 60, 9, 25]:
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path)],
-                                stdout=subprocess.PIPE, text=True, cwd=os.getcwd())
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(path)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=os.getcwd(),
+        )
         for _ in range(n_read):
             line = proc.stdout.readline()
             if not line:

@@ -26,8 +26,9 @@ from ._helpers import HalfRandomUncertainty, initial_ids, make_net, make_pool
 
 def _start(path, X, y):
     init = initial_ids(y)
-    return ResumableLoop.start(path, make_net(), HalfRandomUncertainty(3), X, init, y[init],
-                               random_state=1)
+    return ResumableLoop.start(
+        path, make_net(), HalfRandomUncertainty(3), X, init, y[init], random_state=1
+    )
 
 
 @pytest.fixture
@@ -37,8 +38,10 @@ def read_only():
 
     def make(path):
         if os.geteuid() == 0:
-            if shutil.which("chattr") is None or subprocess.run(
-                    ["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+            if (
+                shutil.which("chattr") is None
+                or subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0
+            ):
                 pytest.skip("running as root and chattr +i is unavailable here")
         else:
             path.chmod(0o555)
@@ -77,8 +80,10 @@ def test_emptied_journal_offers_the_way_out_not_start_resume_ping_pong(tmp_path,
         journal.with_name(journal.name + suffix).unlink(missing_ok=True)
     if damage == "zero-byte":
         journal.write_bytes(b"")
-    for call in (lambda: ResumableLoop.resume(tmp_path / "loop", make_net(), X),
-                 lambda: _start(tmp_path / "loop", X, y)):
+    for call in (
+        lambda: ResumableLoop.resume(tmp_path / "loop", make_net(), X),
+        lambda: _start(tmp_path / "loop", X, y),
+    ):
         with pytest.raises(ValueError) as info:
             call()
         message = str(info.value)
@@ -104,13 +109,22 @@ def test_zero_byte_journal_without_checkpoints_is_a_fresh_start(tmp_path):
 def test_a_second_writer_is_refused_with_the_first_ones_pid_and_host(tmp_path):
     X, y = make_pool()
     loop = _start(tmp_path / "loop", X, y)
-    code = ("import sys; from skdynal.persistence import LabelJournal\n"
-            "try:\n    LabelJournal(sys.argv[1], exclusive=True)\n"
-            "except Exception as exc:\n    print(type(exc).__name__, exc)\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [os.getcwd(), os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "loop" / "journal.sqlite")],
-                         capture_output=True, text=True, env=env, timeout=60).stdout
+    code = (
+        "import sys; from skdynal.persistence import LabelJournal\n"
+        "try:\n    LabelJournal(sys.argv[1], exclusive=True)\n"
+        "except Exception as exc:\n    print(type(exc).__name__, exc)\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "loop" / "journal.sqlite")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    ).stdout
     assert out.startswith("JournalLockedError")
     assert f"process {os.getpid()} on host {socket.gethostname()}" in out
     with pytest.raises(JournalLockedError, match=f"process {os.getpid()} on host"):
@@ -122,10 +136,16 @@ def test_a_second_writer_is_refused_with_the_first_ones_pid_and_host(tmp_path):
 
 
 def test_lock_of_a_killed_process_is_released(tmp_path):
-    code = ("import os, sys; from skdynal.persistence import LabelJournal\n"
-            "LabelJournal(sys.argv[1], exclusive=True); os._exit(0)\n")
-    subprocess.run([sys.executable, "-c", code, str(tmp_path / "j.sqlite")], check=True,
-                   timeout=60, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    code = (
+        "import os, sys; from skdynal.persistence import LabelJournal\n"
+        "LabelJournal(sys.argv[1], exclusive=True); os._exit(0)\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "j.sqlite")],
+        check=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     assert json.loads((tmp_path / "j.sqlite.lock").read_text())["pid"] != os.getpid()
     LabelJournal(tmp_path / "j.sqlite", exclusive=True).close()
 

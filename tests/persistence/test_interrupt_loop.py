@@ -20,8 +20,9 @@ HERE = Path(__file__).resolve().parent
 
 def _clean_run(path, X, y):
     init = initial_ids(y)
-    loop = ResumableLoop.start(path, make_net(max_epochs=5), HalfRandomUncertainty(3), X,
-                               init, y[init], random_state=7)
+    loop = ResumableLoop.start(
+        path, make_net(max_epochs=5), HalfRandomUncertainty(3), X, init, y[init], random_state=7
+    )
     ids = loop.query(n_instances=4)
     loop.label_many(ids, [int(y[i]) for i in ids])
     return loop
@@ -33,7 +34,10 @@ def test_sigint_during_training_stops_the_loop_and_resume_matches_a_clean_run(tm
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     proc = subprocess.run(
         [sys.executable, str(HERE / "_sigint_loop.py"), str(tmp_path / "loop")],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert "SIGINT" in proc.stdout and "NOT INTERRUPTED" not in proc.stdout, proc.stderr
     assert proc.returncode != 0
@@ -49,9 +53,11 @@ def test_sigint_during_training_stops_the_loop_and_resume_matches_a_clean_run(tm
     resumed = ResumableLoop.resume(tmp_path / "loop", make_net(max_epochs=5), X)
     clean = _clean_run(tmp_path / "clean", X, y)
     assert resumed.n_rounds_trained == clean.n_rounds_trained == 2
-    for (name, a), (_, b) in zip(resumed.learner.estimator.module_.state_dict().items(),
-                                 clean.learner.estimator.module_.state_dict().items(),
-                                 strict=True):
+    for (name, a), (_, b) in zip(
+        resumed.learner.estimator.module_.state_dict().items(),
+        clean.learner.estimator.module_.state_dict().items(),
+        strict=True,
+    ):
         assert torch.equal(a, b), name
     assert resumed.query(n_instances=4) == clean.query(n_instances=4)
     resumed.close()

@@ -11,8 +11,10 @@ def snapshot(path):
     """Every row of every table, read with plain sqlite3 (independent of LabelJournal)."""
     conn = sqlite3.connect(path)
     try:
-        return {table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
-                for table in ("meta", "rounds", "queries", "labels")}
+        return {
+            table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+            for table in ("meta", "rounds", "queries", "labels")
+        }
     finally:
         conn.close()
 
@@ -24,8 +26,12 @@ def path(tmp_path):
 
 def test_reopen_gives_back_committed_labels_and_open_round(path):
     with LabelJournal(path) as journal:
-        assert journal.record_round([3, 1, 4], scores=[0.5, 0.25, -np.inf],
-                                    strategy="S", params={"gamma": 2.0}) == 0
+        assert (
+            journal.record_round(
+                [3, 1, 4], scores=[0.5, 0.25, -np.inf], strategy="S", params={"gamma": 2.0}
+            )
+            == 0
+        )
         assert journal.commit_labels([3, 1, 4], [0, 1, 0]) is True
         assert journal.record_round(["x", 7], strategy="S") == 1
         assert journal.commit_label(7, 2) is False
@@ -53,18 +59,21 @@ def test_numpy_ids_and_labels_are_stored_as_python_values(path):
     assert snapshot(path)["labels"][0][1:3] == (2, 1)
 
 
-@pytest.mark.parametrize(("ids", "labels", "message"), [
-    ([9], [0], "not queried"),
-    ([1], [1.0], "float class labels"),
-    ([1], [float("nan")], "got nan"),
-    ([1], [None], "got None"),
-    ([1], [True], "boolean"),
-    ([1, 2], [0], "2 pool ids but 1 labels"),
-    ([1, 2], [0, "a"], "mix integers and strings"),
-    ([1, 1], [0, 0], "more than once"),
-    ([1.0], [0], "integer or a string"),
-    ([1], np.zeros((1, 1), dtype=int), "1-D"),
-])
+@pytest.mark.parametrize(
+    ("ids", "labels", "message"),
+    [
+        ([9], [0], "not queried"),
+        ([1], [1.0], "float class labels"),
+        ([1], [float("nan")], "got nan"),
+        ([1], [None], "got None"),
+        ([1], [True], "boolean"),
+        ([1, 2], [0], "2 pool ids but 1 labels"),
+        ([1, 2], [0, "a"], "mix integers and strings"),
+        ([1, 1], [0, 0], "more than once"),
+        ([1.0], [0], "integer or a string"),
+        ([1], np.zeros((1, 1), dtype=int), "1-D"),
+    ],
+)
 def test_bad_labels_raise_and_write_nothing(path, ids, labels, message):
     with LabelJournal(path) as journal:
         journal.record_round([1, 2, 3])
@@ -94,16 +103,19 @@ def test_label_rules_across_rounds(path):
         assert journal.labels() == ([0, 1, 2], ["cat", "dog", "cat"])
 
 
-@pytest.mark.parametrize(("ids", "scores", "message"), [
-    ([], None, "empty"),
-    ([1, 2], [0.1], r"shape \(2,\)"),
-    ([1, 2], [0.1, float("nan")], "NaN"),
-    ([1, 2], ["a", "b"], "real numbers"),
-    ([1, None], None, "integer or a string"),
-    ([2**64], None, "64-bit"),
-    (np.zeros((2, 2), dtype=int), None, "1-D"),
-    ("ab", None, "1-D sequence"),
-])
+@pytest.mark.parametrize(
+    ("ids", "scores", "message"),
+    [
+        ([], None, "empty"),
+        ([1, 2], [0.1], r"shape \(2,\)"),
+        ([1, 2], [0.1, float("nan")], "NaN"),
+        ([1, 2], ["a", "b"], "real numbers"),
+        ([1, None], None, "integer or a string"),
+        ([2**64], None, "64-bit"),
+        (np.zeros((2, 2), dtype=int), None, "1-D"),
+        ("ab", None, "1-D sequence"),
+    ],
+)
 def test_bad_rounds_raise_and_write_nothing(path, ids, scores, message):
     LabelJournal(path).close()
     before = snapshot(path)
@@ -129,15 +141,20 @@ def test_not_a_journal(tmp_path):
         LabelJournal(bogus)
 
 
-@pytest.mark.parametrize(("sql", "message"), [
-    ("INSERT INTO labels (pool_id, label, round, created) VALUES (99, 0, 0, 0)",
-     "unqueried ids"),
-    ("DELETE FROM labels WHERE pool_id = 1", "closed but misses labels"),
-    ("UPDATE rounds SET closed = NULL WHERE round = 0", "open rounds"),
-    ("UPDATE rounds SET round = 5 WHERE round = 1", "foreign_key_check"),
-    ("INSERT INTO rounds VALUES (5, 's', '{}', 0, 0)", "not 0..n-1"),
-    ("UPDATE labels SET label = 'x' WHERE pool_id = 1", "more than one type"),
-])
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        (
+            "INSERT INTO labels (pool_id, label, round, created) VALUES (99, 0, 0, 0)",
+            "unqueried ids",
+        ),
+        ("DELETE FROM labels WHERE pool_id = 1", "closed but misses labels"),
+        ("UPDATE rounds SET closed = NULL WHERE round = 0", "open rounds"),
+        ("UPDATE rounds SET round = 5 WHERE round = 1", "foreign_key_check"),
+        ("INSERT INTO rounds VALUES (5, 's', '{}', 0, 0)", "not 0..n-1"),
+        ("UPDATE labels SET label = 'x' WHERE pool_id = 1", "more than one type"),
+    ],
+)
 def test_integrity_check_finds_tampering(path, sql, message):
     with LabelJournal(path) as journal:
         journal.record_round([1, 2])
@@ -164,8 +181,10 @@ def test_integrity_check_runs_sqlite_integrity_check(path):
     data = bytearray(path.read_bytes())
     page_size = 4096
     for page in range(2, len(data) // page_size):
-        data[page * page_size + 100: page * page_size + 300] = b"\x00" * 200
+        data[page * page_size + 100 : page * page_size + 300] = b"\x00" * 200
     path.write_bytes(bytes(data))
-    with LabelJournal(path) as journal, pytest.raises(JournalIntegrityError,
-                                                      match=r"integrity_check|cannot read"):
+    with (
+        LabelJournal(path) as journal,
+        pytest.raises(JournalIntegrityError, match=r"integrity_check|cannot read"),
+    ):
         journal.check_integrity()

@@ -28,7 +28,8 @@ BAD_LABELS = [1.0, 0.5, float("nan"), None, False, np.float32(1), [1], b"x"]
 ids_lists = st.lists(st.sampled_from(GOOD_IDS) | st.sampled_from(BAD_IDS), max_size=5)
 label_lists = st.lists(st.sampled_from(GOOD_LABELS) | st.sampled_from(BAD_LABELS), max_size=5)
 scores = st.none() | st.lists(
-    st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(["s", None]), max_size=5)
+    st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(["s", None]), max_size=5
+)
 
 
 @st.composite
@@ -36,11 +37,19 @@ def containers(draw, values):
     """A list, a 1-D numpy array, a 2-D array, a bare scalar or a string."""
     items = draw(values)
     kind = draw(st.sampled_from(["list", "list", "array", "2d", "scalar"]))
-    if kind == "array" and items and all(
+    if (
+        kind == "array"
+        and items
+        and all(
             isinstance(v, int | np.integer) and not isinstance(v, bool) and abs(int(v)) < 2**62
-            for v in items):
-        return np.array(items, dtype=draw(st.sampled_from([np.int64, np.int32, np.uint16]))
-                        ) if all(0 <= int(v) < 2**15 for v in items) else np.array(items)
+            for v in items
+        )
+    ):
+        return (
+            np.array(items, dtype=draw(st.sampled_from([np.int64, np.int32, np.uint16])))
+            if all(0 <= int(v) < 2**15 for v in items)
+            else np.array(items)
+        )
     if kind == "2d" and items:
         return np.array([[0] * len(items)])
     if kind == "scalar":
@@ -72,7 +81,8 @@ def draw_operation(data, model):
         if data.draw(st.integers(0, 3)) == 0:  # spoil one of them
             if data.draw(st.booleans()):
                 labels[data.draw(st.integers(0, len(labels) - 1))] = data.draw(
-                    st.sampled_from(BAD_LABELS))
+                    st.sampled_from(BAD_LABELS)
+                )
             else:
                 ids = [*ids, data.draw(st.sampled_from(GOOD_IDS + BAD_IDS))]
                 labels = [*labels, 0]
@@ -119,8 +129,9 @@ class Model:
 
     def remaining(self):
         number = self.open_round()
-        return [] if number is None else [p for p in self.rounds[number][0]
-                                         if p not in self.labels]
+        return (
+            [] if number is None else [p for p in self.rounds[number][0] if p not in self.labels]
+        )
 
     def open_round(self):
         if self.rounds and any(p not in self.labels for p in self.rounds[-1][0]):
@@ -144,8 +155,11 @@ class Model:
 
     def commit(self, raw_ids, raw_labels):
         ids = id_list(raw_ids)
-        if ids is None or isinstance(raw_labels, str | bytes) or not hasattr(
-                raw_labels, "__len__"):
+        if (
+            ids is None
+            or isinstance(raw_labels, str | bytes)
+            or not hasattr(raw_labels, "__len__")
+        ):
             return False
         if isinstance(raw_labels, np.ndarray) and raw_labels.ndim != 1:
             return False
@@ -169,8 +183,14 @@ class Model:
         return True
 
     def tables(self):
-        queries = sorted(((r, i, p, s) for r, (ids, sc) in enumerate(self.rounds)
-                          for i, (p, s) in enumerate(zip(ids, sc, strict=True))), key=repr)
+        queries = sorted(
+            (
+                (r, i, p, s)
+                for r, (ids, sc) in enumerate(self.rounds)
+                for i, (p, s) in enumerate(zip(ids, sc, strict=True))
+            ),
+            key=repr,
+        )
         labels = sorted(((p, y, r) for p, (y, r) in self.labels.items()), key=repr)
         return queries, labels
 
@@ -188,8 +208,12 @@ def read_tables(path):
 N_EXAMPLES = int(os.environ.get("SKDYNAL_FUZZ_EXAMPLES", "200"))
 
 
-@settings(max_examples=N_EXAMPLES, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=N_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(st.data())
 def test_journal_matches_model(data):
     model = Model()

@@ -25,8 +25,9 @@ INIT = initial_ids(Y)
 
 def start(directory, strategy_seed=0, **kwargs):
     strategy = HalfRandomUncertainty(random_state=np.random.RandomState(strategy_seed))
-    return ResumableLoop.start(directory, make_net(), strategy, X, INIT, Y[INIT],
-                               random_state=3, **kwargs)
+    return ResumableLoop.start(
+        directory, make_net(), strategy, X, INIT, Y[INIT], random_state=3, **kwargs
+    )
 
 
 def run_rounds(loop, n_rounds, batch=4):
@@ -131,11 +132,14 @@ def damage(path, how):
         path.write_bytes(data[:10] + bytes([data[10] ^ 0xFF]) + data[11:])
 
 
-@pytest.mark.parametrize(("file", "how", "message"), [
-    ("params.pt", "truncate", "truncated"),
-    ("optimizer.pt", "flip", "corrupted"),
-    ("MANIFEST.json", "truncate", "unreadable"),
-])
+@pytest.mark.parametrize(
+    ("file", "how", "message"),
+    [
+        ("params.pt", "truncate", "truncated"),
+        ("optimizer.pt", "flip", "corrupted"),
+        ("MANIFEST.json", "truncate", "unreadable"),
+    ],
+)
 def test_damaged_checkpoint(tmp_path, reference, file, how, message):
     loop = start(tmp_path)
     run_rounds(loop, 2)
@@ -174,8 +178,9 @@ def test_crash_before_first_checkpoint_rebuilds_from_journal(tmp_path, reference
     # copy only the journal of a started loop
     start(tmp_path / "a").close()
     (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "journal.sqlite").write_bytes((tmp_path / "a" / "journal.sqlite")
-                                                    .read_bytes())
+    (tmp_path / "b" / "journal.sqlite").write_bytes(
+        (tmp_path / "a" / "journal.sqlite").read_bytes()
+    )
     with pytest.raises(ValueError, match="pass query_strategy"):
         ResumableLoop.resume(tmp_path / "b", make_net(), X)
     strategy = HalfRandomUncertainty(random_state=np.random.RandomState(0))
@@ -207,14 +212,23 @@ def test_refusals(tmp_path):
     with pytest.raises(ValueError, match="holds no loop"):
         ResumableLoop.resume(tmp_path / "empty", make_net(), X)
     with pytest.raises(TypeError, match="picklable"):
-        ResumableLoop.start(tmp_path / "l", make_net(), lambda lr, X, n_instances: [0], X,
-                            INIT, Y[INIT])
+        ResumableLoop.start(
+            tmp_path / "l", make_net(), lambda lr, X, n_instances: [0], X, INIT, Y[INIT]
+        )
     with pytest.raises(TypeError, match="random_state"):
-        ResumableLoop.start(tmp_path / "r", make_net(), uncertainty_sampling, X, INIT, Y[INIT],
-                            random_state=np.random.RandomState(0))
+        ResumableLoop.start(
+            tmp_path / "r",
+            make_net(),
+            uncertainty_sampling,
+            X,
+            INIT,
+            Y[INIT],
+            random_state=np.random.RandomState(0),
+        )
     with pytest.raises(JournalError, match="float class labels"):
-        ResumableLoop.start(tmp_path / "f", make_net(), uncertainty_sampling, X, INIT,
-                            Y[INIT].astype(float))
+        ResumableLoop.start(
+            tmp_path / "f", make_net(), uncertainty_sampling, X, INIT, Y[INIT].astype(float)
+        )
     assert not (tmp_path / "f" / "checkpoints").exists()
     with LabelJournal(tmp_path / "f" / "journal.sqlite") as journal:
         assert journal.rounds() == []
@@ -225,9 +239,16 @@ def test_string_ids_and_plain_sklearn_estimator(tmp_path):
     init = [ids[i] for i in INIT]
 
     def run(directory, stop_after):
-        loop = ResumableLoop.start(directory, LogisticRegression(max_iter=200),
-                                   uncertainty_sampling, X, init, Y[INIT], pool_ids=ids,
-                                   random_state=0)
+        loop = ResumableLoop.start(
+            directory,
+            LogisticRegression(max_iter=200),
+            uncertainty_sampling,
+            X,
+            init,
+            Y[INIT],
+            pool_ids=ids,
+            random_state=0,
+        )
         for r in range(3):
             if r == stop_after:
                 loop.close()
@@ -247,9 +268,16 @@ def test_scores_are_recorded(tmp_path):
     def least_confidence(learner, X_pool):
         return 1.0 - learner.predict_proba(X_pool).max(axis=1)
 
-    loop = ResumableLoop.start(tmp_path, LogisticRegression(max_iter=200),
-                               uncertainty_sampling, X, INIT, Y[INIT], random_state=0,
-                               score_fn=least_confidence)
+    loop = ResumableLoop.start(
+        tmp_path,
+        LogisticRegression(max_iter=200),
+        uncertainty_sampling,
+        X,
+        INIT,
+        Y[INIT],
+        random_state=0,
+        score_fn=least_confidence,
+    )
     queried = loop.query(3)
     record = loop.journal.open_round()
     proba = loop.learner.predict_proba(X[queried])
@@ -271,8 +299,10 @@ def test_replay_mismatch_warns(tmp_path):
     data = pickle.dumps(strategy)
     (ckpt / "strategy.pkl").write_bytes(data)
     manifest = json.loads((ckpt / "MANIFEST.json").read_text())
-    manifest["files"]["strategy.pkl"] = {"sha256": hashlib.sha256(data).hexdigest(),
-                                         "size": len(data)}
+    manifest["files"]["strategy.pkl"] = {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+    }
     (ckpt / "MANIFEST.json").write_text(json.dumps(manifest))
     with pytest.warns(ResumeWarning, match="keeping the journal's ids"):
         loop = ResumableLoop.resume(tmp_path, make_net(), X)
@@ -294,8 +324,9 @@ class FlakyLogisticRegression(LogisticRegression):
 
 def test_failed_training_is_redone_before_the_next_query(tmp_path):
     def run(directory, estimator):
-        loop = ResumableLoop.start(directory, estimator, uncertainty_sampling, X, INIT,
-                                   Y[INIT], random_state=0)
+        loop = ResumableLoop.start(
+            directory, estimator, uncertainty_sampling, X, INIT, Y[INIT], random_state=0
+        )
         queried = loop.query(2)
         loop.label(queried[0], Y[queried[0]])
         try:
@@ -317,8 +348,9 @@ def test_failed_training_is_redone_before_the_next_query(tmp_path):
 def test_skdynal_strategy_scores_are_recorded_without_score_fn(tmp_path):
     from skdynal import MarginSampler
 
-    loop = ResumableLoop.start(tmp_path, make_net(), MarginSampler(random_state=0), X, INIT,
-                               Y[INIT], random_state=0)
+    loop = ResumableLoop.start(
+        tmp_path, make_net(), MarginSampler(random_state=0), X, INIT, Y[INIT], random_state=0
+    )
     queried = loop.query(3)
     record = loop.journal.open_round()
     proba = np.sort(loop.learner.predict_proba(X[queried]), axis=1)

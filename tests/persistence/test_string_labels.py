@@ -21,16 +21,24 @@ def _data():
 def _net(classes=NAMES):
     torch.manual_seed(0)
     return NeuralNetClassifier(
-        torch.nn.Linear, module__in_features=4, module__out_features=3,
-        criterion=torch.nn.CrossEntropyLoss, classes=classes, max_epochs=3, lr=0.1,
-        train_split=None, verbose=0, warm_start=True,
+        torch.nn.Linear,
+        module__in_features=4,
+        module__out_features=3,
+        criterion=torch.nn.CrossEntropyLoss,
+        classes=classes,
+        max_epochs=3,
+        lr=0.1,
+        train_split=None,
+        verbose=0,
+        warm_start=True,
     )
 
 
 def test_string_labels_train_through_the_nets_classes_and_resume(tmp_path):
     X, y = _data()
-    loop = ResumableLoop.start(tmp_path, _net(), MarginSampler(random_state=0), X,
-                               np.arange(9), y[:9])
+    loop = ResumableLoop.start(
+        tmp_path, _net(), MarginSampler(random_state=0), X, np.arange(9), y[:9]
+    )
     ids = loop.query(4)
     assert loop.label_many(ids, y[ids])
     # the journal keeps the labels the person gave; the net trained on class indices
@@ -50,14 +58,16 @@ def test_string_labels_train_through_the_nets_classes_and_resume(tmp_path):
 def test_string_labels_without_classes_are_refused_before_anything_is_stored(tmp_path):
     X, y = _data()
     with pytest.raises(ValueError, match="string labels need the net's classes"):
-        ResumableLoop.start(tmp_path, _net(classes=None), MarginSampler(random_state=0), X,
-                            np.arange(9), y[:9])
+        ResumableLoop.start(
+            tmp_path, _net(classes=None), MarginSampler(random_state=0), X, np.arange(9), y[:9]
+        )
 
 
 def test_a_label_outside_the_classes_is_refused_and_the_round_stays_open(tmp_path):
     X, y = _data()
-    loop = ResumableLoop.start(tmp_path, _net(), MarginSampler(random_state=0), X,
-                               np.arange(9), y[:9])
+    loop = ResumableLoop.start(
+        tmp_path, _net(), MarginSampler(random_state=0), X, np.arange(9), y[:9]
+    )
     ids = loop.query(2)
     with pytest.raises(ValueError, match="'fox' are not among the net's classes"):
         loop.label(ids[0], "fox")

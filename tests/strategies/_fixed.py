@@ -20,8 +20,12 @@ class LookupModule(torch.nn.Module):
 def lookup_net(table, criterion=torch.nn.CrossEntropyLoss):
     """An initialised skorch classifier around :class:`LookupModule` and the row ids."""
     net = NeuralNetClassifier(
-        LookupModule, module__table=table, criterion=criterion, batch_size=2,
-        train_split=None, verbose=0,
+        LookupModule,
+        module__table=table,
+        criterion=criterion,
+        batch_size=2,
+        train_split=None,
+        verbose=0,
     ).initialize()
     ids = np.arange(len(table), dtype=np.float64)[:, None]
     return net, ids

@@ -19,11 +19,14 @@ N_ROUNDS, DELTA = 5, 0.1
 def setup(digits):
     X, y = digits
     torch.manual_seed(0)
-    strategy = ALBLSampler([RandomSampler(), MarginSampler()], n_rounds=N_ROUNDS,
-                           delta=DELTA, random_state=0)
+    strategy = ALBLSampler(
+        [RandomSampler(), MarginSampler()], n_rounds=N_ROUNDS, delta=DELTA, random_state=0
+    )
     learner = ActiveLearner(
-        estimator=make_net(max_epochs=2), query_strategy=strategy,
-        X_training=X[:40], y_training=y[:40],
+        estimator=make_net(max_epochs=2),
+        query_strategy=strategy,
+        X_training=X[:40],
+        y_training=y[:40],
     )
     return strategy, learner, X[40:200], y[40:200]
 
@@ -67,8 +70,9 @@ def test_two_rounds_match_exp4p_by_hand(setup):
     step = p_min / 2 * (r_hat + v_hat * math.sqrt(math.log(2 / DELTA) / (2 * N_ROUNDS)))
     np.testing.assert_allclose(strategy.log_weights_, before + step, rtol=1e-12)
     w = np.exp(before + step)
-    np.testing.assert_allclose(strategy.probabilities_,
-                               (1 - 2 * p_min) * w / w.sum() + p_min, rtol=1e-12)
+    np.testing.assert_allclose(
+        strategy.probabilities_, (1 - 2 * p_min) * w / w.sum() + p_min, rtol=1e-12
+    )
     np.testing.assert_allclose(strategy.weights_, w / w.max(), rtol=1e-12)
     assert strategy.probabilities_[chosen] > 0.5 or reward == 0
     assert len(strategy.history_) == 2
@@ -119,27 +123,33 @@ def test_same_seed_same_sequence_of_choices(digits):
     runs = []
     for _ in range(2):
         torch.manual_seed(0)
-        strategy = ALBLSampler([RandomSampler(), MarginSampler()], n_rounds=3, p_min=0.3,
-                               random_state=7)
-        learner = ActiveLearner(estimator=make_net(max_epochs=1), query_strategy=strategy,
-                                X_training=X[:30], y_training=y[:30])
+        strategy = ALBLSampler(
+            [RandomSampler(), MarginSampler()], n_rounds=3, p_min=0.3, random_state=7
+        )
+        learner = ActiveLearner(
+            estimator=make_net(max_epochs=1),
+            query_strategy=strategy,
+            X_training=X[:30],
+            y_training=y[:30],
+        )
         pool, labels, picked = X[30:130], y[30:130], []
         for _ in range(3):
             idx = query(learner, pool, 5)
             picked.append(idx.tolist())
             learner.teach(pool[idx], labels[idx])
             pool, labels = np.delete(pool, idx, axis=0), np.delete(labels, idx)
-        runs.append((picked, [h["strategy"] for h in strategy.history_],
-                     strategy.log_weights_))
+        runs.append((picked, [h["strategy"] for h in strategy.history_], strategy.log_weights_))
     assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
     np.testing.assert_array_equal(runs[0][2], runs[1][2])
 
 
 def test_parameters():
-    assert ALBLSampler([RandomSampler(), MarginSampler()], n_rounds=1)._check_parameters(2)[2] \
-        == 0.5  # sqrt(ln 2 / 2) > 1/2 is clipped to 1/N
+    assert (
+        ALBLSampler([RandomSampler(), MarginSampler()], n_rounds=1)._check_parameters(2)[2] == 0.5
+    )  # sqrt(ln 2 / 2) > 1/2 is clipped to 1/N
     assert ALBLSampler(n_rounds=8)._check_parameters(4)[2] == pytest.approx(
-        math.sqrt(math.log(4) / 32))
+        math.sqrt(math.log(4) / 32)
+    )
     assert ALBLSampler([InfluenceSampler(), RandomSampler()])._needs_labeled
     assert not ALBLSampler()._needs_labeled
     assert len(ALBLSampler()._base_strategies()) == 4

@@ -40,8 +40,10 @@ def test_factorized_distances_equal_explicit():
     for center in (0, 11, 29):
         explicit = ((G - G[center]) ** 2).sum(axis=1)
         np.testing.assert_allclose(
-            factorized_squared_distances(At, Ht, center).numpy(), explicit,
-            rtol=1e-10, atol=1e-10,
+            factorized_squared_distances(At, Ht, center).numpy(),
+            explicit,
+            rtol=1e-10,
+            atol=1e-10,
         )
 
 
@@ -51,8 +53,9 @@ def test_factorized_distances_equal_explicit():
 )
 def test_embeddings_are_p_minus_onehot_times_hidden(labeled_and_pool, criterion, kwargs):
     X_lab, y_lab, X_pool = labeled_and_pool
-    net = fitted_net(X_lab.astype(np.float64), y_lab, criterion=criterion,
-                     module__dtype=torch.float64, **kwargs)
+    net = fitted_net(
+        X_lab.astype(np.float64), y_lab, criterion=criterion, module__dtype=torch.float64, **kwargs
+    )
     X = X_pool.astype(np.float64)
     layers = net.module_.layers
     grad_before = layers[2].weight.grad.clone()
@@ -70,8 +73,11 @@ def test_embeddings_are_p_minus_onehot_times_hidden(labeled_and_pool, criterion,
         with torch.enable_grad():
             out = net.module_(torch.as_tensor(X[row : row + 1]))
             label = out.argmax(1)
-            loss = (torch.nn.functional.cross_entropy(out, label) if not kwargs
-                    else torch.nn.functional.nll_loss(torch.log(out), label))
+            loss = (
+                torch.nn.functional.cross_entropy(out, label)
+                if not kwargs
+                else torch.nn.functional.nll_loss(torch.log(out), label)
+            )
             (grad,) = torch.autograd.grad(loss, weight)
         torch.testing.assert_close(grad, torch.outer(A[row], H[row]))
 
@@ -100,9 +106,7 @@ def test_duplicates_fall_back_to_uniform_choice():
         assert sorted(chosen.tolist()) == [0, 1, 2]
         assert distances[0] == np.inf
     # From center 0: row 1 is at distance 0, row 2 at ||(1,-1)⊗(1,1)||² = 4.
-    chosen, distances = kmeans_plusplus_seeding(
-        A, H, 2, np.random.RandomState(0)
-    )
+    chosen, distances = kmeans_plusplus_seeding(A, H, 2, np.random.RandomState(0))
     assert chosen[0] == 0 and chosen[1] == 2 and distances[1] == pytest.approx(4.0)
 
 

@@ -59,8 +59,9 @@ def test_seed_fixes_masks_whatever_the_global_rng(labeled_and_pool):
     again = BALDSampler(n_samples=5, random_state=1, batch_size=120).score(net, X_pool)
     other = BALDSampler(n_samples=5, random_state=2).score(net, X_pool)
     torch.manual_seed(11)
-    np.testing.assert_array_equal(first, BALDSampler(n_samples=5, random_state=1).score(
-        net, X_pool))
+    np.testing.assert_array_equal(
+        first, BALDSampler(n_samples=5, random_state=1).score(net, X_pool)
+    )
     assert not np.allclose(first, other)
     assert again.shape == first.shape and np.all(first >= 0)
     indices, scores = BALDSampler(n_samples=5, random_state=1).select(net, X_pool, 6)

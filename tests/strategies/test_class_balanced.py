@@ -16,20 +16,23 @@ def test_classes_take_turns_by_hand():
     rng = np.random.RandomState(0)
     # turn 1: best of each class, better scores first: 0 (9), 5 (6), 3 (1);
     # turn 2: 1 (8), 6 (5), 4 (0.5); turn 3: 2 (7)
-    np.testing.assert_array_equal(class_balanced_top_k(scores, labels, 7, rng),
-                                  [0, 5, 3, 1, 6, 4, 2])
+    np.testing.assert_array_equal(
+        class_balanced_top_k(scores, labels, 7, rng), [0, 5, 3, 1, 6, 4, 2]
+    )
     np.testing.assert_array_equal(class_balanced_top_k(scores, labels, 4, rng), [0, 5, 3, 1])
 
 
 def test_ties_are_broken_by_the_seed_and_nan_is_refused():
     scores, labels = np.zeros(6), np.zeros(6, dtype=int)
-    picks = [tuple(class_balanced_top_k(scores, labels, 3, np.random.RandomState(s)))
-             for s in range(5)]
+    picks = [
+        tuple(class_balanced_top_k(scores, labels, 3, np.random.RandomState(s))) for s in range(5)
+    ]
     assert len(set(picks)) > 1
     assert picks[0] == tuple(class_balanced_top_k(scores, labels, 3, np.random.RandomState(0)))
     with pytest.raises(ValueError):
-        class_balanced_top_k(np.array([1.0, np.nan]), np.array([0, 1]), 1,
-                             np.random.RandomState(0))
+        class_balanced_top_k(
+            np.array([1.0, np.nan]), np.array([0, 1]), 1, np.random.RandomState(0)
+        )
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +59,7 @@ def test_sampler_picks_the_class_balanced_order_of_its_own_scores(fitted):
 def test_sampler_leaves_the_net_untouched(fitted):
     net, X, y, X_pool = fitted
     before = {k: v.clone() for k, v in net.module_.state_dict().items()}
-    DynamicALSampler(selection="class_balanced").select(net, X_pool, 5, X_labeled=X,
-                                                        y_labeled=y)
+    DynamicALSampler(selection="class_balanced").select(net, X_pool, 5, X_labeled=X, y_labeled=y)
     for key, value in net.module_.state_dict().items():
         assert torch.equal(value, before[key])
 

@@ -33,8 +33,12 @@ def brute_force_k_center(pool, centers, n, first=None):
 def linear_net(n_features, dtype=torch.float64):
     """A single Linear layer: its input, the embedding, is the raw row."""
     net = NeuralNetClassifier(
-        torch.nn.Linear, module__in_features=n_features, module__out_features=3,
-        module__dtype=dtype, train_split=None, verbose=0,
+        torch.nn.Linear,
+        module__in_features=n_features,
+        module__out_features=3,
+        module__dtype=dtype,
+        train_split=None,
+        verbose=0,
     )
     return net.initialize()
 
@@ -103,7 +107,12 @@ def test_duplicates_and_whole_pool():
     np.testing.assert_allclose(radii[:2], [5.0, 1.0])
     np.testing.assert_allclose(radii[2:], 0.0)
     # Equal rows 1-3: which one comes second depends on the seed only.
-    seconds = {int(CoresetSampler(random_state=s).select(
-        net, pool, 2, X_labeled=np.array([[0.0]]), y_labeled=np.array([0]))[0][1])
-        for s in range(12)}
+    seconds = {
+        int(
+            CoresetSampler(random_state=s).select(
+                net, pool, 2, X_labeled=np.array([[0.0]]), y_labeled=np.array([0])
+            )[0][1]
+        )
+        for s in range(12)
+    }
     assert seconds <= {1, 2, 3} and len(seconds) > 1

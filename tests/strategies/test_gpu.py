@@ -12,8 +12,13 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
 ]
 
-DETERMINISTIC = ["LeastConfidenceSampler", "MarginSampler", "EntropySampler",
-                 "CoresetSampler", "RandomSampler"]
+DETERMINISTIC = [
+    "LeastConfidenceSampler",
+    "MarginSampler",
+    "EntropySampler",
+    "CoresetSampler",
+    "RandomSampler",
+]
 
 
 @pytest.mark.parametrize("name", [n for n in skdynal.__all__ if n.endswith("Sampler")])

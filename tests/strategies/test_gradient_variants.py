@@ -68,8 +68,9 @@ def test_dynamical_is_egl_plus_gamma_influence(float64_net):
     )
     for gamma in (1.0, 2.0):
         delta = DynamicALSampler(gamma=gamma).score(net, X_pool, **kwargs)
-        np.testing.assert_allclose(delta, egl + gamma * influence, rtol=1e-12,
-                                   atol=1e-12 * np.abs(delta).max())
+        np.testing.assert_allclose(
+            delta, egl + gamma * influence, rtol=1e-12, atol=1e-12 * np.abs(delta).max()
+        )
 
 
 def test_selection_is_top_scores(float64_net):

@@ -44,7 +44,7 @@ def test_mixed_forward_at_hidden_layer_of_sequential_matches_split():
     out2 = mixed_forward(module, X_a, X_b, lam2, layer="input")
     for s in range(2):
         mix = lam2[s][:, None] * X_a + (1 - lam2[s][:, None]) * X_b
-        torch.testing.assert_close(out2[4 * s:4 * (s + 1)], module(mix), rtol=0, atol=1e-12)
+        torch.testing.assert_close(out2[4 * s : 4 * (s + 1)], module(mix), rtol=0, atol=1e-12)
 
 
 def test_mixed_forward_on_skdynal_cnn_and_callable_lam():
@@ -103,7 +103,7 @@ def test_beta_rsample_gradient_reaches_generator_and_matches_finite_differences(
     draw = torch.distributions.Beta(a, a).rsample()
     (grad,) = torch.autograd.grad(draw.sum(), a)
     lam_np, a_np, eps = draw.detach().numpy(), a.detach().numpy(), 1e-6
-    dF = (beta.cdf(lam_np, a_np + eps, a_np + eps) - beta.cdf(lam_np, a_np - eps, a_np - eps))
+    dF = beta.cdf(lam_np, a_np + eps, a_np + eps) - beta.cdf(lam_np, a_np - eps, a_np - eps)
     expected = -dF / (2 * eps) / beta.pdf(lam_np, a_np, a_np)
     np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-3, atol=1e-6)
 
@@ -111,8 +111,14 @@ def test_beta_rsample_gradient_reaches_generator_and_matches_finite_differences(
 def test_training_the_generator_raises_mixed_entropy(labeled_and_pool):
     X_lab, y_lab, X_pool = labeled_and_pool
     net = fitted_net(X_lab, y_lab, max_epochs=200)  # confident enough for mixing to matter
-    common = dict(subset_size=120, n_lambda=16, alpha_max=8.0, mix_layers=["input"],
-                  generator_lr=0.05, random_state=0)
+    common = dict(
+        subset_size=120,
+        n_lambda=16,
+        alpha_max=8.0,
+        mix_layers=["input"],
+        generator_lr=0.05,
+        random_state=0,
+    )
     untrained = LADASampler(generator_epochs=0, **common)
     trained = LADASampler(generator_epochs=30, **common)
     untrained.select(net, X_pool, 4, X_labeled=X_lab, y_labeled=y_lab)
@@ -137,15 +143,19 @@ def test_pair_score_is_the_three_term_sum_by_hand(labeled_and_pool, monkeypatch)
         return lam.to(self.concentration1.dtype)[:, None].expand(shape).clone()
 
     monkeypatch.setattr(torch.distributions.Beta, "rsample", fixed_rsample)
-    strategy = LADASampler(subset_size=40, n_lambda=n_lambda, alpha=2.0, mix_layers=["input"],
-                           random_state=3)
+    strategy = LADASampler(
+        subset_size=40, n_lambda=n_lambda, alpha=2.0, mix_layers=["input"], random_state=3
+    )
     indices, scores = strategy.select(net, X_pool, 6, X_labeled=X_lab, y_labeled=y_lab)
     pairs = strategy.pairs_
     p_a, p_b = net.predict_proba(X_pool[pairs[:, 0]]), net.predict_proba(X_pool[pairs[:, 1]])
-    mixed = np.mean([
-        _entropy_np(net.predict_proba(w * X_pool[pairs[:, 0]] + (1 - w) * X_pool[pairs[:, 1]]))
-        for w in lam.tolist()
-    ], axis=0)
+    mixed = np.mean(
+        [
+            _entropy_np(net.predict_proba(w * X_pool[pairs[:, 0]] + (1 - w) * X_pool[pairs[:, 1]]))
+            for w in lam.tolist()
+        ],
+        axis=0,
+    )
     expected = _entropy_np(p_a) + _entropy_np(p_b) + mixed
     np.testing.assert_allclose(strategy.pair_scores_, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(strategy.mixed_entropy_, mixed, rtol=1e-5, atol=1e-6)
@@ -160,8 +170,9 @@ def test_acquisition_only_scores_entropy_sum(labeled_and_pool):
     strategy = LADASampler(subset_size=50, acquisition_only=True, random_state=1)
     strategy.select(net, X_pool, 4, X_labeled=X_lab, y_labeled=y_lab)
     pairs = strategy.pairs_
-    expected = (_entropy_np(net.predict_proba(X_pool[pairs[:, 0]]))
-                + _entropy_np(net.predict_proba(X_pool[pairs[:, 1]])))
+    expected = _entropy_np(net.predict_proba(X_pool[pairs[:, 0]])) + _entropy_np(
+        net.predict_proba(X_pool[pairs[:, 1]])
+    )
     np.testing.assert_allclose(strategy.pair_scores_, expected, rtol=1e-5, atol=1e-6)
     assert strategy.mixed_entropy_ is None and net.lada_pairs_ is None
 
@@ -175,8 +186,9 @@ def test_both_members_returned_never_a_duplicate(labeled_and_pool, n_instances):
     assert len(indices) == n_instances == len(set(indices.tolist()))
     order = np.argsort(-strategy.pair_scores_, kind="stable")
     pairs = strategy.pairs_
-    np.testing.assert_array_equal(indices[:8 if n_instances == 8 else 6],
-                                  pairs[order[:n_instances // 2]].ravel())
+    np.testing.assert_array_equal(
+        indices[: 8 if n_instances == 8 else 6], pairs[order[: n_instances // 2]].ravel()
+    )
     if n_instances == 7:
         a, b = pairs[order[3]]
         h = _entropy_np(net.predict_proba(X_pool[[a, b]]))
@@ -204,9 +216,9 @@ def test_same_seed_same_picks_and_alphas(labeled_and_pool):
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
     np.testing.assert_array_equal(runs[0][2], runs[1][2])
     assert runs[0][3] == runs[1][3]
-    other, _ = LADASampler(subset_size=80, generator_epochs=3, n_lambda=3,
-                           random_state=8).select(net, X_pool, 10, X_labeled=X_lab,
-                                                  y_labeled=y_lab)
+    other, _ = LADASampler(subset_size=80, generator_epochs=3, n_lambda=3, random_state=8).select(
+        net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
+    )
     assert not np.array_equal(other, runs[0][0])
 
 
@@ -243,8 +255,9 @@ def test_bad_parameters(labeled_and_pool, params, error, match):
     X_lab, y_lab, X_pool = labeled_and_pool
     net = fitted_net(X_lab, y_lab)
     with pytest.raises(error, match=match):
-        LADASampler(random_state=0, **params).select(net, X_pool, 4, X_labeled=X_lab,
-                                                     y_labeled=y_lab)
+        LADASampler(random_state=0, **params).select(
+            net, X_pool, 4, X_labeled=X_lab, y_labeled=y_lab
+        )
 
 
 # --- the teaching step --------------------------------------------------------------------
@@ -254,7 +267,7 @@ def _soft_ce(net, X_a, X_b, y_a, y_b, lam, layer):
     """The mixup loss pair by pair (a brute-force loop), averaged."""
     losses = []
     for i in range(len(X_a)):
-        out = mixed_forward(net.module_, X_a[i:i + 1], X_b[i:i + 1], lam[i:i + 1], layer)
+        out = mixed_forward(net.module_, X_a[i : i + 1], X_b[i : i + 1], lam[i : i + 1], layer)
         log_p = F.log_softmax(out, dim=1)[0]
         losses.append(-(lam[i] * log_p[y_a[i]] + (1 - lam[i]) * log_p[y_b[i]]))
     return torch.stack(losses).mean()
@@ -264,8 +277,15 @@ def test_mixup_step_leaves_no_stale_gradient(digits):
     X, y = digits
     torch.manual_seed(0)
     net = LADANetClassifier(
-        DigitsMLP, criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.SGD, lr=0.1,
-        max_epochs=1, batch_size=16, train_split=None, verbose=0, lada_random_state=0,
+        DigitsMLP,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.SGD,
+        lr=0.1,
+        max_epochs=1,
+        batch_size=16,
+        train_split=None,
+        verbose=0,
+        lada_random_state=0,
     ).fit(X[:40], y[:40])
     X_a, X_b, y_a, y_b = X[40:45], X[45:50], y[40:45], y[45:50]
     alpha = np.array([0.5, 1.0, 2.0, 0.3, 4.0])
@@ -278,8 +298,15 @@ def test_mixup_step_leaves_no_stale_gradient(digits):
     loss = net.lada_mixup_step()
     ref_net = copy.copy(net)
     ref_net.module_ = reference
-    ref_loss = _soft_ce(ref_net, torch.as_tensor(X_a), torch.as_tensor(X_b),
-                        torch.as_tensor(y_a), torch.as_tensor(y_b), lam, "layers.1")
+    ref_loss = _soft_ce(
+        ref_net,
+        torch.as_tensor(X_a),
+        torch.as_tensor(X_b),
+        torch.as_tensor(y_a),
+        torch.as_tensor(y_b),
+        lam,
+        "layers.1",
+    )
     grads = torch.autograd.grad(ref_loss, list(reference.parameters()))
     assert loss == pytest.approx(ref_loss.item(), rel=1e-5)
     for p, p0, g in zip(net.module_.parameters(), before, grads, strict=True):
@@ -293,9 +320,9 @@ def test_teaching_in_modal_loop_mixes_the_queried_pairs(digits):
     torch.manual_seed(0)
     learner = ActiveLearner(
         estimator=make_net(net_class=LADANetClassifier, max_epochs=2, lada_random_state=0),
-        query_strategy=LADASampler(subset_size=60, generator_epochs=2, n_lambda=2,
-                                   random_state=0),
-        X_training=X[:40], y_training=y[:40],
+        query_strategy=LADASampler(subset_size=60, generator_epochs=2, n_lambda=2, random_state=0),
+        X_training=X[:40],
+        y_training=y[:40],
     )
     assert learner.estimator.lada_mixup_losses_ == []
     idx, X_query = learner.query(X_pool, n_instances=6)

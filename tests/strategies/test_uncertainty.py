@@ -9,13 +9,15 @@ from _nets import fitted_net
 from skdynal import EntropySampler, LeastConfidenceSampler, MarginSampler
 
 # Rows of class probabilities chosen so that each criterion prefers a different row.
-PROBABILITIES = np.array([
-    [0.9, 0.025, 0.025, 0.025, 0.025],  # 0: confident
-    [0.5, 0.5, 0.0, 0.0, 0.0],  # 1: smallest margin (0)
-    [0.4, 0.2, 0.2, 0.2, 0.0],  # 2: least confident (max 0.4)
-    [0.41, 0.1475, 0.1475, 0.1475, 0.1475],  # 3: largest entropy
-    [0.7, 0.2, 0.1, 0.0, 0.0],  # 4
-])
+PROBABILITIES = np.array(
+    [
+        [0.9, 0.025, 0.025, 0.025, 0.025],  # 0: confident
+        [0.5, 0.5, 0.0, 0.0, 0.0],  # 1: smallest margin (0)
+        [0.4, 0.2, 0.2, 0.2, 0.0],  # 2: least confident (max 0.4)
+        [0.41, 0.1475, 0.1475, 0.1475, 0.1475],  # 3: largest entropy
+        [0.7, 0.2, 0.1, 0.0, 0.0],  # 4
+    ]
+)
 # Hand-computed: 1 - max p; 1 - (p1 - p2); -sum p ln p.
 LEAST_CONFIDENCE = [0.1, 0.5, 0.6, 0.59, 0.3]
 MARGIN = [1 - 0.875, 1.0, 1 - 0.2, 1 - 0.2625, 1 - 0.5]
@@ -71,11 +73,13 @@ def test_scores_follow_skorch_predict_proba(labeled_and_pool):
         )
         np.testing.assert_allclose(
             MarginSampler(batch_size=7).score(net, X_pool),
-            1 - (ordered[:, -1] - ordered[:, -2]), atol=1e-6,
+            1 - (ordered[:, -1] - ordered[:, -2]),
+            atol=1e-6,
         )
         np.testing.assert_allclose(
             EntropySampler().score(net, X_pool),
-            -(proba * np.log(np.clip(proba, 1e-30, None))).sum(axis=1), atol=1e-5,
+            -(proba * np.log(np.clip(proba, 1e-30, None))).sum(axis=1),
+            atol=1e-5,
         )
 
 
@@ -84,8 +88,10 @@ def test_ties_are_broken_by_the_seed():
     net, ids = lookup_net(table, criterion=torch.nn.NLLLoss)
     chosen = {tuple(MarginSampler(random_state=s).select(net, ids, 2)[0]) for s in range(20)}
     assert len(chosen) > 1
-    assert (MarginSampler(random_state=4).select(net, ids, 2)[0].tolist()
-            == MarginSampler(random_state=4).select(net, ids, 2)[0].tolist())
+    assert (
+        MarginSampler(random_state=4).select(net, ids, 2)[0].tolist()
+        == MarginSampler(random_state=4).select(net, ids, 2)[0].tolist()
+    )
 
 
 def test_outputs_that_are_not_probabilities_raise():
