@@ -146,9 +146,7 @@ class NetAdapter:
         """
         dataset = self.net.get_dataset(X, y)
         kwargs = self.net.get_params_for("iterator_valid")
-        kwargs["batch_size"] = batch_size or kwargs.get("batch_size", self.net.batch_size)
-        if kwargs["batch_size"] == -1:
-            kwargs["batch_size"] = len(dataset)
+        kwargs["batch_size"] = self.batch_size_for(batch_size, len(dataset))
         kwargs["shuffle"] = False
         if _is_data_loader(self.net.iterator_valid) and "generator" not in kwargs:
             # DataLoader draws a base seed even without shuffling; a private generator keeps
@@ -182,13 +180,17 @@ class NetAdapter:
                 break
         _check_label_range(y, out)
 
-    def n_batches(self, n_samples, batch_size=None):
-        """Number of batches :meth:`iterate` yields for ``n_samples`` rows."""
+    def batch_size_for(self, batch_size, n_rows):
+        """Rows per batch when streaming ``n_rows`` rows: the one batch-size rule.
+
+        ``batch_size`` when given, else the net's validation batch size
+        (``iterator_valid__batch_size``), else its ``batch_size``; ``None`` or ``-1`` (skorch's
+        "everything at once") means ``n_rows``.
+        """
         size = batch_size or self.net.get_params_for("iterator_valid").get(
             "batch_size", self.net.batch_size
         )
-        size = n_samples if size == -1 else size
-        return -(-n_samples // size)
+        return max(1, int(n_rows)) if size in (None, -1) else int(size)
 
     def forward(self, X_batch):
         """Module output on a batch (grad mode is the caller's); a tuple's first element."""
@@ -370,7 +372,7 @@ def explain_shape_errors(X_pool, module):
         yield
     except RuntimeError as exc:
         message = str(exc)
-        if "out of memory" in message.lower():
+        if "out of memory" in message.lower() or isinstance(exc, NotImplementedError):
             raise
         raise ValueError(
             f"The module {type(module).__name__} failed on pool rows of shape "

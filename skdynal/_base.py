@@ -1,6 +1,8 @@
-"""Base classes for query strategies: the modAL call protocol and the shared checks."""
+"""Base classes for query strategies: the public strategy protocol and the shared checks."""
 
 import contextlib
+import dataclasses
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -9,8 +11,9 @@ from sklearn.utils import check_random_state
 from torch.utils.data import Dataset
 
 from . import _modal_compat
-from ._adapter import resolve_learner
+from ._adapter import eval_mode, resolve_learner
 from ._selection import check_selection, select_top_k, to_modal_result
+from ._streaming import map_pool, take_rows
 from ._validation import (
     NonFiniteValues,
     check_castable,
@@ -20,53 +23,228 @@ from ._validation import (
     check_pool,
 )
 
-__all__ = ["BaseQueryStrategy", "BaseScoringStrategy", "explain_non_finite"]
+__all__ = [
+    "BaseQueryStrategy",
+    "BaseScoringStrategy",
+    "LocalPool",
+    "StrategyCapabilities",
+    "explain_non_finite",
+    "run_hook",
+]
 
 _modal_compat.apply()
 
 
-class BaseQueryStrategy(BaseEstimator):
-    """Base class of skdynal's query strategies.
+@dataclasses.dataclass(frozen=True)
+class StrategyCapabilities:
+    """What a query strategy needs and how its work can be split.
 
-    A strategy is a scikit-learn estimator-like object (``get_params``, ``set_params`` and
-    ``clone`` work; ``__init__`` only stores parameters) that modAL calls as
-    ``strategy(learner, X_pool, n_instances=1)``.
+    Returned by :meth:`BaseQueryStrategy.capabilities`; the base class, the experiment
+    runner and :class:`~skdynal.distributed.RayScorer` read it, never the strategy's
+    internals. A subclass overrides ``capabilities()`` and changes the fields it needs with
+    :func:`dataclasses.replace`.
 
-    Subclasses implement ``_query(adapter, X_pool, n_instances, random_state)`` returning
-    ``(indices, scores_or_None)``.
-
-    Strategies whose selection is global (it looks at the whole pool at once, as k-center or
-    k-means++ do) can also be run on shards of the pool, for example by
-    :class:`skdynal.distributed.RayScorer`, by implementing three hooks:
-
-    - ``_scoring_state(adapter) -> dict``: the round's driver-side state, computed once
-      (for example the labeled set's embeddings); cheap to pickle.
-    - ``_row_outputs(adapter, state, X_rows) -> tuple of ndarray``: per-row outputs (for
-      example embeddings), each with one row per row of ``X_rows``; a row's outputs must not
-      depend on the other rows.
-    - ``_select_from_outputs(adapter, state, outputs, n_instances, random_state)``: the
-      selection from the outputs of the whole pool (concatenated in row order), returning
-      what ``_query`` returns.
-
-    ``_query`` and the three hooks must give the same answer for the same random state.
+    Attributes
+    ----------
+    needs_labeled : bool, default=False
+        The strategy needs the labeled set; a query without it raises a ``ValueError``.
+    net_class : type or None, default=None
+        The skorch net class the strategy is meant to score (for example
+        :class:`~skdynal.TiDALNetClassifier`, which trains TiDAL's extra head); the
+        experiment runner builds its nets with it.
+    needs_dropout : bool, default=False
+        The module must hold dropout layers (Monte Carlo dropout); a query on a module
+        without one raises a ``ValueError``.
+    reads_pool : bool, default=True
+        Whether the selection needs per-row outputs of the pool (:meth:`batch_outputs`).
+        ``False`` for strategies that only draw rows (random sampling).
+    ranks_by_score : bool, default=False
+        The per-row outputs are one score per row and the selection takes the largest
+        (ties broken by ``random_state``). Shards of the pool can then be ranked apart and
+        their best rows merged exactly.
+    shardable : bool, default=True
+        Whether :meth:`batch_outputs` of a row depends on that row only, so that shards of
+        the pool can be processed apart (on a Ray cluster).
+    unscored_rows : bool, default=False
+        ``-inf`` marks rows left unscored (any other non-finite output is an error).
+    selects_uniformly : bool, default=False
+        Every row is equally likely to be chosen (``n_instances / n_pool``); the bandit of
+        :class:`~skdynal.ALBLSampler` uses it as that strategy's advice.
     """
 
-    #: Whether the strategy needs the labeled set (and raises without it).
-    _needs_labeled = False
+    needs_labeled: bool = False
+    net_class: type | None = None
+    needs_dropout: bool = False
+    reads_pool: bool = True
+    ranks_by_score: bool = False
+    shardable: bool = True
+    unscored_rows: bool = False
+    selects_uniformly: bool = False
 
-    def _scoring_state(self, adapter):
-        """Driver-side state of a round, shared by every shard of the pool (default: none)."""
-        return {}
 
-    def _row_outputs(self, adapter, state, X_rows):
-        """Per-row outputs of ``X_rows`` for a global selection (see the class docstring)."""
-        raise NotImplementedError(
-            f"{type(self).__name__} does not split its work into per-row outputs."
+def run_hook(strategy, adapter, state, X_rows, hook="batch_outputs", **kwargs):
+    """Run a per-batch hook of ``strategy`` over ``X_rows`` and concatenate its outputs.
+
+    The one pool loop of every strategy, locally and on a Ray worker: the module is put in
+    ``eval()`` mode and ``strategy.<hook>(adapter, state, X_batch, **kwargs)`` runs on every
+    batch through :func:`~skdynal._streaming.map_pool` (lazy slicing, out-of-memory halving,
+    non-finite checks, progress bar), with the strategy's ``batch_size`` and ``progress``
+    parameters when it has them.
+
+    Returns
+    -------
+    outputs : ndarray or tuple of ndarray
+        One row per row of ``X_rows``.
+    """
+    params = strategy.get_params(deep=False)
+    capabilities = strategy.capabilities()
+    scores = hook == "score_batch" or (hook == "batch_outputs" and capabilities.ranks_by_score)
+    function = getattr(strategy, hook)
+    with eval_mode(adapter.module):
+        return map_pool(
+            adapter,
+            X_rows,
+            lambda X_batch: function(adapter, state, X_batch, **kwargs),
+            batch_size=params.get("batch_size"),
+            progress=bool(params.get("progress", False)),
+            desc=type(strategy).__name__,
+            quantity="scores" if scores else f"per-row outputs of {type(strategy).__name__}",
+            allow_negative_inf=capabilities.unscored_rows,
         )
 
-    def _select_from_outputs(self, adapter, state, outputs, n_instances, random_state):
-        """Selection from the per-row outputs of the whole pool (see the class docstring)."""
-        raise NotImplementedError(f"{type(self).__name__} does not select from per-row outputs.")
+
+class LocalPool:
+    """The pool as a strategy's selection sees it, scored in this process.
+
+    :meth:`BaseQueryStrategy.select_from_outputs` receives one to run further passes over
+    the pool (:meth:`map`) and to read chosen rows (:meth:`take`).
+    :class:`~skdynal.distributed.RayScorer` hands over an object with the same methods that
+    runs the passes on shards.
+
+    Attributes
+    ----------
+    X : array-like or torch.utils.data.Dataset
+        The pool itself (for strategies that hand it on whole, such as ALBL).
+    """
+
+    def __init__(self, strategy, adapter, state, X):
+        self.strategy = strategy
+        self.adapter = adapter
+        self.state = state
+        self.X = X
+
+    def __len__(self):
+        return len(self.X)
+
+    def map(self, hook="batch_outputs", *, rows=None, **kwargs):
+        """Run the strategy's per-batch ``hook`` (a method name) over the pool.
+
+        Parameters
+        ----------
+        hook : str, default="batch_outputs"
+            The name of a method ``hook(adapter, state, X_batch, **kwargs)``.
+        rows : array-like of int, default=None
+            Only these rows, in this order (for a few rows; runs in this process).
+        **kwargs
+            Passed on to the hook (picklable, to run on shards).
+
+        Returns
+        -------
+        outputs : ndarray or tuple of ndarray
+        """
+        X = self.X if rows is None else self.take(rows)
+        return run_hook(self.strategy, self.adapter, self.state, X, hook, **kwargs)
+
+    def take(self, indices):
+        """The rows ``indices`` of the pool, in that order."""
+        return take_rows(self.X, indices)
+
+
+class BaseQueryStrategy(BaseEstimator):
+    """Base class of skdynal's query strategies: the strategy protocol.
+
+    A strategy is a scikit-learn estimator (``get_params``, ``set_params`` and ``clone``
+    work; ``__init__`` only stores parameters, declared with their constraints in
+    ``_parameter_constraints`` and validated once per call) that modAL calls as
+    ``strategy(learner, X_pool, n_instances=1)``. Every query runs the same steps:
+
+    1. ``state = round_state(adapter)``: what the round computes once, on the driver (for
+       example the labeled set's gradient or embeddings); cheap to pickle.
+    2. ``outputs``: :meth:`batch_outputs` on every batch of the pool, through the one pool
+       loop (:func:`run_hook`), concatenated in row order (skipped when
+       ``capabilities().reads_pool`` is false).
+    3. ``select_from_outputs(adapter, state, outputs, n_instances, random_state, pool)``:
+       the chosen rows and their scores.
+
+    Subclasses implement the hooks and declare what they need in :meth:`capabilities`.
+    See the "Writing a strategy" page of the documentation.
+    """
+
+    #: Constraints of the constructor parameters, checked once per call (scikit-learn's
+    #: ``_parameter_constraints``; see ``sklearn.utils._param_validation``).
+    _parameter_constraints: ClassVar[dict] = {}
+
+    def capabilities(self):
+        """What the strategy needs and how its work splits (:class:`StrategyCapabilities`)."""
+        # TRANSITION: the private flags go once every strategy is migrated.
+        return StrategyCapabilities(
+            needs_labeled=bool(getattr(self, "_needs_labeled", False)),
+            net_class=getattr(self, "_required_net_class", None),
+        )
+
+    def round_state(self, adapter):
+        """What a round computes once, before the pool is streamed (default: nothing).
+
+        Parameters
+        ----------
+        adapter : NetAdapter
+            The fitted net and the labeled set.
+
+        Returns
+        -------
+        state : dict
+            Passed to every hook; cheap to pickle (it is shipped to Ray workers).
+        """
+        return {}
+
+    def batch_outputs(self, adapter, state, X_batch):
+        """Per-row outputs of one batch of the pool (scores, probabilities, embeddings).
+
+        Called with the module in ``eval()`` mode and the batch on its device; grad mode is
+        the hook's choice. Unless ``capabilities().shardable`` is false, a row's outputs
+        must not depend on the other rows.
+
+        Returns
+        -------
+        outputs : torch.Tensor or tuple of torch.Tensor
+            Each with the batch as first dimension.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement batch_outputs.")
+
+    def select_from_outputs(self, adapter, state, outputs, n_instances, random_state, pool):
+        """Choose ``n_instances`` rows from the outputs of the whole pool.
+
+        Parameters
+        ----------
+        adapter : NetAdapter
+        state : dict
+            From :meth:`round_state`.
+        outputs : ndarray, tuple of ndarray or None
+            :meth:`batch_outputs` of every pool row, in row order (float outputs as
+            float64); ``None`` when ``capabilities().reads_pool`` is false.
+        n_instances : int
+        random_state : numpy.random.RandomState
+        pool : LocalPool
+            For further passes over the pool (``pool.map(hook, **kwargs)``) and the chosen
+            rows (``pool.take(indices)``); ``len(pool)`` is the pool size.
+
+        Returns
+        -------
+        indices : ndarray of int
+        scores : ndarray of float or None
+            The score each chosen row was chosen with (``None`` without scores).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement select_from_outputs.")
 
     def __call__(self, learner, X_pool, n_instances=1, *, X_labeled=None, y_labeled=None):
         """Choose ``n_instances`` rows of ``X_pool`` to label (modAL's query protocol).
@@ -97,14 +275,24 @@ class BaseQueryStrategy(BaseEstimator):
     def select(self, learner, X_pool, n_instances=1, *, X_labeled=None, y_labeled=None):
         """Like calling the strategy, but always returns ``(indices, scores)``.
 
-        ``scores`` holds the score of each chosen row (``None`` for strategies that do not
-        rank by a score).
+        ``scores`` holds the score each chosen row was chosen with (``None`` for strategies
+        that do not rank by a score).
         """
+        self._validate_params()
         adapter, X_pool = self._prepare(learner, X_pool, X_labeled, y_labeled)
         n_instances = check_n_instances(n_instances, len(X_pool))
         random_state = check_random_state(self.random_state)
         with _explained_non_finite(adapter, X_pool):
-            indices, scores = self._query(adapter, X_pool, n_instances, random_state)
+            if hasattr(self, "_query"):  # TRANSITION: removed once every strategy is migrated
+                indices, scores = self._query(adapter, X_pool, n_instances, random_state)
+                indices = check_selection(indices, n_instances, len(X_pool), type(self).__name__)
+                return indices, scores
+            state = self.round_state(adapter)
+            pool = LocalPool(self, adapter, state, X_pool)
+            outputs = pool.map() if self.capabilities().reads_pool else None
+            indices, scores = self.select_from_outputs(
+                adapter, state, outputs, n_instances, random_state, pool
+            )
         indices = check_selection(indices, n_instances, len(X_pool), type(self).__name__)
         return indices, scores
 
@@ -119,38 +307,73 @@ class BaseQueryStrategy(BaseEstimator):
         check_feature_shape(X_pool, adapter.X_labeled)
         if adapter.has_labeled:
             adapter.check_labels()
-        if self._needs_labeled and not adapter.has_labeled:
-            raise ValueError(
-                f"{type(self).__name__} needs the labeled set: give the ActiveLearner "
-                "X_training and y_training, or pass X_labeled and y_labeled."
-            )
+        check_capabilities(self, adapter)
         return adapter, X_pool
+
+
+def check_capabilities(strategy, adapter):
+    """Raise if the net or the labeled set lack what ``strategy.capabilities()`` needs."""
+    capabilities = strategy.capabilities()
+    name = type(strategy).__name__
+    if capabilities.needs_labeled and not adapter.has_labeled:
+        raise ValueError(
+            f"{name} needs the labeled set: give the ActiveLearner X_training and "
+            "y_training, or pass X_labeled and y_labeled."
+        )
+    if capabilities.needs_dropout and not any(
+        isinstance(m, torch.nn.modules.dropout._DropoutNd) for m in adapter.module.modules()
+    ):
+        raise ValueError(
+            f"{name} needs Monte Carlo dropout, but the module {type(adapter.module).__name__} "
+            "has no dropout layer (torch.nn.Dropout and its variants); add one, or choose "
+            "another strategy."
+        )
 
 
 class BaseScoringStrategy(BaseQueryStrategy):
     """Base class of strategies that rank the pool by a score and query the largest.
 
-    Subclasses implement ``_score_rows(adapter, state, X_rows) -> ndarray of float64``, the
-    scores of some rows of the pool given the round's state from ``_scoring_state(adapter)``
-    (default: an empty dict; override it to compute something once per round, such as
-    dynamicAL's labeled-set gradient). A row's score must not depend on the other rows, so
-    that shards of the pool can be scored apart (for example on a Ray cluster by
-    :class:`skdynal.distributed.RayScorer`) and their top-k merged exactly. Subclasses that
-    cannot be sharded may override ``_score(adapter, X_pool)`` instead.
+    Subclasses implement :meth:`score_batch`, the scores of one batch of the pool given the
+    round's state. A row's score must not depend on the other rows, so that shards of the
+    pool can be scored apart (for example on a Ray cluster by
+    :class:`skdynal.distributed.RayScorer`) and their top-k merged exactly.
 
     Scores must be finite: a NaN or infinite score raises an error that says where it came
-    from. A strategy that scores only some rows sets ``_unscored_rows_are_negative_inf``
-    and gives the others ``-inf``.
+    from. A strategy that scores only some rows declares
+    ``capabilities().unscored_rows`` and gives the others ``-inf``.
     """
 
-    #: Whether ``-inf`` marks rows left unscored (any other non-finite score is an error).
-    _unscored_rows_are_negative_inf = False
+    def capabilities(self):
+        return dataclasses.replace(super().capabilities(), ranks_by_score=True)
 
-    def _score_rows(self, adapter, state, X_rows):
-        """Scores of ``X_rows`` given the round's ``_scoring_state`` (shardable)."""
-        raise NotImplementedError(
-            f"{type(self).__name__} implements neither _score_rows nor _score."
+    def score_batch(self, adapter, state, X_batch):
+        """Scores of one batch of the pool; larger means more worth labeling.
+
+        Parameters
+        ----------
+        adapter : NetAdapter
+        state : dict
+            From :meth:`round_state`.
+        X_batch : torch.Tensor or dict of torch.Tensor
+            A batch of pool rows on the module's device.
+
+        Returns
+        -------
+        scores : torch.Tensor of shape (batch,)
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement score_batch.")
+
+    def batch_outputs(self, adapter, state, X_batch):
+        return self.score_batch(adapter, state, X_batch)
+
+    def select_from_outputs(self, adapter, state, outputs, n_instances, random_state, pool):
+        indices = select_top_k(
+            outputs,
+            n_instances,
+            random_state,
+            allow_negative_inf=self.capabilities().unscored_rows,
         )
+        return indices, outputs[indices]
 
     def score(self, learner, X_pool, *, X_labeled=None, y_labeled=None):
         """Score every row of ``X_pool``; larger means more worth labeling.
@@ -168,23 +391,19 @@ class BaseScoringStrategy(BaseQueryStrategy):
         -------
         scores : ndarray of shape (n_pool,), dtype float64
         """
+        self._validate_params()
         adapter, X_pool = self._prepare(learner, X_pool, X_labeled, y_labeled)
         with _explained_non_finite(adapter, X_pool):
-            scores = self._score(adapter, X_pool)
-            bad = ~np.isfinite(scores)
-            if self._unscored_rows_are_negative_inf:
-                bad &= ~np.isneginf(scores)
-            if bad.any():
-                raise NonFiniteValues("scores", np.flatnonzero(bad))
-        return scores
-
-    def _score(self, adapter, X_pool):
-        return self._score_rows(adapter, self._scoring_state(adapter), X_pool)
-
-    def _query(self, adapter, X_pool, n_instances, random_state):
-        scores = self._score(adapter, X_pool)
-        indices = select_top_k(scores, n_instances, random_state)
-        return indices, scores[indices]
+            if hasattr(self, "_score_rows"):  # TRANSITION: until every strategy is migrated
+                scores = self._score_rows(adapter, self._scoring_state(adapter), X_pool)
+                bad = ~np.isfinite(scores)
+                if getattr(self, "_unscored_rows_are_negative_inf", False):
+                    bad &= ~np.isneginf(scores)
+                if bad.any():
+                    raise NonFiniteValues("scores", np.flatnonzero(bad))
+                return scores
+            state = self.round_state(adapter)
+            return LocalPool(self, adapter, state, X_pool).map("score_batch")
 
 
 def check_finite_parameters(module):

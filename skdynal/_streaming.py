@@ -8,13 +8,9 @@ from torch.utils.data import Dataset, Subset
 from tqdm.auto import tqdm
 
 from ._adapter import explain_shape_errors
-from ._validation import check_finite_batch
+from ._validation import NonFiniteValues, check_finite_batch
 
-__all__ = ["BatchSizeReducedWarning", "map_pool"]
-
-#: Rows handed to skorch at a time when the caller gives no batch size and the net's
-#: validation batch size is unset; only used to bound memory, the result does not depend on it.
-_DEFAULT_BATCH_SIZE = 256
+__all__ = ["BatchSizeReducedWarning", "map_pool", "pool_rows", "take_rows"]
 
 
 class BatchSizeReducedWarning(UserWarning):
@@ -27,18 +23,43 @@ def _is_out_of_memory(exc):
     )
 
 
-def _rows(X_pool, start, stop):
-    if isinstance(X_pool, Dataset):
-        return Subset(X_pool, range(start, stop))
-    return X_pool[start:stop]
+def pool_rows(X, start, stop):
+    """Rows ``start:stop`` of a pool, lazily (a ``Subset`` of a ``Dataset``, a slice else)."""
+    if isinstance(X, Dataset):
+        return Subset(X, range(start, stop))
+    return X[start:stop]
 
 
-def map_pool(adapter, X_pool, batch_fn, *, batch_size=None, progress=False, desc=None):
+def take_rows(X, indices):
+    """Rows ``indices`` of a pool (array, tensor or ``Dataset``), in that order."""
+    if isinstance(X, Dataset):
+        return Subset(X, [int(i) for i in indices])
+    if torch.is_tensor(X):
+        return X[torch.as_tensor(indices, dtype=torch.long, device=X.device)]
+    return X[np.asarray(indices, dtype=np.intp)]
+
+
+def map_pool(
+    adapter,
+    X_pool,
+    batch_fn,
+    *,
+    batch_size=None,
+    progress=False,
+    desc=None,
+    source="pool",
+    quantity="per-row outputs",
+    allow_negative_inf=False,
+):
     """Apply ``batch_fn`` to the pool batch by batch and concatenate the results in row order.
 
-    Rows are sliced lazily (a memory-mapped array or a torch ``Dataset`` is never loaded whole)
+    This is the one loop over a pool that every strategy's per-row work goes through. Rows
+    are sliced lazily (a memory-mapped array or a torch ``Dataset`` is never loaded whole)
     and go through the net's own ``get_dataset`` and validation iterator, on its device. Only
-    the outputs of ``batch_fn`` are kept, on the CPU.
+    the outputs of ``batch_fn`` are kept, on the CPU. The rows of a ``Dataset`` are checked
+    for NaN and infinity batch by batch (arrays are checked before scoring), and so are the
+    floating outputs, which raise :class:`~skdynal._validation.NonFiniteValues` naming the
+    rows.
 
     When a batch runs out of accelerator memory, it is retried with half the batch size (down
     to 1) and the run goes on at that size; one :class:`BatchSizeReducedWarning` says so.
@@ -48,28 +69,31 @@ def map_pool(adapter, X_pool, batch_fn, *, batch_size=None, progress=False, desc
     adapter : NetAdapter
         The net.
     X_pool : ndarray, torch.Tensor or torch.utils.data.Dataset
-        The pool.
+        The rows (the pool, or the labeled set with ``source="labeled set"``).
     batch_fn : callable
-        ``batch_fn(X_batch) -> tensor or tuple of tensors``, each with the batch as first
-        dimension.
+        ``batch_fn(X_batch) -> tensor or tuple of tensors`` (or numpy arrays), each with
+        the batch as first dimension.
     batch_size : int, default=None
-        Rows per batch; ``None`` uses the net's validation batch size.
+        Rows per batch; ``None`` follows :meth:`NetAdapter.batch_size_for`.
     progress : bool, default=False
-        Show a tqdm bar over the pool.
+        Show a tqdm bar over the rows.
     desc : str, default=None
         Label of the progress bar.
+    source : {"pool", "labeled set"}, default="pool"
+        Whose rows these are, named when an output is not finite.
+    quantity : str, default="per-row outputs"
+        What the outputs are, named when one is not finite.
+    allow_negative_inf : bool, default=False
+        Whether ``-inf`` is a legitimate output (it marks rows left unscored).
 
     Returns
     -------
     outputs : ndarray or tuple of ndarray
-        Like ``batch_fn``'s return value, concatenated over the pool (float outputs as float64).
+        Like ``batch_fn``'s return value, concatenated over the rows (float outputs as
+        float64).
     """
-    size = batch_size or adapter.net.get_params_for("iterator_valid").get(
-        "batch_size", adapter.net.batch_size
-    )
     n_pool = len(X_pool)
-    size = n_pool if size in (None, -1) else size
-    initial_size = size
+    size = initial_size = adapter.batch_size_for(batch_size, n_pool)
     is_dataset = isinstance(X_pool, Dataset)
     pieces = []
     single = False
@@ -79,13 +103,17 @@ def map_pool(adapter, X_pool, batch_fn, *, batch_size=None, progress=False, desc
             stop = min(start + size, n_pool)
             try:
                 outputs = []
-                for X_batch, _ in adapter.iterate(_rows(X_pool, start, stop), batch_size=size):
+                offset = start
+                for X_batch, _ in adapter.iterate(pool_rows(X_pool, start, stop), batch_size=size):
                     if is_dataset:
                         check_finite_batch(X_batch, X_pool)
                     with explain_shape_errors(X_pool, adapter.module):
                         result = batch_fn(X_batch)
                     single = not isinstance(result, tuple)
-                    outputs.append(tuple(_to_numpy(r) for r in ((result,) if single else result)))
+                    arrays = tuple(_to_numpy(r) for r in ((result,) if single else result))
+                    _check_finite_outputs(arrays, offset, source, quantity, allow_negative_inf)
+                    offset += len(arrays[0])
+                    outputs.append(arrays)
             except RuntimeError as exc:
                 if not _is_out_of_memory(exc) or size == 1:
                     raise
@@ -107,8 +135,23 @@ def map_pool(adapter, X_pool, batch_fn, *, batch_size=None, progress=False, desc
     return columns[0] if single else columns
 
 
-def _to_numpy(tensor):
-    array = tensor.detach().cpu()
+def _check_finite_outputs(arrays, offset, source, quantity, allow_negative_inf):
+    for array in arrays:
+        if array.dtype.kind != "f":
+            continue
+        bad = ~np.isfinite(array.reshape(len(array), -1))
+        if allow_negative_inf:
+            bad &= ~np.isneginf(array.reshape(len(array), -1))
+        rows = np.flatnonzero(bad.any(axis=1))
+        if len(rows):
+            raise NonFiniteValues(quantity, rows + offset, source)
+
+
+def _to_numpy(output):
+    if not torch.is_tensor(output):
+        array = np.asarray(output)
+        return array.astype(np.float64) if array.dtype.kind == "f" else array
+    array = output.detach().cpu()
     if array.is_floating_point():
         array = array.double()
     return array.numpy()

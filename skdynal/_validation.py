@@ -5,10 +5,23 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    InvalidParameterError,
+    Options,
+    StrOptions,
+)
 from torch.utils.data import Dataset
 
 __all__ = [
+    "BATCH_SIZE",
+    "HasMethods",
+    "Interval",
+    "InvalidParameterError",
     "NonFiniteValues",
+    "Options",
+    "StrOptions",
     "check_batch_size",
     "check_castable",
     "check_feature_shape",
@@ -21,6 +34,12 @@ __all__ = [
 ]
 
 _FINITE_CHUNK_ROWS = 8192
+
+# Parameter constraints shared by the strategies' ``_parameter_constraints`` tables
+# (scikit-learn's validation: a wrong value raises ``InvalidParameterError``, a subclass of
+# both ``ValueError`` and ``TypeError``, naming the parameter, the class and what is allowed).
+#: Rows per forward pass: a positive integer, or ``None`` for the net's own.
+BATCH_SIZE = [Interval(numbers.Integral, 1, None, closed="left"), None]
 
 
 def check_pool(X_pool):

@@ -298,7 +298,7 @@ def test_unfitted_learner(strategy_class, labeled_and_pool):
 def test_missing_labeled_data(strategy_class, fitted_mlp, labeled_and_pool):
     _, _, X_pool = labeled_and_pool
     strategy = build(strategy_class)
-    if not strategy._needs_labeled:
+    if not strategy.capabilities().needs_labeled:
         indices, _ = strategy.select(fitted_mlp, X_pool, 3)
         assert len(indices) == 3
         return
@@ -321,7 +321,8 @@ def test_pool_shape_mismatch_names_shapes(strategy_class, fitted_mlp, labeled_an
 def test_pool_shape_mismatch_without_labeled_set(strategy_class, fitted_mlp, labeled_and_pool):
     _, _, X_pool = labeled_and_pool
     strategy = build(strategy_class)
-    expected = "needs the labeled set" if strategy._needs_labeled else r"shape \(63,\)"
+    needs_labeled = strategy.capabilities().needs_labeled
+    expected = "needs the labeled set" if needs_labeled else r"shape \(63,\)"
     with pytest.raises(ValueError, match=expected):
         strategy(fitted_mlp, X_pool[:, :63], 3)
 

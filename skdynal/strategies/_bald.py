@@ -10,7 +10,8 @@ from sklearn.utils import check_random_state
 from .._adapter import eval_mode, explain_shape_errors
 from .._base import BaseScoringStrategy
 from .._selection import select_top_k
-from ._outputs import check_batch_size, check_probabilities, predict_nonlinearity
+from .._validation import check_batch_size
+from ._outputs import check_probabilities, predict_nonlinearity
 
 __all__ = ["BALDSampler"]
 

@@ -4,8 +4,8 @@ import numpy as np
 import torch
 
 from .._base import BaseQueryStrategy
-from .._validation import NonFiniteValues
-from ._outputs import check_batch_size, embeddings
+from .._validation import NonFiniteValues, check_batch_size
+from ._outputs import embeddings
 
 __all__ = ["CoresetSampler", "k_center_greedy"]
 

@@ -1,13 +1,13 @@
 """Class probabilities and layer embeddings of a fitted net, computed in batches."""
 
-import numpy as np
 import torch
 
 from .._adapter import eval_mode, explain_shape_errors
-from .._validation import NonFiniteValues, check_batch_size
+from .._streaming import map_pool
+from .._validation import NonFiniteValues
 
 __all__ = [
-    "check_batch_size",
+    "batch_probabilities",
     "check_probabilities",
     "embeddings",
     "predict_nonlinearity",
@@ -60,28 +60,39 @@ def check_probabilities(probabilities, offset=0):
     return probabilities
 
 
-def predict_probabilities(adapter, X_pool, batch_size=None):
-    """Class probabilities of every pool row, as the net's ``predict_proba`` defines them.
+def batch_probabilities(adapter, X_batch):
+    """Class probabilities of one batch, as the net's ``predict_proba`` defines them.
 
-    Computed in batches through the adapter, with the module in ``eval()`` mode and its
-    previous modes restored.
+    The caller puts the module in ``eval()`` mode (the pool loop does); no gradients.
 
     Returns
     -------
-    probabilities : ndarray of shape (n_pool, n_classes), dtype float64
+    probabilities : torch.Tensor of shape (batch, n_classes)
     """
-    module = adapter.module
-    nonlinearity = predict_nonlinearity(adapter.net)
-    chunks = []
-    offset = 0
-    with eval_mode(module), torch.no_grad():
-        for X_batch, _ in adapter.iterate(X_pool, batch_size=batch_size):
-            with explain_shape_errors(X_pool, module):
-                outputs = adapter.forward(X_batch)
-            probabilities = check_probabilities(nonlinearity(outputs), offset)
-            offset += len(probabilities)
-            chunks.append(probabilities.double().cpu().numpy())
-    return np.concatenate(chunks, axis=0)
+    with torch.no_grad():
+        outputs = adapter.forward(X_batch)
+        return check_probabilities(predict_nonlinearity(adapter.net)(outputs))
+
+
+def predict_probabilities(adapter, X, batch_size=None, source="pool"):
+    """Class probabilities of every row of ``X``, as the net's ``predict_proba`` defines them.
+
+    Computed through the pool loop (:func:`~skdynal._streaming.map_pool`) with the module
+    in ``eval()`` mode and its previous modes restored.
+
+    Returns
+    -------
+    probabilities : ndarray of shape (n_rows, n_classes), dtype float64
+    """
+    with eval_mode(adapter.module):
+        return map_pool(
+            adapter,
+            X,
+            lambda X_batch: batch_probabilities(adapter, X_batch),
+            batch_size=batch_size,
+            source=source,
+            quantity="class probabilities",
+        )
 
 
 def resolve_embedding_layer(module, name=None):

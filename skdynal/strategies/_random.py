@@ -1,10 +1,11 @@
 """Uniform random sampling, the baseline every active learning strategy is compared with."""
 
+import dataclasses
+from typing import ClassVar
+
 import torch
 
-from .._adapter import eval_mode, explain_shape_errors
 from .._base import BaseQueryStrategy
-from .._streaming import _rows
 
 __all__ = ["RandomSampler"]
 
@@ -37,18 +38,22 @@ class RandomSampler(BaseQueryStrategy):
     RandomSampler(random_state=0)
     """
 
-    #: ALBL treats the strategy's choice as uniform over the pool (``n / n_pool`` per row).
-    _uniform_advice = True
+    _parameter_constraints: ClassVar[dict] = {"random_state": ["random_state"]}
 
     def __init__(self, random_state=None):
         self.random_state = random_state
 
-    def _query(self, adapter, X_pool, n_instances, random_state):
-        module = adapter.module
-        first_row = _rows(X_pool, 0, 1)
-        with eval_mode(module), torch.no_grad():
-            for X_batch, _ in adapter.iterate(first_row, batch_size=1):
-                with explain_shape_errors(X_pool, module):
-                    adapter.forward(X_batch)
-        indices = random_state.choice(len(X_pool), size=n_instances, replace=False)
+    def capabilities(self):
+        return dataclasses.replace(
+            super().capabilities(), reads_pool=False, selects_uniformly=True
+        )
+
+    def batch_outputs(self, adapter, state, X_batch):
+        """The module's output on a batch: only run to check the pool's feature shape."""
+        with torch.no_grad():
+            return adapter.forward(X_batch)
+
+    def select_from_outputs(self, adapter, state, outputs, n_instances, random_state, pool):
+        pool.map(rows=[0])  # one forward pass on the first row checks the feature shape
+        indices = random_state.choice(len(pool), size=n_instances, replace=False)
         return indices, None

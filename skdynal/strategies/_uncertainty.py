@@ -1,10 +1,13 @@
 """Uncertainty sampling: least confidence, smallest margin and largest entropy."""
 
+from typing import ClassVar
+
 import numpy as np
 from scipy.special import entr
 
 from .._base import BaseScoringStrategy
-from ._outputs import check_batch_size, predict_probabilities
+from .._validation import BATCH_SIZE
+from ._outputs import batch_probabilities
 
 __all__ = ["EntropySampler", "LeastConfidenceSampler", "MarginSampler"]
 
@@ -12,19 +15,18 @@ __all__ = ["EntropySampler", "LeastConfidenceSampler", "MarginSampler"]
 class _UncertaintySampler(BaseScoringStrategy):
     """Scores computed from the class probabilities of the net's ``predict_proba``."""
 
+    _parameter_constraints: ClassVar[dict] = {
+        "batch_size": BATCH_SIZE,
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, batch_size=None, random_state=None):
         self.batch_size = batch_size
         self.random_state = random_state
 
-    def _score(self, adapter, X_pool):
-        probabilities = predict_probabilities(
-            adapter, X_pool, batch_size=check_batch_size(self.batch_size)
-        )
+    def score_batch(self, adapter, state, X_batch):
+        probabilities = batch_probabilities(adapter, X_batch).double().cpu().numpy()
         return self._uncertainty(probabilities)
-
-    def _score_rows(self, adapter, state, X_rows):
-        # Row-wise scores: shards of the pool can be scored apart (RayScorer).
-        return self._score(adapter, X_rows)
 
 
 _PARAMETERS = """

@@ -318,7 +318,8 @@ def test_clone_and_params():
     assert cloned.get_params()["strategy__batch_size"] == 16
     assert cloned.set_params(strategy__batch_size=8).strategy.batch_size == 8
     assert scorer.strategy.batch_size == 16
-    assert RayScorer()._needs_labeled and not RayScorer(EGLSampler())._needs_labeled
+    assert RayScorer().capabilities().needs_labeled
+    assert not RayScorer(EGLSampler()).capabilities().needs_labeled
 
 
 def test_docs_example_runs_on_the_local_instance():

@@ -150,8 +150,8 @@ def test_parameters():
     assert ALBLSampler(n_rounds=8)._check_parameters(4)[2] == pytest.approx(
         math.sqrt(math.log(4) / 32)
     )
-    assert ALBLSampler([InfluenceSampler(), RandomSampler()])._needs_labeled
-    assert not ALBLSampler()._needs_labeled
+    assert ALBLSampler([InfluenceSampler(), RandomSampler()]).capabilities().needs_labeled
+    assert not ALBLSampler().capabilities().needs_labeled
     assert len(ALBLSampler()._base_strategies()) == 4
 
 

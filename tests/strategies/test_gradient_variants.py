@@ -92,4 +92,5 @@ def test_parameters_follow_dynamical():
         with pytest.raises(ValueError, match="gamma"):
             cls().set_params(gamma=1.0)
     assert EGLSampler().gamma == 0 and InfluenceSampler().gamma == float("inf")
-    assert not EGLSampler()._needs_labeled and InfluenceSampler()._needs_labeled
+    assert not EGLSampler().capabilities().needs_labeled
+    assert InfluenceSampler().capabilities().needs_labeled
