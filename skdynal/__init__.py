@@ -32,6 +32,7 @@ __all__ = [
 _LAZY = {name: ".strategies" for name in __all__ if name != "__version__"}
 _LAZY["BatchSizeReducedWarning"] = "._streaming"
 _SUBPACKAGES = (
+    "base",
     "callbacks",
     "datasets",
     "diagnostics",
