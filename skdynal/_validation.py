@@ -1,18 +1,21 @@
 """Input checks shared by all query strategies."""
 
-import numbers
-
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.utils._param_validation import (
+from torch.utils.data import Dataset
+
+from ._checks import (
+    BATCH_SIZE,
     HasMethods,
     Interval,
     InvalidParameterError,
     Options,
     StrOptions,
+    check_batch_size,
+    check_n_instances,
+    check_positive_int,
 )
-from torch.utils.data import Dataset
 
 __all__ = [
     "BATCH_SIZE",
@@ -34,12 +37,6 @@ __all__ = [
 ]
 
 _FINITE_CHUNK_ROWS = 8192
-
-# Parameter constraints shared by the strategies' ``_parameter_constraints`` tables
-# (scikit-learn's validation: a wrong value raises ``InvalidParameterError``, a subclass of
-# both ``ValueError`` and ``TypeError``, naming the parameter, the class and what is allowed).
-#: Rows per forward pass: a positive integer, or ``None`` for the net's own.
-BATCH_SIZE = [Interval(numbers.Integral, 1, None, closed="left"), None]
 
 
 def check_pool(X_pool):
@@ -257,17 +254,6 @@ def row_shape(X):
     return tuple(X.shape[1:]) if torch.is_tensor(X) else tuple(np.shape(X)[1:])
 
 
-def check_n_instances(n_instances, n_pool):
-    """Validate ``n_instances`` against the pool size and return it as an int."""
-    if isinstance(n_instances, bool) or not isinstance(n_instances, numbers.Integral):
-        raise TypeError(f"n_instances must be an integer, got {n_instances!r}.")
-    if n_instances < 1:
-        raise ValueError(f"n_instances must be at least 1, got {n_instances}.")
-    if n_instances > n_pool:
-        raise ValueError(f"n_instances={n_instances} is larger than the pool ({n_pool} samples).")
-    return int(n_instances)
-
-
 def check_feature_shape(X_pool, X_reference):
     """Raise if the rows of the pool and of the labeled set differ in shape."""
     if X_reference is None:
@@ -278,21 +264,3 @@ def check_feature_shape(X_pool, X_reference):
             f"X_pool rows have shape {pool_shape} but the labeled data the net was trained "
             f"on has rows of shape {ref_shape}."
         )
-
-
-def check_positive_int(value, name, *, minimum=1):
-    """Return ``value`` as an int; ``ValueError`` naming ``name`` unless an integer >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
-
-
-def check_batch_size(batch_size):
-    """Validate a batch size: a positive integer, or ``None`` for the net's own."""
-    if batch_size is None:
-        return None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-        raise TypeError(f"batch_size must be a positive integer or None, got {batch_size!r}.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size}.")
-    return int(batch_size)

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from .._adapter import eval_mode
-from ._functional import check_batch_size, functional_net, n_rows, one_hot_targets
+from .._checks import check_batch_size
+from ._functional import functional_net, n_rows, one_hot_targets
 
 __all__ = [
     "SubsetApproximation",

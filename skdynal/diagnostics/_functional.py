@@ -16,12 +16,10 @@ from torch.func import functional_call, grad, jacrev, vmap
 from torch.utils._pytree import tree_map
 
 from .._adapter import resolve_learner
-from .._validation import check_batch_size
 from ..gradients import trainable_parameters
 
 __all__ = [
     "FunctionalNet",
-    "check_batch_size",
     "check_dtype",
     "functional_net",
     "n_rows",
