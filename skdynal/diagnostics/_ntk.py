@@ -7,9 +7,9 @@ import scipy.linalg
 import torch
 
 from .._adapter import eval_mode
+from .._checks import check_batch_size
 from ..gradients import JacobianFactors, jacobian_factors, tangent_kernel
 from ._functional import (
-    check_batch_size,
     functional_net,
     n_rows,
     one_hot_targets,
