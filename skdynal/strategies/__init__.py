@@ -10,7 +10,8 @@ from ._lada import AlphaGenerator, LADAMixin, LADANetClassifier, LADASampler
 from ._mixing import mixed_forward, resolve_mix_layers
 from ._ntk_lookahead import NTKLookaheadSampler
 from ._random import RandomSampler
-from ._tidal import TiDALMixin, TiDALNetClassifier, TiDALSampler
+from ._tidal import TiDALSampler
+from ._tidal_net import TiDALMixin, TiDALNetClassifier
 from ._uncertainty import EntropySampler, LeastConfidenceSampler, MarginSampler
 
 __all__ = [
