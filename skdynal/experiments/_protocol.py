@@ -266,8 +266,9 @@ def _legacy_name(label, what, override):
     except ValueError:
         raise ValueError(
             f"config.json (written before format {CONFIG_FORMAT}) records {what} as "
-            f"{label!r}, which is not a registered name: it was given as an object; pass it "
-            f"again (ExperimentProtocol.from_dict(config, {override}=...))."
+            f"{label!r}, which is not a registered name (it labels an object, or a name "
+            f"given under another label); pass {override} again "
+            f"(ExperimentProtocol.from_dict(config, {override}=...))."
         ) from None
     return label
 
