@@ -125,7 +125,7 @@ def net_builder(protocol, X_train, n_classes):
     return build
 
 
-def make_learner(net, strategy, X_labeled, y_labeled, inas, seed):
+def make_learner(net, strategy, X_labeled, y_labeled, *, inas, seed):
     """modAL's ``ActiveLearner``, or with ``inas`` settings (resolved) an iNAS learner."""
     if not inas:
         return ActiveLearner(

@@ -301,7 +301,9 @@ def _run_cell(label, strategy, seed, experiment, on_round=lambda: None):
         warnings.filterwarnings("ignore", message=".*force_all_finite.*", category=FutureWarning)
         net = experiment.build_net(required_net_class(strategy))
         start = time.perf_counter()
-        learner = make_learner(net, strategy, X_train[labeled], y_train[labeled], inas, seed)
+        learner = make_learner(
+            net, strategy, X_train[labeled], y_train[labeled], inas=inas, seed=seed
+        )
         train_s = time.perf_counter() - start
         raise_if_interrupted()  # skorch ends training on Ctrl-C and returns: stop here
         record(
