@@ -1,6 +1,7 @@
 """Active learning experiments: the paper's protocol, resumable runs, summaries and plots.
 
-:func:`run_experiment` runs every (strategy, seed) cell of a protocol and returns an
+:func:`run_experiment` runs every (strategy, seed) cell of a protocol (an
+:class:`ExperimentProtocol`, or the same fields as keywords) and returns an
 :class:`ExperimentResults` (tidy rows, CSV/JSON, a learning-curve plot, and a summary with
 the normalised area under the learning curve and a paired comparison with random
 sampling). Strategies are named through a registry (:func:`available_strategies`,
@@ -18,6 +19,7 @@ from ._benchmark import (
     run_benchmark,
 )
 from ._data import load_experiment_data
+from ._protocol import ExperimentProtocol
 from ._registry import (
     available_strategies,
     make_strategy,
@@ -35,6 +37,7 @@ __all__ = [
     "TRAINING_PROTOCOLS",
     "BenchmarkResults",
     "BenchmarkTask",
+    "ExperimentProtocol",
     "ExperimentResults",
     "available_strategies",
     "format_accuracy_table",

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .._interrupt import Interrupted
 from .._validation import check_positive_int
+from ._protocol import ExperimentProtocol
 from ._registry import available_strategies
 from ._report import write_csv, write_json
 from ._runner import ExperimentResults, _Experiment
@@ -220,12 +221,11 @@ def _task_data(dataset, model, load_items):
 
 def _experiment(task, strategies, training, out):
     data = _task_data(task.dataset, task.model, tuple(sorted(task.load_kwargs.items())))
-    protocol = TRAINING_PROTOCOLS[training]
-    until_fit = protocol.get("train_until_fit")
-    return _Experiment(
-        data,
-        task.model,
-        list(strategies),
+    training_protocol = TRAINING_PROTOCOLS[training]
+    until_fit = training_protocol.get("train_until_fit")
+    protocol = ExperimentProtocol(
+        model=task.model,
+        strategies=list(strategies),
         initial=task.initial,
         query=task.query,
         rounds=task.rounds,
@@ -239,13 +239,12 @@ def _experiment(task, strategies, training, out):
         reinit=False,
         initial_sampling="balanced",
         module_kwargs=task.module_kwargs or None,
-        net_kwargs=None,
         dataset=task.name,
         baseline=_BASELINE,
-        out=os.path.join(out, task.name, training),
         train_until_fit=until_fit and {**until_fit, "min_epochs": task.min_epochs},
-        reset_optimizer=protocol.get("reset_optimizer", False),
+        reset_optimizer=training_protocol.get("reset_optimizer", False),
     )
+    return _Experiment(data, protocol, out=os.path.join(out, task.name, training))
 
 
 _worker_interrupted = False
@@ -417,7 +416,12 @@ def _collect(tasks, strategies, training, out, timings, n_jobs):
         for protocol in training:
             experiment = _experiment(task, strategies, protocol, out)
             experiment_rows = experiment.run(progress=False)  # every cell is cached now
-            results = ExperimentResults(experiment_rows, experiment.config, baseline=_BASELINE)
+            results = ExperimentResults(
+                experiment_rows,
+                experiment.config,
+                baseline=_BASELINE,
+                protocol=experiment.protocol,
+            )
             results.save(os.path.join(out, task.name, protocol), plot=False)
             for row in experiment_rows:
                 rows.append({**row, "strategy": _config_label(row["strategy"], protocol)})

@@ -1,27 +1,24 @@
 """The active learning protocol of the dynamicAL experiments, resumable and seeded."""
 
-import hashlib
+import dataclasses
 import inspect
-import json
-import numbers
 import os
-import re
 import time
 import warnings
 
 import numpy as np
 import torch
-from modAL.models import ActiveLearner
 from sklearn.base import clone
 from sklearn.utils import check_random_state
-from skorch import NeuralNet, NeuralNetClassifier
 from tqdm.auto import tqdm
 
 from .. import _modal_compat
 from .._interrupt import interrupt_guard, raise_if_interrupted
 from .._random import seeded_global_rngs
 from .._validation import check_positive_int
-from ..callbacks import ResetOptimizer, TrainUntilFit
+from ._cache import CellCache, protocol_key
+from ._net_factory import make_learner, net_builder, required_net_class
+from ._protocol import ExperimentProtocol
 from ._registry import make_strategy
 from ._report import (
     format_accuracy_table,
@@ -35,7 +32,13 @@ from ._summary import summarize
 # scikit-learn >= 1.8 with modAL 0.4.x, also when every strategy is a plain modAL function.
 _modal_compat.apply()
 
-__all__ = ["RESULT_COLUMNS", "ExperimentResults", "initial_indices", "run_experiment"]
+__all__ = [
+    "RESULT_COLUMNS",
+    "ExperimentProtocol",
+    "ExperimentResults",
+    "initial_indices",
+    "run_experiment",
+]
 
 #: Columns of the tidy results table, one row per (strategy, seed, round).
 RESULT_COLUMNS = [
@@ -67,9 +70,6 @@ SUMMARY_COLUMNS = [
     "n_paired",
 ]
 
-_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
-_CELL_FORMAT = 1
-
 
 class ExperimentResults:
     """Results of :func:`run_experiment`: tidy rows, the summary, tables, files and a plot.
@@ -80,17 +80,22 @@ class ExperimentResults:
         One row per (strategy, seed, round) with the keys of :data:`RESULT_COLUMNS`. Round 0
         is the net trained on the initial labeled set (``query_seconds`` is None).
     config : dict
-        The protocol that produced the rows.
+        The protocol that produced the rows, bound to the data, as written to
+        ``config.json`` (:meth:`ExperimentProtocol.to_dict` plus ``n_train``, ``n_test``
+        and ``protocol_key``, with the iNAS settings completed from the data).
+    protocol : ExperimentProtocol or None
+        The protocol itself (None when the results were built from rows and a config).
     baseline : str or None
         The strategy other strategies are compared with in :meth:`summary`.
     paths : dict of str to str
         The files written by the last :meth:`save`.
     """
 
-    def __init__(self, rows, config, baseline="random"):
+    def __init__(self, rows, config, baseline="random", protocol=None):
         self.rows = rows
         self.config = config
         self.baseline = baseline
+        self.protocol = protocol
         self.paths = {}
 
     def summary(self):
@@ -142,31 +147,7 @@ class ExperimentResults:
         return paths
 
 
-# ----------------------------------------------------------------------------- checks
-
-
-def _check_positive_float(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}.")
-    return float(value)
-
-
-def _check_seeds(seeds):
-    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
-        return list(range(check_positive_int(seeds, "seeds")))
-    try:
-        seeds = list(seeds)
-    except TypeError:
-        raise TypeError(
-            f"seeds must be a number of seeds or a list of integer seeds, got {seeds!r}."
-        ) from None
-    if not seeds or any(
-        isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in seeds
-    ):
-        raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {seeds!r}.")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must not repeat, got {seeds!r}.")
-    return [int(s) for s in seeds]
+# ----------------------------------------------------------------------------- data
 
 
 def _check_data(data):
@@ -201,62 +182,6 @@ def _check_data(data):
     return X_train, y_train.astype(np.int64), X_test, y_test.astype(np.int64), n_classes
 
 
-def _data_fingerprint(*arrays):
-    digest = hashlib.sha1()
-    for array in arrays:
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype}{array.shape}".encode())
-        digest.update(memoryview(array).cast("B"))
-    return digest.hexdigest()[:16]
-
-
-def _stable_repr(obj):
-    """``repr`` without memory addresses, so that fingerprints survive a restart."""
-    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(obj))
-
-
-# ----------------------------------------------------------------------------- strategies
-
-
-def _label_of(obj):
-    if isinstance(obj, str):
-        return obj
-    return getattr(obj, "__name__", type(obj).__name__)
-
-
-def _normalize_strategies(strategies):
-    """``[(label, spec)]`` from names, objects, pairs or a dict of label -> spec."""
-    if isinstance(strategies, str) or callable(strategies):
-        strategies = [strategies]
-    if isinstance(strategies, dict):
-        items = list(strategies.items())
-    else:
-        items = []
-        for item in strategies:
-            if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
-                items.append(item)
-            else:
-                items.append((_label_of(item), item))
-    if not items:
-        raise ValueError("strategies is empty; give at least one strategy name or object.")
-    labels = [label for label, _ in items]
-    duplicates = sorted({label for label in labels if labels.count(label) > 1})
-    if duplicates:
-        raise ValueError(
-            f"Strategy labels must be unique, got {duplicates} more than once; pass a dict "
-            "{label: strategy} to name them."
-        )
-    for label, spec in items:
-        if isinstance(spec, str):
-            make_strategy(spec)  # raises a clear ValueError for an unknown name
-        elif not callable(spec):
-            raise TypeError(
-                f"Strategy {label!r} must be a registered name or a modAL query strategy "
-                f"(callable), got {spec!r}."
-            )
-    return items
-
-
 def _strategy_for_cell(spec, seed, config):
     """A fresh, seeded strategy for one (strategy, seed) cell."""
     if isinstance(spec, str):
@@ -267,107 +192,6 @@ def _strategy_for_cell(spec, seed, config):
             strategy.set_params(random_state=seed)
         return strategy
     return spec
-
-
-def _strategy_fingerprint(spec):
-    if isinstance(spec, str):
-        return spec
-    return _stable_repr(spec)
-
-
-# ----------------------------------------------------------------------------- the net
-
-
-def _module_kwargs(module, X_train, n_classes, module_kwargs):
-    """Fill ``n_classes``, ``in_channels`` and ``n_features`` from the data where accepted."""
-    kwargs = dict(module_kwargs or {})
-    try:
-        accepted = inspect.signature(module).parameters
-    except (TypeError, ValueError):
-        return kwargs
-    inferred = {"n_classes": n_classes, "n_features": int(np.prod(X_train.shape[1:]))}
-    if X_train.ndim == 4:
-        inferred["in_channels"] = int(X_train.shape[1])
-    for key, value in inferred.items():
-        if key in accepted and key not in kwargs:
-            kwargs[key] = value
-    return kwargs
-
-
-def _resolve_module(model):
-    if isinstance(model, str):
-        from ..models import get_model_class
-
-        return get_model_class(model), model
-    if isinstance(model, type) and issubclass(model, torch.nn.Module):
-        return model, model.__name__
-    raise TypeError(
-        "model must be a model name (see skdynal.models.MODELS), a torch.nn.Module subclass "
-        f"or an unfitted skorch NeuralNet, got {model!r}."
-    )
-
-
-def _protocol_callbacks(config):
-    """The skorch callbacks that the training protocol adds to every net."""
-    callbacks = []
-    if config.get("reset_optimizer"):
-        callbacks.append(("reset_optimizer", ResetOptimizer()))
-    if config.get("train_until_fit"):
-        callbacks.append(("train_until_fit", TrainUntilFit(**config["train_until_fit"])))
-    return callbacks
-
-
-def _net_factory(model, config, X_train, n_classes, module_kwargs, net_kwargs):
-    """``build(net_class=None) -> skorch net`` and the model's label."""
-    warm_start = not config["reinit"]
-    extra_callbacks = _protocol_callbacks(config)
-    if isinstance(model, NeuralNet):
-        template = clone(model).set_params(warm_start=warm_start)
-        if extra_callbacks:
-            template.set_params(callbacks=[*(template.callbacks or []), *extra_callbacks])
-
-        def build_from_template(net_class=None):
-            if net_class is not None and not isinstance(template, net_class):
-                raise TypeError(
-                    f"This strategy needs a {net_class.__name__} net; the given net is a "
-                    f"{type(template).__name__}. Pass a {net_class.__name__} (or a module) "
-                    "as the model."
-                )
-            return clone(template)
-
-        return build_from_template, type(model.module).__name__ if isinstance(
-            model.module, torch.nn.Module
-        ) else _label_of(model.module)
-    module, label = _resolve_module(model)
-    kwargs = _module_kwargs(module, X_train, n_classes, module_kwargs)
-    optimizer = _OPTIMIZERS[config["optimizer"]]
-    params = {f"module__{k}": v for k, v in kwargs.items()}
-    if config["optimizer"] == "sgd":
-        params["optimizer__momentum"] = 0.9
-    if config["weight_decay"]:
-        params["optimizer__weight_decay"] = config["weight_decay"]
-    params.update(net_kwargs or {})
-    if extra_callbacks:
-        params["callbacks"] = [*(params.get("callbacks") or []), *extra_callbacks]
-
-    def build(net_class=None):
-        return (net_class or NeuralNetClassifier)(
-            module,
-            criterion=torch.nn.CrossEntropyLoss,
-            optimizer=optimizer,
-            lr=config["lr"],
-            max_epochs=config["epochs"],
-            batch_size=config["batch_size"],
-            # No validation split: no model selection at all, least of all on the test set.
-            train_split=None,
-            warm_start=warm_start,
-            iterator_train__shuffle=True,
-            device=config["device"],
-            verbose=0,
-            **params,
-        )
-
-    return build, label
 
 
 # ----------------------------------------------------------------------------- cells
@@ -433,94 +257,28 @@ def initial_indices(y, size, random_state, balanced=False):
     return chosen
 
 
-def _make_learner(net, strategy, X_labeled, y_labeled, config, seed):
-    """modAL's ``ActiveLearner``, or with ``config["inas"]`` an iNAS learner."""
-    inas = config.get("inas")
-    if not inas:
-        return ActiveLearner(
-            estimator=net, query_strategy=strategy, X_training=X_labeled, y_training=y_labeled
-        )
-    from ..nas import FAMILIES, INASLearner
-
-    return INASLearner(
-        estimator=net,
-        query_strategy=strategy,
-        X_training=X_labeled,
-        y_training=y_labeled,
-        family=FAMILIES[inas["family"]](**inas["family_kwargs"]),
-        initial_structure=tuple(inas["initial_structure"]),
-        max_blocks=inas["max_blocks"],
-        max_stacks=inas["max_stacks"],
-        search_steps=inas["search_steps"],
-        holdout=inas["holdout"],
-        candidate_epochs=inas["candidate_epochs"],
-        random_state=seed,
-    )
-
-
-_INAS_DEFAULTS = {
-    "family": None,
-    "family_kwargs": {},
-    "initial_structure": (1, 1),
-    "max_blocks": 4,
-    "max_stacks": 3,
-    "search_steps": 1,
-    "holdout": 0.2,
-    "candidate_epochs": None,
-}
-
-
-def _check_inas(inas, n_classes, X_train):
-    """The iNAS settings with defaults filled in, or None."""
-    if inas is None or inas is False:
-        return None
-    from ..nas import FAMILIES
-
-    params = {} if inas is True else inas
-    if not isinstance(params, dict):
-        raise TypeError(f"inas must be None, True or a dict of iNAS settings, got {inas!r}.")
-    unknown = sorted(set(params) - set(_INAS_DEFAULTS))
-    if unknown:
-        raise ValueError(f"inas got unknown keys {unknown}; allowed: {list(_INAS_DEFAULTS)}.")
-    settings = {**_INAS_DEFAULTS, **params}
-    if settings["family"] is None:
-        settings["family"] = "mlp" if X_train.ndim == 2 else "cnn"
-    if settings["family"] not in FAMILIES:
-        raise ValueError(
-            f"inas family must be one of {sorted(FAMILIES)}, got {settings['family']!r}."
-        )
-    kwargs = dict(settings["family_kwargs"])
-    kwargs.setdefault("n_classes", n_classes)
-    if settings["family"] == "mlp":
-        kwargs.setdefault("n_features", int(np.prod(X_train.shape[1:])))
-    elif X_train.ndim == 4:
-        kwargs.setdefault("in_channels", int(X_train.shape[1]))
-    settings["family_kwargs"] = kwargs
-    settings["initial_structure"] = [int(v) for v in settings["initial_structure"]]
-    return settings
-
-
 def _epochs_trained(net, before):
     return len(net.history) - before
 
 
-def _run_cell(label, strategy, seed, build_net, arrays, config, on_round):
-    """Run the protocol for one (strategy, seed); return its rows."""
-    X_train, y_train, X_test, y_test = arrays
+def _run_cell(label, strategy, seed, experiment, on_round=lambda: None):
+    """Run the protocol for one (strategy, seed) of a :class:`_Experiment`; return its rows."""
+    protocol, inas = experiment.protocol, experiment.inas
+    X_train, y_train, X_test, y_test = experiment.arrays
     rows = []
 
     def record(rnd, n_labels, acc, query_s, train_s, epochs, learner):
-        inas = {}
-        if config.get("inas"):
-            inas = {
+        searched = {}
+        if inas:
+            searched = {
                 "structure": list(learner.structure_),
                 "search_seconds": learner.search_history_[-1]["search_seconds"],
             }
         rows.append(
             {
-                **inas,
-                "dataset": config["dataset"],
-                "model": config["model"],
+                **searched,
+                "dataset": protocol.dataset,
+                "model": experiment.config["model"],
                 "strategy": label,
                 "seed": seed,
                 "round": rnd,
@@ -535,17 +293,17 @@ def _run_cell(label, strategy, seed, build_net, arrays, config, on_round):
 
     rng = np.random.RandomState(seed)
     labeled = initial_indices(
-        y_train, config["initial"], rng, balanced=config.get("initial_sampling") == "balanced"
+        y_train, protocol.initial, rng, balanced=protocol.initial_sampling == "balanced"
     )
     pool = np.setdiff1d(np.arange(len(X_train)), labeled)
     with seeded_global_rngs(seed), warnings.catch_warnings():
         # modAL passes check_X_y(force_all_finite=...), deprecated in scikit-learn 1.6.
         warnings.filterwarnings("ignore", message=".*force_all_finite.*", category=FutureWarning)
-        # A strategy that needs its own net class (TiDAL records training dynamics while
-        # training) says so with ``_required_net_class``.
-        net = build_net(getattr(strategy, "_required_net_class", None))
+        net = experiment.build_net(required_net_class(strategy))
         start = time.perf_counter()
-        learner = _make_learner(net, strategy, X_train[labeled], y_train[labeled], config, seed)
+        learner = make_learner(
+            net, strategy, X_train[labeled], y_train[labeled], inas=inas, seed=seed
+        )
         train_s = time.perf_counter() - start
         raise_if_interrupted()  # skorch ends training on Ctrl-C and returns: stop here
         record(
@@ -557,8 +315,8 @@ def _run_cell(label, strategy, seed, build_net, arrays, config, on_round):
             _epochs_trained(net, 0),
             learner,
         )
-        for rnd in range(1, config["rounds"] + 1):
-            n_query = config["query"]  # _Experiment checked that the pool has enough
+        for rnd in range(1, protocol.rounds + 1):
+            n_query = protocol.query  # the protocol checked that the pool has enough
             start = time.perf_counter()
             indices, _ = learner.query(X_train[pool], n_instances=n_query)
             query_s = time.perf_counter() - start
@@ -572,7 +330,7 @@ def _run_cell(label, strategy, seed, build_net, arrays, config, on_round):
             raise_if_interrupted()
             labeled = np.concatenate([labeled, chosen])
             pool = np.delete(pool, indices)
-            fresh = config["reinit"] or config.get("inas")
+            fresh = protocol.reinit or inas
             record(
                 rnd,
                 len(labeled),
@@ -583,23 +341,6 @@ def _run_cell(label, strategy, seed, build_net, arrays, config, on_round):
                 learner,
             )
     return rows
-
-
-def _cell_path(cells_dir, label, seed):
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
-    digest = hashlib.sha1(label.encode()).hexdigest()[:6]
-    return os.path.join(cells_dir, f"{safe}-{digest}__seed{seed}.json")
-
-
-def _load_cell(path, cell_key):
-    try:
-        with open(path, encoding="utf-8") as f:
-            stored = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if stored.get("format") != _CELL_FORMAT or stored.get("key") != cell_key:
-        return None
-    return stored["rows"]
 
 
 # ----------------------------------------------------------------------------- runner
@@ -634,6 +375,7 @@ def run_experiment(
     progress=True,
     plot=True,
     n_threads=None,
+    protocol=None,
 ):
     """Run pool-based batch active learning for every strategy and seed.
 
@@ -735,6 +477,12 @@ def run_experiment(
     n_threads : int, default=None
         Torch CPU threads during the run (restored afterwards); None leaves torch's setting.
         Small models on a busy CPU run many times faster with 1 thread.
+    protocol : ExperimentProtocol, default=None
+        The whole protocol as one object (e.g. read back from a ``config.json`` with
+        :meth:`ExperimentProtocol.read`), instead of ``model``, ``strategies`` and the
+        keywords from ``initial`` to ``baseline`` above, which must then be left at their
+        defaults. ``run_experiment(data, **kw)`` and
+        ``run_experiment(data, protocol=ExperimentProtocol(**kw))`` give the same results.
 
     Returns
     -------
@@ -755,31 +503,42 @@ def run_experiment(
     >>> [(r["strategy"], r["round"], r["n_labels"]) for r in results.rows]
     [('random', 0, 20), ('random', 1, 30), ('dynamical', 0, 20), ('dynamical', 1, 30)]
     """
-    experiment = _Experiment(
-        data,
-        model,
-        strategies,
-        initial=initial,
-        query=query,
-        rounds=rounds,
-        seeds=seeds,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        optimizer=optimizer,
-        weight_decay=weight_decay,
-        device=device,
-        reinit=reinit,
-        train_until_fit=train_until_fit,
-        reset_optimizer=reset_optimizer,
-        initial_sampling=initial_sampling,
-        inas=inas,
-        module_kwargs=module_kwargs,
-        net_kwargs=net_kwargs,
-        dataset=dataset,
-        baseline=baseline,
-        out=out,
-    )
+    keywords = {
+        "model": model,
+        "strategies": strategies,
+        "initial": initial,
+        "query": query,
+        "rounds": rounds,
+        "seeds": seeds,
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "optimizer": optimizer,
+        "weight_decay": weight_decay,
+        "device": device,
+        "reinit": reinit,
+        "train_until_fit": train_until_fit,
+        "reset_optimizer": reset_optimizer,
+        "initial_sampling": initial_sampling,
+        "inas": inas,
+        "module_kwargs": module_kwargs,
+        "net_kwargs": net_kwargs,
+        "dataset": dataset,
+        "baseline": baseline,
+    }
+    if protocol is None:
+        protocol = ExperimentProtocol(**keywords)
+    elif not isinstance(protocol, ExperimentProtocol):
+        raise TypeError(f"protocol must be an ExperimentProtocol, got {protocol!r}.")
+    else:
+        given = [name for name, value in keywords.items() if not _is_default(name, value)]
+        if given:
+            raise TypeError(
+                f"run_experiment got protocol= and also the protocol keywords {given}; give "
+                "the protocol either as one ExperimentProtocol or as keywords (use "
+                "dataclasses.replace(protocol, ...) to change some of its fields)."
+            )
+    experiment = _Experiment(data, protocol, out=out)
     previous_threads = torch.get_num_threads()
     if n_threads is not None:
         torch.set_num_threads(check_positive_int(n_threads, "n_threads"))
@@ -787,157 +546,58 @@ def run_experiment(
         rows = experiment.run(resume=resume, progress=progress)
     finally:
         torch.set_num_threads(previous_threads)
-    results = ExperimentResults(rows, experiment.config, baseline=baseline)
+    results = ExperimentResults(
+        rows, experiment.config, baseline=protocol.baseline, protocol=protocol
+    )
     if out is not None:
         results.save(os.fspath(out), plot=plot)
     return results
 
 
-_TRAIN_UNTIL_FIT_KEYS = ("threshold", "patience", "min_epochs", "accuracy")
+_DEFAULTS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(run_experiment).parameters.items()
+    if name in {field.name for field in dataclasses.fields(ExperimentProtocol)}
+}
 
 
-def _check_train_until_fit(train_until_fit):
-    if train_until_fit is None or train_until_fit is False:
-        return None
-    if train_until_fit is True:
-        params = {}
-    elif isinstance(train_until_fit, dict):
-        unknown = sorted(set(train_until_fit) - set(_TRAIN_UNTIL_FIT_KEYS))
-        if unknown:
-            raise ValueError(
-                f"train_until_fit got unknown keys {unknown}; allowed: "
-                f"{list(_TRAIN_UNTIL_FIT_KEYS)} (the maximum is the protocol's epochs)."
-            )
-        params = dict(train_until_fit)
-    else:
-        raise TypeError(
-            "train_until_fit must be None, a bool or a dict of TrainUntilFit parameters, "
-            f"got {train_until_fit!r}."
-        )
-    callback = TrainUntilFit(**params)
-    callback.initialize()  # validates
-    return {key: getattr(callback, key) for key in _TRAIN_UNTIL_FIT_KEYS}
+def _is_default(name, value):
+    """Whether a protocol keyword of :func:`run_experiment` was left at its default."""
+    default = _DEFAULTS[name]
+    return value is default or (type(value) is type(default) and value == default)
 
 
 class _Experiment:
-    """A validated protocol: its config, net factory, data and per-cell cache."""
+    """A protocol bound to the data: its config, net factory and per-cell cache.
 
-    def __init__(
-        self,
-        data,
-        model,
-        strategies,
-        *,
-        initial,
-        query,
-        rounds,
-        seeds,
-        epochs,
-        lr,
-        batch_size,
-        optimizer,
-        weight_decay,
-        device,
-        reinit,
-        train_until_fit,
-        reset_optimizer,
-        initial_sampling,
-        module_kwargs,
-        net_kwargs,
-        dataset,
-        baseline,
-        out,
-        inas=None,
-    ):
+    Parameters
+    ----------
+    data : mapping
+        See :func:`run_experiment`.
+    protocol : ExperimentProtocol
+    out : str or path-like, default=None
+        The results folder; its ``cells`` subfolder holds the cell cache.
+    """
+
+    def __init__(self, data, protocol, out=None):
         X_train, y_train, X_test, y_test, n_classes = _check_data(data)
-        self.items = _normalize_strategies(strategies)
-        self.seeds = _check_seeds(seeds)
-        if optimizer not in _OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZERS)}, got {optimizer!r}.")
-        if initial_sampling not in ("random", "balanced"):
-            raise ValueError(
-                f"initial_sampling must be 'random' or 'balanced', got {initial_sampling!r}."
-            )
-        config = {
-            "dataset": str(dataset),
-            "initial": check_positive_int(initial, "initial"),
-            "query": check_positive_int(query, "query"),
-            "rounds": check_positive_int(rounds, "rounds", minimum=0),
-            "seeds": self.seeds,
-            "epochs": check_positive_int(epochs, "epochs"),
-            "lr": _check_positive_float(lr, "lr"),
-            "batch_size": check_positive_int(batch_size, "batch_size"),
-            "optimizer": optimizer,
-            "weight_decay": float(weight_decay),
-            "device": str(device),
-            "reinit": bool(reinit),
-            "train_until_fit": _check_train_until_fit(train_until_fit),
-            "reset_optimizer": bool(reset_optimizer),
-            "initial_sampling": initial_sampling,
-            "inas": _check_inas(inas, n_classes, X_train),
-            "strategies": [label for label, _ in self.items],
-            "baseline": baseline,
-        }
-        if config["initial"] >= len(X_train):
-            raise ValueError(
-                f"initial={initial} leaves no pool: the training set has {len(X_train)} samples."
-            )
-        needed = config["initial"] + config["query"] * config["rounds"]
-        if needed > len(X_train):
-            pool = len(X_train) - config["initial"]
-            raise ValueError(
-                f"rounds={rounds} of query={query} need {config['query'] * config['rounds']} "
-                f"pool samples, but the training set has {pool} after the initial {initial}; "
-                f"lower rounds (at most {pool // config['query']}) or query."
-            )
-        self.build_net, config["model"] = _net_factory(
-            model, config, X_train, n_classes, module_kwargs, net_kwargs
-        )
-        config["module_kwargs"] = {
-            k: _stable_repr(v) if not isinstance(v, (int, float, str)) else v
-            for k, v in (module_kwargs or {}).items()
-        }
-        config["net_kwargs"] = {k: _stable_repr(v) for k, v in (net_kwargs or {}).items()}
-        config["n_train"], config["n_test"] = len(X_train), len(X_test)
-        protocol_key = {
-            key: config[key]
-            for key in (
-                "dataset",
-                "model",
-                "initial",
-                "query",
-                "rounds",
-                "epochs",
-                "lr",
-                "batch_size",
-                "optimizer",
-                "weight_decay",
-                "device",
-                "reinit",
-            )
-        }
-        # Added to the key only when not the default, so that cells stored before these
-        # options existed are still found.
-        for key, default in (
-            ("train_until_fit", None),
-            ("reset_optimizer", False),
-            ("initial_sampling", "random"),
-            ("inas", None),
-        ):
-            if config[key] != default:
-                protocol_key[key] = config[key]
-        protocol_key["data"] = _data_fingerprint(X_train, y_train, X_test, y_test)
-        protocol_key["net"] = _stable_repr(
-            model if isinstance(model, (NeuralNet, str)) else model.__qualname__
-        )
-        protocol_key["module_kwargs"] = _stable_repr(sorted((module_kwargs or {}).items()))
-        protocol_key["net_kwargs"] = _stable_repr(sorted((net_kwargs or {}).items()))
-        config["protocol_key"] = hashlib.sha1(
-            json.dumps(protocol_key, sort_keys=True).encode()
-        ).hexdigest()[:16]
-        self.config = config
+        protocol.check_pool(len(X_train))
+        self.protocol = protocol
+        self.items = protocol.strategies
+        self.seeds = list(protocol.seeds)
         self.arrays = (X_train, y_train, X_test, y_test)
+        self.inas = protocol.resolved_inas(X_train, n_classes)
+        self.build_net = net_builder(protocol, X_train, n_classes)
+        described = protocol.to_dict()
+        # The keys of config.json in the order they have always had; those that format 2
+        # added come last.
+        added = {key: described.pop(key) for key in ("format", "model_spec", "strategy_specs")}
+        config = {**described, "inas": self.inas}
+        config["n_train"], config["n_test"] = len(X_train), len(X_test)
+        config["protocol_key"] = protocol_key(protocol, config, self.arrays)
+        self.config = {**config, **added}
         self.cells_dir = None if out is None else os.path.join(os.fspath(out), "cells")
+        self.cache = CellCache(self.cells_dir, config["protocol_key"])
 
     def cell(self, label, spec, seed, resume=True, on_round=lambda: None):
         """Rows of one (strategy, seed) cell, from the cache or computed (and cached).
@@ -947,14 +607,7 @@ class _Experiment:
         rows : list of dict
         cached : bool
         """
-        cell_key = {
-            "protocol": self.config["protocol_key"],
-            "strategy": label,
-            "spec": _strategy_fingerprint(spec),
-            "seed": seed,
-        }
-        path = None if self.cells_dir is None else _cell_path(self.cells_dir, label, seed)
-        rows = _load_cell(path, cell_key) if (path and resume) else None
+        rows = self.cache.load(label, spec, seed) if resume else None
         if rows is not None:
             return rows, True
         kept = "" if self.cells_dir is None else f"; finished cells are kept in {self.cells_dir}"
@@ -963,23 +616,15 @@ class _Experiment:
         with interrupt_guard(
             f"Interrupted during the cell {label!r} seed {seed}; it was dropped, not stored{kept}."
         ):
-            rows = _run_cell(
-                label,
-                _strategy_for_cell(spec, seed, self.config),
-                seed,
-                self.build_net,
-                self.arrays,
-                self.config,
-                on_round=on_round,
-            )
-        if path:
-            write_json(path, {"format": _CELL_FORMAT, "key": cell_key, "rows": rows})
+            strategy = _strategy_for_cell(spec, seed, self.config)
+            rows = _run_cell(label, strategy, seed, self, on_round=on_round)
+        self.cache.store(label, spec, seed, rows)
         return rows, False
 
     def run(self, resume=True, progress=True):
         """Rows of every cell, strategies in order, then seeds."""
         rows = []
-        n_points = self.config["rounds"] + 1
+        n_points = self.protocol.rounds + 1
         with tqdm(
             total=len(self.items) * len(self.seeds) * n_points,
             disable=not progress,
