@@ -19,9 +19,9 @@ def required_net_class(strategy):
     """The skorch net class that ``strategy`` needs, or None for any net.
 
     A strategy that needs its own net class (TiDAL records training dynamics while
-    training) says so with ``_required_net_class``.
+    training) declares it in ``capabilities().net_class``.
     """
-    return getattr(strategy, "_required_net_class", None)
+    return strategy.capabilities().net_class
 
 
 def _module_kwargs(module, X_train, n_classes, module_kwargs):

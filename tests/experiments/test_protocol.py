@@ -272,10 +272,9 @@ def test_config_json_refuses_objects_and_foreign_files():
 
 
 def test_required_net_class_and_cell_cache(tmp_path):
-    from skdynal.strategies import TiDALSampler
+    from skdynal.strategies import TiDALNetClassifier, TiDALSampler
 
-    tidal = TiDALSampler()
-    assert required_net_class(tidal) is tidal._required_net_class
+    assert required_net_class(TiDALSampler()) is TiDALNetClassifier
     assert required_net_class(RandomSampler()) is None
     cache = CellCache(str(tmp_path), "abc")
     rows = [{"round": 0, "test_accuracy": 0.5}]
