@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from _brute import brute_force_delta_terms
 from _nets import DigitsCNN, DigitsMLP, fitted_net
+from _oracle import delta_terms as brute_force_delta_terms
 from modAL.models import ActiveLearner
 
 from skdynal import DynamicALSampler

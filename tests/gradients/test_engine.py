@@ -6,12 +6,12 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+from _oracle import grad_stats as brute_force_grad_stats
 from torch import nn
 
 from skdynal.gradients import _engine, grad_stats, reference_grad_stats, summed_loss_gradient
 
 from . import _models
-from ._brute import brute_force_grad_stats
 from ._helpers import assert_matches, cross_entropy, random_direction
 
 B = 6

@@ -3,12 +3,12 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from _oracle import grad_stats as brute_force_grad_stats
 from torch import nn
 
 from skdynal.gradients import last_layer_grad_stats
 
 from . import _models
-from ._brute import brute_force_grad_stats
 from ._helpers import assert_matches, cross_entropy, random_direction
 
 B = 6

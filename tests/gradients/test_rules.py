@@ -2,12 +2,12 @@
 
 import pytest
 import torch
+from _oracle import grad_stats as brute_force_grad_stats
 from torch import nn
 
 from skdynal.gradients import MaterializingRule, get_rule, grad_stats, register_rule
 from skdynal.gradients._rules import _RULES, _use_gram
 
-from ._brute import brute_force_grad_stats
 from ._helpers import assert_matches, random_direction, squared_error
 
 B = 5

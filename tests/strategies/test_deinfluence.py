@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from _nets import DigitsCNN, DigitsMLP, fitted_net
+from _oracle import pseudo_label_gradients
 from torch.utils.data import TensorDataset
 
 from skdynal import DynamicALSampler
@@ -43,28 +44,11 @@ def prepared():
 def per_sample_gradients(module, X_pool, X_labeled, y_labeled, probabilities, head_only=False):
     """``(g, G)``: every pool sample's pseudo-label gradient as a row, one backward each,
     and the labeled set's summed gradient; float64, module in eval mode."""
-    was_training = module.training
-    module.eval()
-    if head_only:  # DigitsMLP's final nn.Linear
-        params = list(module.layers[2].parameters())
-    else:
-        params = [p for p in module.parameters() if p.requires_grad]
-
-    def flat_grad(x, label):
-        out = module(torch.as_tensor(x, dtype=torch.float64).unsqueeze(0))
-        if label is None:
-            label = int(out.argmax())
-        if probabilities:
-            loss = -torch.log(out[0, label] + torch.finfo(torch.float64).eps)
-        else:
-            loss = torch.nn.functional.cross_entropy(out, torch.tensor([label]))
-        grads = torch.autograd.grad(loss, params)
-        return torch.cat([g.reshape(-1) for g in grads]).numpy()
-
-    g = np.stack([flat_grad(x, None) for x in X_pool])
-    G = np.sum([flat_grad(x, int(y)) for x, y in zip(X_labeled, y_labeled, strict=True)], 0)
-    module.train(was_training)
-    return g, G
+    # DigitsMLP's final nn.Linear
+    names = ["layers.2.weight", "layers.2.bias"] if head_only else None
+    return pseudo_label_gradients(
+        module, X_pool, X_labeled, y_labeled, probabilities=probabilities, names=names
+    )
 
 
 def brute_force_deinfluence(g, G, gamma, n_instances, chunk_size):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from _nets import fitted_net
+from _oracle import delta_terms
 from sklearn.base import clone
 
 from skdynal import DynamicALSampler, EGLSampler, InfluenceSampler
@@ -13,26 +14,11 @@ from skdynal import DynamicALSampler, EGLSampler, InfluenceSampler
 
 def brute_force_terms(net, X_pool, X_lab, y_lab):
     """||g_u||² and <g_u, G> by one autograd call per sample, using the net's loss."""
-    module = net.module_
-    module.eval()
-    params = [p for p in module.parameters() if p.requires_grad]
 
-    def loss_of(x, label):
-        out = module(torch.as_tensor(x[None]))
-        return net.get_loss(out, torch.as_tensor([label]), training=False)
+    def net_loss(outputs, targets):
+        return net.get_loss(outputs, targets, training=False)
 
-    def flat_grad(loss):
-        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
-
-    G = sum(flat_grad(loss_of(x, y)) for x, y in zip(X_lab, y_lab, strict=True))
-    sq_norms, dots = [], []
-    for x in X_pool:
-        with torch.no_grad():
-            pseudo = int(module(torch.as_tensor(x[None])).argmax())
-        g = flat_grad(loss_of(x, pseudo))
-        sq_norms.append(float(g @ g))
-        dots.append(float(g @ G))
-    return np.array(sq_norms), np.array(dots)
+    return delta_terms(net.module_, X_pool, X_lab, y_lab, loss_fn=net_loss)
 
 
 @pytest.fixture(params=["logits", "probabilities"])
