@@ -15,12 +15,11 @@ import warnings
 
 import torch
 from torch.autograd.graph import get_gradient_edge
-from torch.func import functional_call, grad, vmap
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_map
 
 from ._common import GradStats, trainable_parameters
 from ._labeled import forward
+from ._reference import accumulate_stats, per_sample_gradients
 from ._rules import get_rule
 
 __all__ = ["DEFAULT_CPU_MAX_BUFFER_BYTES", "DEFAULT_MAX_BUFFER_BYTES", "grad_stats"]
@@ -108,91 +107,104 @@ def grad_stats(
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}.")
     if max_buffer_bytes is not None:
         max_buffer_bytes = _check_buffer(max_buffer_bytes)
+    params = _checked_parameters(module, direction)
+    all_layers, fallback_reasons = _plan(module, params)
+    layers = [layer for layer in all_layers if layer.name not in fallback_reasons]
+    losses, calls, tracker = _recorded_losses(module, loss_fn, inputs, targets, layers)
+    rule_buffer, fallback_buffer = _buffer_bounds(max_buffer_bytes, losses.device)
+    sq_norms, dots = _zero_stats(losses, params, direction)
+
+    ruled = _ruled_layers(layers, calls, tracker, fallback_reasons)
+    if ruled:
+        _accumulate_ruled(ruled, calls, losses, direction, sq_norms, dots, rule_buffer)
+    del losses
+
+    fallback = {
+        name: params[name]
+        for layer in all_layers
+        if layer.name in fallback_reasons
+        for name in layer.qualified.values()
+    }
+    if fallback:
+        _warn_fallback(module, fallback_reasons)
+        _fallback_stats(
+            module, loss_fn, inputs, targets, fallback, direction, sq_norms, dots, fallback_buffer
+        )
+    return GradStats(sq_norms=sq_norms, dots=dots)
+
+
+def _checked_parameters(module, direction):
+    """The trainable parameters, after checking them, the BatchNorm layers and ``direction``."""
     params = trainable_parameters(module)
     if not params:
         raise ValueError("module has no trainable parameters (requires_grad=True).")
     _check_batch_norm(module)
     _check_direction(direction, params)
+    return params
 
-    all_layers, fallback_reasons = _plan(module, params)
-    layers = [layer for layer in all_layers if layer.name not in fallback_reasons]
+
+def _recorded_losses(module, loss_fn, inputs, targets, layers):
+    """One forward pass with ``layers`` recorded: ``(losses, calls, tracker)``."""
     with _recorded_calls(layers) as (calls, tracker):
         with torch.enable_grad(), tracker:
             outputs = forward(module, inputs)
         with torch.enable_grad():
             losses = loss_fn(outputs, targets)
-    del outputs
     _check_losses(losses)
+    return losses, calls, tracker
+
+
+def _buffer_bounds(max_buffer_bytes, device):
+    """``(rules, fallback)`` buffer bounds for a batch on ``device``."""
     # vmap's per-chunk overhead dominates small chunks, so the fallback keeps the large bound.
-    fallback_buffer = max_buffer_bytes or DEFAULT_MAX_BUFFER_BYTES
+    fallback = max_buffer_bytes or DEFAULT_MAX_BUFFER_BYTES
     if max_buffer_bytes is None:
         max_buffer_bytes = (
-            DEFAULT_CPU_MAX_BUFFER_BYTES
-            if losses.device.type == "cpu"
-            else DEFAULT_MAX_BUFFER_BYTES
+            DEFAULT_CPU_MAX_BUFFER_BYTES if device.type == "cpu" else DEFAULT_MAX_BUFFER_BYTES
         )
-    batch = losses.shape[0]
+    return max_buffer_bytes, fallback
+
+
+def _zero_stats(losses, params, direction):
+    """Zeroed accumulators in the parameters' dtype, at least float32."""
     acc_dtype = torch.promote_types(next(iter(params.values())).dtype, torch.float32)
-    sq_norms = torch.zeros(batch, dtype=acc_dtype, device=losses.device)
+    sq_norms = torch.zeros(losses.shape[0], dtype=acc_dtype, device=losses.device)
     dots = None if direction is None else torch.zeros_like(sq_norms)
+    return sq_norms, dots
 
-    ruled = _ruled_layers(layers, calls, tracker, fallback_reasons)
-    fallback_names = [
-        name
-        for layer in all_layers
-        if layer.name in fallback_reasons
-        for name in layer.qualified.values()
-    ]
 
-    if ruled:
+def _local_direction(layer, direction):
+    """``direction`` restricted to ``layer``'s parameters, keyed by their local names."""
+    if direction is None:
+        return None
+    return {local: direction[qualified].detach() for local, qualified in layer.qualified.items()}
 
-        def apply_rule(layer, delta):
-            call = calls[id(layer.module)]
-            if delta is not None:
-                local_dirs = None
-                if direction is not None:
-                    local_dirs = {
-                        local: direction[qualified].detach()
-                        for local, qualified in layer.qualified.items()
-                    }
-                with torch.no_grad():
-                    get_rule(layer.module).accumulate(
-                        layer.module,
-                        call.args,
-                        delta.detach(),
-                        layer.params,
-                        local_dirs,
-                        sq_norms,
-                        dots,
-                        max_buffer_bytes,
-                    )
-            call.args = call.edge = None
 
-        with torch.enable_grad():
-            total = losses.sum()
-        del losses
-        _backward_with_rules(
-            total, [(layer, calls[id(layer.module)].edge) for layer in ruled], apply_rule
-        )
-        del total
-    else:
-        del losses
+def _accumulate_ruled(ruled, calls, losses, direction, sq_norms, dots, max_buffer_bytes):
+    """One backward pass of the summed loss, each ruled layer adding its share in place."""
 
-    if fallback_names:
-        _warn_fallback(module, fallback_reasons)
-        _fallback_stats(
-            module,
-            loss_fn,
-            inputs,
-            targets,
-            fallback_names,
-            params,
-            direction,
-            sq_norms,
-            dots,
-            fallback_buffer,
-        )
-    return GradStats(sq_norms=sq_norms, dots=dots)
+    def apply_rule(layer, delta):
+        call = calls[id(layer.module)]
+        if delta is not None:
+            with torch.no_grad():
+                get_rule(layer.module).accumulate(
+                    layer.module,
+                    call.args,
+                    delta.detach(),
+                    layer.params,
+                    _local_direction(layer, direction),
+                    sq_norms,
+                    dots,
+                    max_buffer_bytes,
+                )
+        call.args = call.edge = None
+
+    with torch.enable_grad():
+        total = losses.sum()
+    del losses
+    _backward_with_rules(
+        total, [(layer, calls[id(layer.module)].edge) for layer in ruled], apply_rule
+    )
 
 
 def _backward_with_rules(total, layer_edges, apply_rule):
@@ -387,45 +399,17 @@ def _plan(module, params):
 
 
 def _fallback_stats(
-    module,
-    loss_fn,
-    inputs,
-    targets,
-    names,
-    params,
-    direction,
-    sq_norms,
-    dots,
-    max_buffer_bytes,
+    module, loss_fn, inputs, targets, params, direction, sq_norms, dots, max_buffer_bytes
 ):
-    differentiable = {name: params[name].detach() for name in names}
-    constants = {
-        name: p.detach() for name, p in module.named_parameters() if name not in differentiable
-    }
-    constants.update(dict(module.named_buffers()))
-
-    def sample_loss(diff, x, y):
-        x = tree_map(lambda t: t.unsqueeze(0), x)
-        if isinstance(x, dict):
-            out = functional_call(module, (diff, constants), (), x)
-        else:
-            out = functional_call(module, (diff, constants), (x,))
-        return loss_fn(out, y.unsqueeze(0)).sum()
-
-    numel = sum(p.numel() for p in differentiable.values())
-    item = next(iter(differentiable.values())).element_size()
+    """Add the shares of ``params`` (name to parameter) by the ``torch.func`` reference path,
+    in chunks whose per-sample gradients stay under ``max_buffer_bytes``."""
+    numel = sum(p.numel() for p in params.values())
+    item = next(iter(params.values())).element_size()
     chunk = max(1, int(max_buffer_bytes // max(1, numel * item)))
-    batch = sq_norms.shape[0]
-    with torch.enable_grad():
-        per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0), chunk_size=min(chunk, batch))(
-            differentiable, inputs, targets
-        )
-    with torch.no_grad():
-        for name, g in per_sample.items():
-            flat = g.reshape(batch, -1)
-            sq_norms += flat.pow(2).sum(1).to(sq_norms.dtype)
-            if dots is not None:
-                dots += (flat @ direction[name].reshape(-1).to(flat.dtype)).to(dots.dtype)
+    per_sample = per_sample_gradients(
+        module, loss_fn, inputs, targets, params, min(chunk, sq_norms.shape[0])
+    )
+    accumulate_stats(per_sample, direction, sq_norms, dots)
 
 
 def _warn_fallback(module, reasons):

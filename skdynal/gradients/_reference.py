@@ -6,6 +6,7 @@ and simple, and serves as the reference that faster engines are tested against.
 
 import torch
 from torch.func import functional_call, grad, vmap
+from torch.utils._pytree import tree_map
 
 from ._common import GradStats, trainable_parameters
 
@@ -39,28 +40,52 @@ def reference_grad_stats(module, loss_fn, inputs, targets, direction=None, *, ch
         direction), in the dtype of the parameters.
     """
     params = trainable_parameters(module)
-    trainable = {name: p.detach() for name, p in params.items()}
-    constants = {
-        name: p.detach() for name, p in module.named_parameters() if name not in trainable
-    }
-    constants.update(dict(module.named_buffers()))
-
-    def sample_loss(trainable, x, y):
-        out = functional_call(module, (trainable, constants), (x.unsqueeze(0),))
-        return loss_fn(out, y.unsqueeze(0)).sum()
-
-    per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0), chunk_size=chunk_size)(
-        trainable, inputs, targets
-    )
+    per_sample = per_sample_gradients(module, loss_fn, inputs, targets, params, chunk_size)
     batch = inputs.shape[0]
     sq_norms = inputs.new_zeros(batch, dtype=_param_dtype(params))
     dots = None if direction is None else torch.zeros_like(sq_norms)
-    for name, g in per_sample.items():
-        flat = g.reshape(batch, -1)
-        sq_norms += flat.pow(2).sum(1)
-        if direction is not None:
-            dots += flat @ direction[name].reshape(-1).to(flat.dtype)
+    accumulate_stats(per_sample, direction, sq_norms, dots)
     return GradStats(sq_norms=sq_norms, dots=dots)
+
+
+def per_sample_gradients(module, loss_fn, inputs, targets, params, chunk_size=None):
+    """Per-sample gradients with respect to ``params`` only, by ``vmap`` of ``grad``.
+
+    ``params`` maps qualified names to (a subset of) the module's parameters; every other
+    parameter and buffer is held constant. ``inputs`` may be a tensor or a dict of tensors
+    (passed as keyword arguments). Returns a dict of name to a tensor of shape
+    ``(B, *param.shape)``: memory ``B x sum(param sizes)`` per chunk of ``chunk_size``.
+    """
+    differentiable = {name: p.detach() for name, p in params.items()}
+    constants = {
+        name: p.detach() for name, p in module.named_parameters() if name not in differentiable
+    }
+    constants.update(dict(module.named_buffers()))
+
+    def sample_loss(diff, x, y):
+        x = tree_map(lambda t: t.unsqueeze(0), x)
+        if isinstance(x, dict):
+            out = functional_call(module, (diff, constants), (), x)
+        else:
+            out = functional_call(module, (diff, constants), (x,))
+        return loss_fn(out, y.unsqueeze(0)).sum()
+
+    with torch.enable_grad():
+        return vmap(grad(sample_loss), in_dims=(None, 0, 0), chunk_size=chunk_size)(
+            differentiable, inputs, targets
+        )
+
+
+def accumulate_stats(per_sample, direction, sq_norms, dots):
+    """Add each per-sample gradient's squared norm to ``sq_norms`` and its dot with
+    ``direction`` to ``dots`` (skipped when ``dots`` is ``None``), in place."""
+    batch = sq_norms.shape[0]
+    with torch.no_grad():
+        for name, g in per_sample.items():
+            flat = g.reshape(batch, -1)
+            sq_norms += flat.pow(2).sum(1).to(sq_norms.dtype)
+            if dots is not None:
+                dots += (flat @ direction[name].reshape(-1).to(flat.dtype)).to(dots.dtype)
 
 
 def _param_dtype(params):
