@@ -21,6 +21,7 @@ Run ``python benchmarks/bench_engine.py --help`` for the options.
 
 import argparse
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -33,7 +34,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-METHODS = ["floor", "engine", "vmap", "loop", "backpack", "opacus"]
 MODELS = ["mlp", "cnn", "resnet18"]
 INPUT_SHAPES = {"mlp": (64,), "cnn": (3, 32, 32), "resnet18": (3, 32, 32)}
 N_CLASSES = 10
@@ -136,180 +136,261 @@ def _proc_status(key):
     raise RuntimeError(f"{key} not in /proc/self/status")
 
 
+class _Scorer:
+    """How one method scores a pool: ``score(x)`` returns Δ of batch ``x`` (or ``None``),
+    run on ``n_scored`` samples in batches of ``batch``; ``comparable`` is False when the
+    method scored another model, so its Δ is not compared with the engine's."""
+
+    def __init__(self, score, batch, n_scored, note="", comparable=True):
+        self.score = score
+        self.batch = batch
+        self.n_scored = n_scored
+        self.note = note
+        self.comparable = comparable
+
+
+class _Setup:
+    """What every method is given: the model in eval mode on the device, its trainable
+    parameters, a pool, the direction ``G`` and the per-sample losses."""
+
+    def __init__(self, args, model):
+        import torch
+        import torch.nn.functional as F
+
+        from skdynal.gradients import summed_loss_gradient
+
+        def cross_entropy(outputs, targets):
+            return F.cross_entropy(outputs, targets, reduction="none")
+
+        def pseudo_label_loss(outputs, _unused):
+            # Pseudo label = argmax of the same forward pass: no second forward needed.
+            return F.cross_entropy(outputs, outputs.detach().argmax(1), reduction="none")
+
+        self.cross_entropy, self.pseudo_label_loss = cross_entropy, pseudo_label_loss
+        self.args = args
+        self.device = torch.device(args.device)
+        self.model = model.to(self.device).eval()
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.n_params = sum(p.numel() for p in self.params)
+        shape = INPUT_SHAPES[args.model]
+        gen = torch.Generator().manual_seed(1)
+        self.pool = torch.randn(args.pool, *shape, generator=gen).to(self.device)
+        self.labeled = (
+            torch.randn(args.batch, *shape, generator=gen).to(self.device),
+            torch.randint(0, N_CLASSES, (args.batch,), generator=gen).to(self.device),
+        )
+        self.direction = summed_loss_gradient(self.model, cross_entropy, [self.labeled])
+        self.dummy = torch.zeros(args.batch, dtype=torch.long, device=self.device)
+        self.materialising_batch = max(
+            1, min(args.batch, int(args.max_materialized_bytes // (4 * self.n_params)))
+        )
+
+    def bounded_batch(self, note):
+        """The materialising methods' batch under the B x P bound, and the note saying so."""
+        batch = self.materialising_batch
+        if batch < self.args.batch:
+            note += f"; batch {batch} (B x P bound {self.args.max_materialized_bytes:.0e} B)"
+        return batch, note
+
+
+def _floor(setup, note):
+    import torch
+
+    def score(x):
+        loss = setup.pseudo_label_loss(setup.model(x), None).sum()
+        torch.autograd.grad(loss, setup.params)
+        return None
+
+    return _Scorer(score, setup.args.batch, setup.args.pool, note)
+
+
+def _engine(setup, note):
+    from skdynal.gradients import grad_stats
+
+    buffer_bytes = int(setup.args.buffer_mib * 2**20) or None
+
+    def score(x):
+        stats = grad_stats(
+            setup.model,
+            setup.pseudo_label_loss,
+            x,
+            setup.dummy[: len(x)],
+            setup.direction,
+            max_buffer_bytes=buffer_bytes,
+        )
+        return stats.sq_norms + 2 * stats.dots
+
+    return _Scorer(score, setup.args.batch, setup.args.pool, note)
+
+
+def _vmap(setup, note):
+    from skdynal.gradients import reference_grad_stats
+
+    chunk = setup.materialising_batch
+    if chunk < setup.args.batch:
+        note = f"vmap chunk_size={chunk} (B x P bound {setup.args.max_materialized_bytes:.0e} B)"
+
+    def score(x):
+        stats = reference_grad_stats(
+            setup.model,
+            setup.pseudo_label_loss,
+            x,
+            setup.dummy[: len(x)],
+            setup.direction,
+            chunk_size=chunk,
+        )
+        return stats.sq_norms + 2 * stats.dots
+
+    return _Scorer(score, setup.args.batch, setup.args.pool, note)
+
+
+def _loop(setup, note):
+    import torch
+
+    model, params = setup.model, setup.params
+    flat_direction = torch.cat([setup.direction[n].reshape(-1) for n, _ in _named(model)])
+    n_scored = min(setup.args.loop_samples, setup.args.pool)
+
+    def score(x):
+        out = torch.empty(len(x), device=setup.device)
+        for u in range(len(x)):
+            loss = setup.pseudo_label_loss(model(x[u : u + 1]), None).sum()
+            flat = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
+            out[u] = flat @ flat + 2 * (flat @ flat_direction)
+        return out
+
+    return _Scorer(
+        score, 1, n_scored, f"timed on {n_scored} samples, time extrapolated to the pool"
+    )
+
+
+def _backpack(setup, note):
+    from backpack import backpack, extend
+    from backpack.extensions import BatchGrad, BatchL2Grad
+
+    model, params, direction = extend(setup.model), setup.params, setup.direction
+    batch, note = setup.bounded_batch(note)
+
+    def score(x):
+        for p in params:
+            p.grad = None
+        with backpack(BatchGrad(), BatchL2Grad()):
+            setup.pseudo_label_loss(model(x), None).sum().backward()
+        sq = sum(p.batch_l2 for p in params)
+        dots = sum(
+            p.grad_batch.reshape(len(x), -1) @ direction[n].reshape(-1) for n, p in _named(model)
+        )
+        for p in params:
+            del p.grad_batch, p.batch_l2
+        return sq + 2 * dots
+
+    return _Scorer(score, batch, setup.args.pool, note)
+
+
+def _opacus(setup, note):
+    import torch
+    from opacus import GradSampleModule
+    from opacus.validators import ModuleValidator
+
+    from skdynal.gradients import summed_loss_gradient
+
+    model, params, direction = setup.model, setup.params, setup.direction
+    comparable = True
+    note += "; module in train() mode (Opacus hooks skip eval mode)"
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        # Opacus refuses BatchNorm; its own fix swaps in GroupNorm. Time is comparable,
+        # the scores are not (another model), so agreement is not reported.
+        model = ModuleValidator.fix(model).to(setup.device)
+        _without_in_place_ops(model)  # the fixed copy's blocks use the class forward
+        params = [p for p in model.parameters() if p.requires_grad]
+        direction = summed_loss_gradient(model, setup.cross_entropy, [setup.labeled])
+        note += "; BatchNorm replaced by GroupNorm (ModuleValidator.fix): another model"
+        comparable = False
+    wrapped = GradSampleModule(model, loss_reduction="sum")
+    # Opacus records activations only in training mode; the MLP and CNN have no dropout
+    # and no BatchNorm, and GroupNorm does not mix samples, so train mode computes the
+    # same function here.
+    wrapped.train()
+    batch, note = setup.bounded_batch(note)
+
+    def score(x):
+        for p in params:
+            p.grad = None
+            p.grad_sample = None
+        setup.pseudo_label_loss(wrapped(x), None).sum().backward()
+        flat = [p.grad_sample.reshape(len(x), -1) for p in params]
+        sq = sum(g.pow(2).sum(1) for g in flat)
+        dots = sum(
+            g @ direction[n].reshape(-1) for g, (n, _) in zip(flat, _named(model), strict=True)
+        )
+        for p in params:
+            p.grad_sample = None
+        return sq + 2 * dots
+
+    return _Scorer(score, batch, setup.args.pool, note, comparable)
+
+
+class _Method:
+    """A compared method: ``build(setup, note) -> _Scorer``; ``package``, if any, must be
+    importable; ``inplace=False`` runs it on a model without in-place ops (module hooks
+    fail on them); ``slow`` methods may be timed on ``--slow-pool`` samples only;
+    ``repeated`` ones are timed ``--repeats`` times (the others once)."""
+
+    def __init__(self, build, package=None, inplace=True, slow=False, repeated=False):
+        self.build = build
+        self.package = package  # (import name, display name)
+        self.inplace = inplace
+        self.slow = slow
+        self.repeated = repeated
+
+
+METHOD_TABLE = {
+    "floor": _Method(_floor, repeated=True),
+    "engine": _Method(_engine, repeated=True),
+    "vmap": _Method(_vmap, slow=True),
+    "loop": _Method(_loop),
+    "backpack": _Method(_backpack, package=("backpack", "BackPACK"), inplace=False, slow=True),
+    "opacus": _Method(_opacus, package=("opacus", "Opacus"), inplace=False, slow=True),
+}
+METHODS = list(METHOD_TABLE)
+
+
 def worker(args):
     import torch
-    import torch.nn.functional as F
-
-    from skdynal.gradients import grad_stats, reference_grad_stats, summed_loss_gradient
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    note = ""
-    if args.method in ("backpack", "opacus"):
-        model, _ = build_model(args.model, inplace=False)
-        note = "in-place ReLU (and residual add) turned off"
-    else:
-        model, _ = build_model(args.model)
-    model = model.to(device).eval()
-    params = [p for p in model.parameters() if p.requires_grad]
-    n_params = sum(p.numel() for p in params)
-    shape = INPUT_SHAPES[args.model]
-    gen = torch.Generator().manual_seed(1)
-    pool = torch.randn(args.pool, *shape, generator=gen).to(device)
-    labeled_x = torch.randn(args.batch, *shape, generator=gen).to(device)
-    labeled_y = torch.randint(0, N_CLASSES, (args.batch,), generator=gen).to(device)
-
-    def cross_entropy(outputs, targets):
-        return F.cross_entropy(outputs, targets, reduction="none")
-
-    def pseudo_label_loss(outputs, _unused):
-        # Pseudo label = argmax of the same forward pass: no second forward needed.
-        return F.cross_entropy(outputs, outputs.detach().argmax(1), reduction="none")
-
-    direction = summed_loss_gradient(model, cross_entropy, [(labeled_x, labeled_y)])
-    flat_direction = torch.cat([direction[n].reshape(-1) for n, _ in _named(model)])
-    dummy = torch.zeros(args.batch, dtype=torch.long, device=device)
-    materialising_batch = max(
-        1, min(args.batch, int(args.max_materialized_bytes // (4 * n_params)))
-    )
-
-    n_scored = args.pool
-    batch = args.batch
-    comparable = True
-
-    def floor_score(x):
-        loss = pseudo_label_loss(model(x), None).sum()
-        torch.autograd.grad(loss, params)
-        return None
-
-    if args.method == "floor":
-        score = floor_score
-
-    elif args.method == "engine":
-        buffer_bytes = int(args.buffer_mib * 2**20) or None
-
-        def score(x):
-            stats = grad_stats(
-                model,
-                pseudo_label_loss,
-                x,
-                dummy[: len(x)],
-                direction,
-                max_buffer_bytes=buffer_bytes,
-            )
-            return stats.sq_norms + 2 * stats.dots
-
-    elif args.method == "vmap":
-        chunk = materialising_batch
-        if chunk < batch:
-            note = f"vmap chunk_size={chunk} (B x P bound {args.max_materialized_bytes:.0e} B)"
-
-        def score(x):
-            stats = reference_grad_stats(
-                model, pseudo_label_loss, x, dummy[: len(x)], direction, chunk_size=chunk
-            )
-            return stats.sq_norms + 2 * stats.dots
-
-    elif args.method == "loop":
-        n_scored = min(args.loop_samples, args.pool)
-        note = f"timed on {n_scored} samples, time extrapolated to the pool"
-        batch = 1
-
-        def score(x):
-            out = torch.empty(len(x), device=device)
-            for u in range(len(x)):
-                loss = pseudo_label_loss(model(x[u : u + 1]), None).sum()
-                flat = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
-                out[u] = flat @ flat + 2 * (flat @ flat_direction)
-            return out
-
-    elif args.method == "backpack":
-        from backpack import backpack, extend
-        from backpack.extensions import BatchGrad, BatchL2Grad
-
-        model = extend(model)
-        batch = materialising_batch
-        if batch < args.batch:
-            note += f"; batch {batch} (B x P bound {args.max_materialized_bytes:.0e} B)"
-
-        def score(x):
-            for p in params:
-                p.grad = None
-            with backpack(BatchGrad(), BatchL2Grad()):
-                pseudo_label_loss(model(x), None).sum().backward()
-            sq = sum(p.batch_l2 for p in params)
-            dots = sum(
-                p.grad_batch.reshape(len(x), -1) @ direction[n].reshape(-1)
-                for n, p in _named(model)
-            )
-            for p in params:
-                del p.grad_batch, p.batch_l2
-            return sq + 2 * dots
-
-    elif args.method == "opacus":
-        from opacus import GradSampleModule
-        from opacus.validators import ModuleValidator
-
-        note += "; module in train() mode (Opacus hooks skip eval mode)"
-        if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-            # Opacus refuses BatchNorm; its own fix swaps in GroupNorm. Time is comparable,
-            # the scores are not (another model), so agreement is not reported.
-            model = ModuleValidator.fix(model).to(device)
-            _without_in_place_ops(model)  # the fixed copy's blocks use the class forward
-            params = [p for p in model.parameters() if p.requires_grad]
-            direction = summed_loss_gradient(model, cross_entropy, [(labeled_x, labeled_y)])
-            note += "; BatchNorm replaced by GroupNorm (ModuleValidator.fix): another model"
-            comparable = False
-        wrapped = GradSampleModule(model, loss_reduction="sum")
-        # Opacus records activations only in training mode; the MLP and CNN have no dropout
-        # and no BatchNorm, and GroupNorm does not mix samples, so train mode computes the
-        # same function here.
-        wrapped.train()
-        batch = materialising_batch
-        if batch < args.batch:
-            note += f"; batch {batch} (B x P bound {args.max_materialized_bytes:.0e} B)"
-
-        def score(x):
-            for p in params:
-                p.grad = None
-                p.grad_sample = None
-            pseudo_label_loss(wrapped(x), None).sum().backward()
-            flat = [p.grad_sample.reshape(len(x), -1) for p in params]
-            sq = sum(g.pow(2).sum(1) for g in flat)
-            dots = sum(
-                g @ direction[n].reshape(-1) for g, (n, _) in zip(flat, _named(model), strict=True)
-            )
-            for p in params:
-                p.grad_sample = None
-            return sq + 2 * dots
-
-    else:
-        raise ValueError(args.method)
-
-    if args.method in ("vmap", "backpack", "opacus") and args.slow_pool:
+    method = METHOD_TABLE.get(args.method)
+    if method is None:
+        raise ValueError(f"unknown method {args.method!r}; known: {', '.join(METHODS)}")
+    model, _ = build_model(args.model, inplace=method.inplace)
+    note = "" if method.inplace else "in-place ReLU (and residual add) turned off"
+    setup = _Setup(args, model)
+    scorer = method.build(setup, note)
+    n_scored, note = scorer.n_scored, scorer.note
+    if method.slow and args.slow_pool:
         n_scored = min(n_scored, args.slow_pool)
         note = (note + "; " if note else "") + f"timed on {n_scored} samples, extrapolated"
+    device, pool = setup.device, setup.pool
 
-    def run_pool():
+    def run_pool(score):
         outs = []
-        for start in range(0, n_scored, batch):
-            delta = score(pool[start : min(start + batch, n_scored)])
+        for start in range(0, n_scored, scorer.batch):
+            delta = score(pool[start : min(start + scorer.batch, n_scored)])
             if delta is not None:
                 outs.append(delta.detach().double().cpu())
         if device.type == "cuda":
             torch.cuda.synchronize()
         return torch.cat(outs) if outs else None
 
-    score(pool[:2])  # warm up (thread pools, lazy initialisation)
+    scorer.score(pool[:2])  # warm up (thread pools, lazy initialisation)
     if device.type == "cuda":
         torch.cuda.synchronize()
     peak = _memory_probe(device)
     times = []
-    repeats = args.repeats if args.method in ("floor", "engine") else 1
-    for _ in range(repeats):
+    for _ in range(args.repeats if method.repeated else 1):
         start = time.perf_counter()
-        deltas = run_pool()
+        deltas = run_pool(scorer.score)
         times.append(time.perf_counter() - start)
         if sum(times) > 60:
             break
@@ -318,7 +399,7 @@ def worker(args):
         "times": times,
         "n_timed": n_scored,
         "peak": peak(),
-        "n_params": n_params,
+        "n_params": setup.n_params,
         "note": note.strip("; "),
         "threads": torch.get_num_threads(),
     }
@@ -326,18 +407,17 @@ def worker(args):
         # Load on a shared machine shifts between subprocesses; alternating floor and
         # engine in one process gives a ratio measured under the same conditions.
         paired = {"floor": [], "engine": []}
-        engine_score = score
+        scores = {"floor": _floor(setup, "").score, "engine": scorer.score}
         for _ in range(args.repeats):
-            for name, fn in (("floor", floor_score), ("engine", engine_score)):
-                score = fn
+            for name, score in scores.items():
                 start = time.perf_counter()
-                run_pool()
+                run_pool(score)
                 paired[name].append(time.perf_counter() - start)
             if sum(paired["floor"]) + sum(paired["engine"]) > 60:
                 break
         result["paired"] = paired
         result["paired_ratio"] = min(paired["engine"]) / min(paired["floor"])
-    if deltas is not None and comparable:
+    if deltas is not None and scorer.comparable:
         torch.save(deltas, args.delta_out)
     Path(args.json_out).write_text(json.dumps(result))
 
@@ -348,16 +428,13 @@ def _named(model):
 
 # --------------------------------------------------------------------------- driver
 def _available(method):
-    if method == "backpack":
-        try:
-            import backpack  # noqa: F401
-        except ImportError as exc:
-            return f"n/a (BackPACK not importable: {exc})"
-    if method == "opacus":
-        try:
-            import opacus  # noqa: F401
-        except ImportError as exc:
-            return f"n/a (Opacus not importable: {exc})"
+    package = METHOD_TABLE[method].package
+    if package is None:
+        return None
+    try:
+        importlib.import_module(package[0])
+    except ImportError as exc:
+        return f"n/a ({package[1]} not importable: {exc})"
     return None
 
 
@@ -507,6 +584,9 @@ def main(argv=None):
         model_pools[model] = int(n)
     models = [m for m in args.models.split(",") if m]
     methods = [m for m in args.methods.split(",") if m]
+    unknown = [m for m in methods if m not in METHOD_TABLE]
+    if unknown:
+        parser.error(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
     command = "python " + " ".join(
         [str(Path(sys.argv[0]))] + (sys.argv[1:] if argv is None else list(argv))
     )
@@ -603,24 +683,31 @@ def _sweep(args, sizes, tmp, summary):
     rows = []
     for env, label in ((None, "glibc default"), (fixed, "fixed mmap threshold")):
         for n in sizes:
-            cells, result = [], {}
+            result = {}
             for method in ("floor", "engine"):
                 print(f"[sweep] {method} pool {n} {label} ...", flush=True)
-                res = run_worker(args, args.sweep_model, method, n, tmp, 1, env)
-                result[method] = res
-                cells += (
-                    [f"n/a ({res['error']})", ""]
-                    if "error" in res
-                    else [f"{res['time']:.2f}", _mb(res["peak"])]
-                )
-            ratio = ""
-            if "peak" in result["floor"] and "peak" in result["engine"]:
-                ratio = f"{result['engine']['peak'] / max(result['floor']['peak'], 1):.2f}"
-            lines.append(f"| {n} | {label} | " + " | ".join(cells) + f" | {ratio} |")
+                result[method] = run_worker(args, args.sweep_model, method, n, tmp, 1, env)
+            lines.append(_sweep_line(n, label, result))
             rows.append((n, label, result))
     lines.append("")
     summary["_sweep"] = rows
     return lines
+
+
+def _sweep_line(n, label, result):
+    """One row of the sweep table from the floor's and the engine's worker results."""
+    cells = []
+    for method in ("floor", "engine"):
+        res = result[method]
+        cells += (
+            [f"n/a ({res['error']})", ""]
+            if "error" in res
+            else [f"{res['time']:.2f}", _mb(res["peak"])]
+        )
+    ratio = ""
+    if "peak" in result["floor"] and "peak" in result["engine"]:
+        ratio = f"{result['engine']['peak'] / max(result['floor']['peak'], 1):.2f}"
+    return f"| {n} | {label} | " + " | ".join(cells) + f" | {ratio} |"
 
 
 def _model_table(model, description, rows):
