@@ -92,8 +92,9 @@ def write_checkpoint(root, writers, state, *, keep=2):
     path : pathlib.Path
         The new checkpoint directory.
     """
-    if not isinstance(keep, int) or keep < 1:
-        raise ValueError(f"keep must be a positive int, got {keep!r}.")
+    from .._validation import check_positive_int  # imported late: it imports torch
+
+    keep = check_positive_int(keep, "keep")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     existing = list_checkpoints(root)

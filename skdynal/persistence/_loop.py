@@ -39,6 +39,15 @@ class ResumeWarning(UserWarning):
     """Resuming skipped a damaged checkpoint, or a replayed query differs from the journal."""
 
 
+def _warn_renamed(old, new):
+    warnings.warn(
+        f"ResumableLoop.{old} is deprecated and will be removed in a future release; use "
+        f"ResumableLoop.{new} (the name LabelJournal uses).",
+        FutureWarning,
+        stacklevel=3,
+    )
+
+
 def _label_encoder(estimator):
     """``label -> class index`` from a skorch net's ``classes``, or None.
 
@@ -118,8 +127,8 @@ def _pool_fingerprint(X_pool, pool_ids):
 def _check_writable(directory):
     """Refuse a loop directory where the journal or checkpoints cannot be written.
 
-    Checked before any work is handed out: otherwise the first :meth:`ResumableLoop.label`
-    would fail after the expert has answered.
+    Checked before any work is handed out: otherwise the first
+    :meth:`ResumableLoop.commit_label` would fail after the expert has answered.
     """
     for folder in (directory, directory / CHECKPOINT_DIR):
         if not folder.is_dir():
@@ -156,10 +165,30 @@ def _orphaned_checkpoints_error(directory, journal_path):
     )
 
 
+def _checks():
+    """skdynal's shared input checks, imported on first use: they import torch (and scipy),
+    which ``import skdynal.persistence`` and the label journal must not."""
+    from .. import _validation
+
+    return _validation
+
+
 def _check_pool(X_pool, pool_ids):
+    """The pool as one array (it is fingerprinted and indexed by row) and its id list."""
+    import scipy.sparse as sp
+    from torch.utils.data import Dataset
+
+    if isinstance(X_pool, dict | Dataset) or sp.issparse(X_pool):
+        raise TypeError(
+            "ResumableLoop needs X_pool as one array or tensor (it is fingerprinted and "
+            f"indexed by row), got {type(X_pool).__name__}."
+        )
     X_pool = np.asarray(X_pool)
-    if X_pool.ndim < 1 or len(X_pool) == 0:
-        raise ValueError("X_pool must be a non-empty array with one row per pool sample.")
+    if X_pool.dtype.kind in "biufc":
+        _checks().check_pool(X_pool)  # one row per sample, not empty, finite
+    else:
+        # e.g. strings for a scikit-learn pipeline: only the row checks apply
+        _checks().check_pool(np.zeros(X_pool.shape[:1]))
     if pool_ids is None:
         ids = list(range(len(X_pool)))
     else:
@@ -179,7 +208,7 @@ class ResumableLoop:
     planned stop), never directly. The loop owns a directory holding
 
     - ``journal.sqlite``: a :class:`LabelJournal`; each round is recorded before its ids
-      are returned by :meth:`query`, each label is committed by :meth:`label` as it
+      are returned by :meth:`query`, each label is committed by :meth:`commit_label` as it
       arrives;
     - ``checkpoints/ckpt-NNNNNN/``: atomic, checksummed checkpoints (see
       :func:`write_checkpoint`) with the net's parameters, optimizer state and history
@@ -216,7 +245,7 @@ class ResumableLoop:
     ...                            random_state=0)                       # doctest: +SKIP
     >>> for _ in range(10):                                               # doctest: +SKIP
     ...     for pool_id in loop.query(n_instances=8):
-    ...         loop.label(pool_id, ask_the_oracle(pool_id))
+    ...         loop.commit_label(pool_id, ask_the_oracle(pool_id))
     >>> loop = ResumableLoop.resume(path, new_net(), X_pool)  # after a crash # doctest: +SKIP
     """
 
@@ -336,8 +365,7 @@ class ResumableLoop:
                 f"query_strategy must be picklable to be saved in checkpoints ({exc}); "
                 "use a module-level function or a class instance, not a lambda."
             ) from None
-        if not isinstance(keep_checkpoints, int) or keep_checkpoints < 1:
-            raise ValueError(f"keep_checkpoints must be a positive int, got {keep_checkpoints!r}.")
+        keep_checkpoints = _checks().check_positive_int(keep_checkpoints, "keep_checkpoints")
         directory.mkdir(parents=True, exist_ok=True)
         _check_writable(directory)
         journal = LabelJournal(directory / JOURNAL_FILE, exclusive=True)
@@ -385,7 +413,7 @@ class ResumableLoop:
                 initial_ids, strategy="initial", params={"n_instances": len(initial_ids)}
             )
             loop._queried = 0
-            loop.label_many(initial_ids, y_checked)
+            loop.commit_labels(initial_ids, y_checked)
         except BaseException:
             journal.close()
             raise
@@ -581,7 +609,8 @@ class ResumableLoop:
         for record in self.journal.rounds():
             if record.round > self._queried:
                 if record.round > 0:
-                    ids = self._run_query(record.round, record.params["n_instances"])[0]
+                    rows = self._unlabeled_rows(record.round)
+                    ids = self._run_query(record.round, rows, record.params["n_instances"])[0]
                     if ids != record.pool_ids:
                         warnings.warn(
                             f"replaying round {record.round}'s query gave {ids}, the journal "
@@ -632,15 +661,10 @@ class ResumableLoop:
         pending = self.pending
         if pending:
             return pending
-        if (
-            not isinstance(n_instances, numbers.Integral)
-            or isinstance(n_instances, bool)
-            or n_instances < 1
-        ):
-            raise ValueError(f"n_instances must be a positive int, got {n_instances!r}.")
-        n_instances = int(n_instances)
         number = self._queried + 1
-        ids, scores = self._run_query(number, n_instances)
+        rows = self._unlabeled_rows(number)
+        n_instances = _checks().check_n_instances(n_instances, len(rows))
+        ids, scores = self._run_query(number, rows, n_instances)
         name, params = _strategy_description(self.learner.query_strategy)
         recorded = self.journal.record_round(
             ids,
@@ -653,13 +677,12 @@ class ResumableLoop:
         self._queried = number
         return ids
 
-    def _run_query(self, number, n_instances):
+    def _unlabeled_rows(self, number):
+        """Rows of the pool not labeled by the rounds before round ``number``."""
         labeled = {pid for r in self.journal.rounds() if r.round < number for pid in r.labels}
-        rows = np.array([i for i, pid in enumerate(self._ids) if pid not in labeled], dtype=int)
-        if n_instances > len(rows):
-            raise ValueError(
-                f"n_instances={n_instances} but only {len(rows)} pool samples are unlabeled."
-            )
+        return np.array([i for i, pid in enumerate(self._ids) if pid not in labeled], dtype=int)
+
+    def _run_query(self, number, rows, n_instances):
         X_unlabeled = self._X_pool[rows]
         message = (
             f"Interrupted while computing round {number}'s query of the loop in "
@@ -706,13 +729,20 @@ class ResumableLoop:
             ]
         return result, scores
 
-    def label(self, pool_id, y):
+    def commit_label(self, pool_id, label):
         """Commit the label of one queried id; train and save when the round completes.
+
+        Parameters
+        ----------
+        pool_id : int or str
+            An id queried by the open round and not labeled yet.
+        label : int or str
+            Its class label.
 
         Raises
         ------
         JournalError
-            If ``pool_id`` is not an open query or ``y`` not a class label (nothing is
+            If ``pool_id`` is not an open query or ``label`` not a class label (nothing is
             written).
         skdynal._interrupt.Interrupted
             A ``KeyboardInterrupt``: Ctrl-C during the round's training. The labels are
@@ -726,15 +756,28 @@ class ResumableLoop:
         -------
         round_completed : bool
         """
-        return self.label_many([pool_id], [y])
+        return self.commit_labels([pool_id], [label])
 
-    def label_many(self, pool_ids, ys):
-        """Commit several labels of the open round in one transaction (all or nothing)."""
+    def commit_labels(self, pool_ids, labels):
+        """Commit several labels of the open round in one transaction (all or nothing).
+
+        As :meth:`commit_label` (same errors), for several ids at once.
+
+        Parameters
+        ----------
+        pool_ids : sequence of int or str
+        labels : sequence of int or str
+            One class label per id.
+
+        Returns
+        -------
+        round_completed : bool
+        """
         self._check_usable()
         # Refused before the journal commits anything: a label the net cannot train on
         # would otherwise be stored and then fail every round.
-        _encode_labels(self.learner.estimator, ys)
-        if not self.journal.commit_labels(pool_ids, ys):
+        _encode_labels(self.learner.estimator, labels)
+        if not self.journal.commit_labels(pool_ids, labels):
             return False
         record = self.journal.rounds()[-1]
         self._teach(record)
@@ -749,6 +792,24 @@ class ResumableLoop:
                 "retrains the round from the previous checkpoint."
             ) from exc
         return True
+
+    def label(self, pool_id, y):
+        """Deprecated alias of :meth:`commit_label` (renamed to match :class:`LabelJournal`).
+
+        .. deprecated:: 0.1.0
+           Use :meth:`commit_label`; ``label`` will be removed in a future release.
+        """
+        _warn_renamed("label", "commit_label")
+        return self.commit_label(pool_id, y)
+
+    def label_many(self, pool_ids, ys):
+        """Deprecated alias of :meth:`commit_labels` (renamed to match :class:`LabelJournal`).
+
+        .. deprecated:: 0.1.0
+           Use :meth:`commit_labels`; ``label_many`` will be removed in a future release.
+        """
+        _warn_renamed("label_many", "commit_labels")
+        return self.commit_labels(pool_ids, ys)
 
     def _teach(self, record):
         rows = [self._row[pid] for pid in record.pool_ids]

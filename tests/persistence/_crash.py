@@ -102,7 +102,7 @@ def run_child(cfg, pool):
         _emit("queried", ids=ids)
         for pool_id in ids:
             _emit("label", id=pool_id)
-            loop.label(pool_id, int(y[pool_id]))
+            loop.commit_label(pool_id, int(y[pool_id]))
             _emit("labeled", id=pool_id)
     _emit("done", next=loop.query(cfg["batch"]))
     loop.close()
@@ -119,7 +119,7 @@ def _warm_up(directory, pool):
         directory, make_net(), HalfRandomUncertainty(0), X, init, y[init], random_state=0
     )
     for pool_id in loop.query(2):
-        loop.label(pool_id, int(y[pool_id]))
+        loop.commit_label(pool_id, int(y[pool_id]))
     loop.close()
     ResumableLoop.resume(directory, make_net(), X).close()
 

@@ -53,5 +53,5 @@ if __name__ == "__main__":
     )
     ids = loop.query(n_instances=4)
     print("QUERIED", ids, flush=True)
-    loop.label_many(ids, [int(y[i]) for i in ids])
+    loop.commit_labels(ids, [int(y[i]) for i in ids])
     print("NOT INTERRUPTED", flush=True)

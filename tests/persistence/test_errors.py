@@ -165,7 +165,7 @@ def test_disk_full_while_checkpointing_says_the_labels_are_safe(tmp_path, monkey
 
     monkeypatch.setattr(loop_module, "_save_param_file", disk_full)
     with pytest.raises(CheckpointWriteError) as info:
-        loop.label_many(ids, [int(y[i]) for i in ids])
+        loop.commit_labels(ids, [int(y[i]) for i in ids])
     message = str(info.value)
     assert "round 1's labels are committed in the journal and safe" in message
     assert "checkpoint could not be written" in message and "No space left" in message

@@ -24,7 +24,7 @@ def _clean_run(path, X, y):
         path, make_net(max_epochs=5), HalfRandomUncertainty(3), X, init, y[init], random_state=7
     )
     ids = loop.query(n_instances=4)
-    loop.label_many(ids, [int(y[i]) for i in ids])
+    loop.commit_labels(ids, [int(y[i]) for i in ids])
     return loop
 
 
@@ -74,7 +74,7 @@ def test_interrupted_loop_object_refuses_to_go_on(tmp_path, monkeypatch):
 
     monkeypatch.setattr(loop.learner, "teach", fake_teach)
     with pytest.raises(Interrupted, match="round 2"):
-        loop.label_many(ids, [int(y[i]) for i in ids])
+        loop.commit_labels(ids, [int(y[i]) for i in ids])
     with pytest.raises(RuntimeError, match=r"ResumableLoop\.resume"):
         loop.query(n_instances=4)
     loop.close()

@@ -33,7 +33,7 @@ def start(directory, strategy_seed=0, **kwargs):
 def run_rounds(loop, n_rounds, batch=4):
     for _ in range(n_rounds):
         for pool_id in loop.query(batch):
-            loop.label(pool_id, Y[pool_id])
+            loop.commit_label(pool_id, Y[pool_id])
 
 
 def state_of(loop):
@@ -84,14 +84,14 @@ def test_resume_mid_round_returns_remaining_queries(tmp_path, reference):
     loop = start(tmp_path)
     run_rounds(loop, 2)
     queried = loop.query(4)
-    loop.label(queried[2], Y[queried[2]])
-    loop.label(queried[0], Y[queried[0]])
+    loop.commit_label(queried[2], Y[queried[2]])
+    loop.commit_label(queried[0], Y[queried[0]])
     loop.close()  # no save after the query: resume must replay it
     loop = ResumableLoop.resume(tmp_path, make_net(), X)
     assert loop.pending == [queried[1], queried[3]]
     assert loop.query(4) == [queried[1], queried[3]]  # the open round, not a new query
     for pool_id in loop.query(4):
-        loop.label(pool_id, Y[pool_id])
+        loop.commit_label(pool_id, Y[pool_id])
     run_rounds(loop, 1)
     assert loop.query(4) == reference["next"]
     assert_same(state_of(loop), reference["final"])
@@ -197,11 +197,11 @@ def test_refusals(tmp_path):
     queried = loop.query(3)
     not_queried = next(i for i in range(len(X)) if i not in queried and i not in INIT)
     with pytest.raises(JournalError, match="not queried"):
-        loop.label(not_queried, 1)
+        loop.commit_label(not_queried, 1)
     with pytest.raises(JournalError, match="float class labels"):
-        loop.label(queried[0], 1.0)
+        loop.commit_label(queried[0], 1.0)
     with pytest.raises(JournalError, match="already labeled"):
-        loop.label(INIT[0], int(Y[INIT[0]]))
+        loop.commit_label(INIT[0], int(Y[INIT[0]]))
     assert loop.labeled()[0] == INIT
     assert loop.pending == queried
     loop.close()
@@ -254,7 +254,7 @@ def test_string_ids_and_plain_sklearn_estimator(tmp_path):
                 loop.close()
                 loop = ResumableLoop.resume(directory, None, X, pool_ids=ids)
             for pool_id in loop.query(2):
-                loop.label(pool_id, Y[ids.index(pool_id)])
+                loop.commit_label(pool_id, Y[ids.index(pool_id)])
         out = loop.query(2), [r.pool_ids for r in loop.journal.rounds()]
         loop.close()
         return out
@@ -328,9 +328,9 @@ def test_failed_training_is_redone_before_the_next_query(tmp_path):
             directory, estimator, uncertainty_sampling, X, INIT, Y[INIT], random_state=0
         )
         queried = loop.query(2)
-        loop.label(queried[0], Y[queried[0]])
+        loop.commit_label(queried[0], Y[queried[0]])
         try:
-            loop.label(queried[1], Y[queried[1]])
+            loop.commit_label(queried[1], Y[queried[1]])
         except RuntimeError:
             assert loop.n_rounds_trained == 1
             assert loop.labeled()[0] == [*INIT, *queried]  # the labels are kept
@@ -357,3 +357,45 @@ def test_skdynal_strategy_scores_are_recorded_without_score_fn(tmp_path):
     np.testing.assert_allclose(record.scores, 1.0 - (proba[:, -1] - proba[:, -2]), rtol=1e-9)
     assert record.strategy.endswith("MarginSampler")
     loop.close()
+
+
+def test_old_label_names_are_deprecated_aliases(tmp_path):
+    loop = start(tmp_path)
+    queried = loop.query(3)
+    with pytest.warns(FutureWarning, match=r"ResumableLoop\.label is deprecated.*commit_label"):
+        assert loop.label(queried[0], Y[queried[0]]) is False
+    with pytest.warns(FutureWarning, match=r"label_many is deprecated.*commit_labels"):
+        assert loop.label_many(queried[1:], Y[queried[1:]]) is True  # the round completes
+    assert loop.n_rounds_trained == 2
+    assert loop.labeled()[0] == INIT + queried
+    with pytest.raises(JournalError, match="not queried"):  # the alias refuses like the new name
+        with pytest.warns(FutureWarning):
+            loop.label(queried[0], 1)
+    loop.close()
+
+
+def test_pool_and_count_checks_are_the_shared_ones(tmp_path):
+    loop = start(tmp_path / "a")
+    for bad, error, match in [
+        (0, ValueError, "n_instances must be at least 1"),
+        (2.0, TypeError, "n_instances must be an integer"),
+        (True, TypeError, "n_instances must be an integer"),
+        (len(X), ValueError, "larger than the pool"),
+    ]:
+        with pytest.raises(error, match=match):
+            loop.query(bad)
+    assert loop.pending == []  # nothing was recorded
+    loop.close()
+    X_nan = X.copy()
+    X_nan[5, 0] = np.nan
+    for pool, error, match in [
+        (X_nan, ValueError, "NaN or infinite"),
+        (X[:0], ValueError, "X_pool is empty"),
+        (np.float32(1.0), ValueError, "scalar"),
+        ({"x": X}, TypeError, "one array or tensor"),
+    ]:
+        with pytest.raises(error, match=match):
+            ResumableLoop.start(tmp_path / "b", make_net(), uncertainty_sampling, pool, [], [])
+    with pytest.raises(ValueError, match="keep_checkpoints must be an integer >= 1"):
+        start(tmp_path / "c", keep_checkpoints=0)
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()

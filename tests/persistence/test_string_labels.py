@@ -40,7 +40,7 @@ def test_string_labels_train_through_the_nets_classes_and_resume(tmp_path):
         tmp_path, _net(), MarginSampler(random_state=0), X, np.arange(9), y[:9]
     )
     ids = loop.query(4)
-    assert loop.label_many(ids, y[ids])
+    assert loop.commit_labels(ids, y[ids])
     # the journal keeps the labels the person gave; the net trained on class indices
     assert loop.journal.rounds()[-1].labels == {i: str(y[i]) for i in ids}
     assert set(loop.learner.y_training.tolist()) <= {0, 1, 2}
@@ -70,8 +70,8 @@ def test_a_label_outside_the_classes_is_refused_and_the_round_stays_open(tmp_pat
     )
     ids = loop.query(2)
     with pytest.raises(ValueError, match="'fox' are not among the net's classes"):
-        loop.label(ids[0], "fox")
+        loop.commit_label(ids[0], "fox")
     record = loop.journal.rounds()[-1]
     assert record.is_open and record.labels == {}
-    assert loop.label(ids[0], y[ids[0]]) is False  # one of two labels: round still open
+    assert loop.commit_label(ids[0], y[ids[0]]) is False  # one of two labels: round still open
     loop.close()
