@@ -92,7 +92,7 @@ def write_checkpoint(root, writers, state, *, keep=2):
     path : pathlib.Path
         The new checkpoint directory.
     """
-    from .._validation import check_positive_int  # imported late: it imports torch
+    from .._checks import check_positive_int  # imported here: it imports scikit-learn
 
     keep = check_positive_int(keep, "keep")
     root = Path(root)

@@ -165,18 +165,14 @@ def _orphaned_checkpoints_error(directory, journal_path):
     )
 
 
-def _checks():
-    """skdynal's shared input checks, imported on first use: they import torch (and scipy),
-    which ``import skdynal.persistence`` and the label journal must not."""
-    from .. import _validation
-
-    return _validation
-
-
 def _check_pool(X_pool, pool_ids):
     """The pool as one array (it is fingerprinted and indexed by row) and its id list."""
+    # Imported here: they import torch and scipy, which ``import skdynal.persistence`` and
+    # the label journal alone must not.
     import scipy.sparse as sp
     from torch.utils.data import Dataset
+
+    from .._validation import check_pool
 
     if isinstance(X_pool, dict | Dataset) or sp.issparse(X_pool):
         raise TypeError(
@@ -185,10 +181,10 @@ def _check_pool(X_pool, pool_ids):
         )
     X_pool = np.asarray(X_pool)
     if X_pool.dtype.kind in "biufc":
-        _checks().check_pool(X_pool)  # one row per sample, not empty, finite
+        check_pool(X_pool)  # one row per sample, not empty, finite
     else:
         # e.g. strings for a scikit-learn pipeline: only the row checks apply
-        _checks().check_pool(np.zeros(X_pool.shape[:1]))
+        check_pool(np.zeros(X_pool.shape[:1]))
     if pool_ids is None:
         ids = list(range(len(X_pool)))
     else:
@@ -365,7 +361,9 @@ class ResumableLoop:
                 f"query_strategy must be picklable to be saved in checkpoints ({exc}); "
                 "use a module-level function or a class instance, not a lambda."
             ) from None
-        keep_checkpoints = _checks().check_positive_int(keep_checkpoints, "keep_checkpoints")
+        from .._checks import check_positive_int  # imported here: it imports scikit-learn
+
+        keep_checkpoints = check_positive_int(keep_checkpoints, "keep_checkpoints")
         directory.mkdir(parents=True, exist_ok=True)
         _check_writable(directory)
         journal = LabelJournal(directory / JOURNAL_FILE, exclusive=True)
@@ -663,7 +661,9 @@ class ResumableLoop:
             return pending
         number = self._queried + 1
         rows = self._unlabeled_rows(number)
-        n_instances = _checks().check_n_instances(n_instances, len(rows))
+        from .._checks import check_n_instances  # imported here: it imports scikit-learn
+
+        n_instances = check_n_instances(n_instances, len(rows))
         ids, scores = self._run_query(number, rows, n_instances)
         name, params = _strategy_description(self.learner.query_strategy)
         recorded = self.journal.record_round(
