@@ -201,7 +201,6 @@ def _accumulate_ruled(ruled, calls, losses, direction, sq_norms, dots, max_buffe
 
     with torch.enable_grad():
         total = losses.sum()
-    del losses
     _backward_with_rules(
         total, [(layer, calls[id(layer.module)].edge) for layer in ruled], apply_rule
     )
