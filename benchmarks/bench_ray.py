@@ -6,7 +6,7 @@ is the digits tiled (with a little noise) to ``--pool`` rows. For each strategy
 times, interleaved in each repeat so that the machine's load hits all alike:
 
 - ``local``: ``strategy.select`` in this process, one torch thread;
-- ``ray1`` / ``ray2``: ``RayScorer(strategy, num_workers=1 or 2, num_cpus_per_worker=1)``
+- ``ray1`` / ``ray2``: ``RayScorer(strategy, n_workers=1 or 2, n_cpus_per_worker=1)``
   on a local Ray instance (``ray.init(num_cpus=2)``), one torch thread per worker, after a
   warm-up round that starts the worker processes (reported apart).
 
@@ -150,8 +150,8 @@ def main():
         strategy = strategies[name]
         scorers = {
             "local": strategy,
-            "ray1": RayScorer(strategy, num_workers=1, shard_size=args.shard_size),
-            "ray2": RayScorer(strategy, num_workers=2, shard_size=args.shard_size),
+            "ray1": RayScorer(strategy, n_workers=1, shard_size=args.shard_size),
+            "ray2": RayScorer(strategy, n_workers=2, shard_size=args.shard_size),
         }
         # Warm-up: start the worker processes and load the net on them (twice for two
         # workers, so that both exist even if one finished its shards before the other

@@ -22,7 +22,7 @@ from skdynal.distributed import RayScorer
 from skdynal.models import MLP
 
 
-def main(address=None, pool_path=None, num_workers=2, n_instances=20):
+def main(address=None, pool_path=None, n_workers=2, n_instances=20):
     # Train on 100 labeled digits; the other 1697 are the unlabeled pool.
     X, y = load_digits(return_X_y=True)
     X = (X / 16.0).astype(np.float32)
@@ -51,7 +51,7 @@ def main(address=None, pool_path=None, num_workers=2, n_instances=20):
         np.save(pool_path, X_pool)
 
     strategy = DynamicALSampler(gamma=2.0, random_state=0)
-    scorer = RayScorer(strategy, num_workers=num_workers, num_cpus_per_worker=1)
+    scorer = RayScorer(strategy, n_workers=n_workers, n_cpus_per_worker=1)
     indices, scores = scorer.select(
         net, pool_path, n_instances, X_labeled=X_labeled, y_labeled=y_labeled
     )
@@ -70,6 +70,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--address", default=None, help="Ray cluster address (default: local)")
     parser.add_argument("--pool", default=None, help=".npy pool every worker can read")
-    parser.add_argument("--num-workers", type=int, default=2)
+    parser.add_argument("--n-workers", type=int, default=2)
     args = parser.parse_args()
-    main(args.address, args.pool, args.num_workers)
+    main(args.address, args.pool, args.n_workers)

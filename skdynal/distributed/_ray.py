@@ -1,20 +1,37 @@
 """Score the pool on a Ray cluster, shard by shard, with the same answer as local scoring."""
 
+import contextlib
 import copy
-import math
+import dataclasses
 import mmap
 import numbers
 import os
 import warnings
+from typing import ClassVar
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
-from torch.utils.data import Dataset, Subset
+from sklearn.utils._param_validation import Hidden
 
 from .._adapter import NetAdapter, resolve_learner
-from .._base import BaseQueryStrategy, BaseScoringStrategy
-from .._validation import check_feature_shape, check_n_instances, check_pool, check_positive_int
+from .._base import (
+    BaseQueryStrategy,
+    BaseScoringStrategy,
+    check_capabilities,
+    explain_non_finite,
+    run_hook,
+)
+from .._selection import check_selection
+from .._streaming import pool_rows, take_rows
+from .._validation import (
+    Interval,
+    NonFiniteValues,
+    StrOptions,
+    check_feature_shape,
+    check_n_instances,
+    check_pool,
+)
 from ._sharding import merge_top_k, shard_bounds, shard_top_k, tie_break_ranks
 
 __all__ = ["RayScorer"]
@@ -130,12 +147,6 @@ def _pool_source(X_pool, ray):
     return X_pool, _StoredPool(ray.put(X_pool))
 
 
-def _rows(X, start, stop):
-    if isinstance(X, Dataset):
-        return Subset(X, range(start, stop))
-    return X[start:stop]
-
-
 # --- the worker side ----------------------------------------------------------------------
 
 #: The last round's (adapter, strategy, state) in this worker process, keyed by the payload's
@@ -210,80 +221,49 @@ def _load_round(payload_ref, device):
     return _WORKER_CACHE[key]
 
 
-def _score_shard(payload, source, start, stop, task, ranks, device, num_threads):
-    """One shard's work on a Ray worker.
+def _run_shard(payload, source, start, stop, task, device, num_threads):
+    """One shard's work on a Ray worker: a per-batch hook of the strategy over its rows.
 
-    ``payload`` and ``ranks`` come wrapped in a list, so that Ray hands over their object
-    references instead of resolving them on every call.
+    ``task`` is ``(hook, kwargs, top_k)``: the hook's name, its keyword arguments and, for
+    strategies that rank by a score, ``(k, ranks)`` to return only the shard's best ``k``.
+    ``payload``, ``kwargs`` and ``ranks`` come wrapped in lists, so that Ray hands over
+    their object references instead of resolving them on every call.
     """
     torch.set_num_threads(num_threads)
+    ray = import_ray()
     adapter, strategy, state = _load_round(payload[0], device)
-    X = source.open()
-    X_rows = _rows(X, start, stop)
+    hook, kwargs, top_k = task
+    kwargs = {} if kwargs is None else _to_device(ray.get(kwargs[0]), device)
+    X_rows = pool_rows(source.open(), start, stop)
     if not source.checked_on_driver:
         check_pool(X_rows)
     with warnings.catch_warnings():
         # Rows from the object store or a read-only memory map are not writable; scoring
         # only reads them.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        if task == "outputs":
-            outputs = strategy._row_outputs(adapter, state, X_rows)
-            return tuple(np.asarray(out) for out in outputs)
-        if isinstance(task, tuple) and task[0] == "dots":
-            direction = _to_device(import_ray().get(task[1][0]), device)
-            return np.asarray(strategy._dot_rows(adapter, direction, X_rows), dtype=np.float64)
-        scores = np.asarray(strategy._score_rows(adapter, state, X_rows), dtype=np.float64)
-    if task == "scores":
-        return scores
-    k = task[1]
-    shard_ranks = np.asarray(import_ray().get(ranks[0])[start:stop])
-    best = shard_top_k(scores, shard_ranks, k)
-    return start + best, scores[best], shard_ranks[best]
+        try:
+            outputs = run_hook(strategy, adapter, state, X_rows, hook, **kwargs)
+        except NonFiniteValues as exc:
+            rows = None if exc.rows is None else exc.rows + start
+            raise NonFiniteValues(exc.quantity, rows, exc.source) from None
+    if top_k is None:
+        return outputs
+    k, ranks = top_k
+    shard_ranks = np.asarray(ray.get(ranks[0])[start:stop])
+    best = shard_top_k(outputs, shard_ranks, k)
+    return start + best, outputs[best], shard_ranks[best]
 
 
 _REMOTE = {}
 
 
-def _remote_score_shard(ray):
-    if "score_shard" not in _REMOTE:
-        _REMOTE["score_shard"] = ray.remote(_score_shard)
-    return _REMOTE["score_shard"]
+def _remote_run_shard(ray):
+    if "run_shard" not in _REMOTE:
+        _REMOTE["run_shard"] = ray.remote(_run_shard)
+    return _REMOTE["run_shard"]
 
 
 # --- the driver side ----------------------------------------------------------------------
-
-
-def _sharding_kind(strategy):
-    """``"top_k"`` for row-wise scores, ``"outputs"`` for global selections from per-row
-    outputs; a TypeError for strategies whose work cannot be split into rows."""
-    if not isinstance(strategy, BaseQueryStrategy):
-        raise TypeError(
-            "RayScorer wraps a skdynal query strategy (for example DynamicALSampler()), got "
-            f"{type(strategy).__name__}."
-        )
-    from_outputs = getattr(strategy, "_selects_from_outputs", None)
-    if from_outputs is not None and from_outputs():
-        return "outputs"
-    cls = type(strategy)
-    if (
-        isinstance(strategy, BaseScoringStrategy)
-        and (cls._query is BaseScoringStrategy._query or hasattr(cls, "_select_with_dots"))
-        and cls._score_rows is not BaseScoringStrategy._score_rows
-    ):
-        return "top_k"
-    if cls._row_outputs is not BaseQueryStrategy._row_outputs:
-        return "outputs"
-    raise TypeError(
-        f"{cls.__name__} cannot be split into shards of the pool: it implements neither "
-        "row-wise scores (_score_rows, selected by top-k) nor per-row outputs "
-        "(_row_outputs and _select_from_outputs). Run it locally instead."
-    )
-
-
-def _selects_with_dots(strategy):
-    """Whether the strategy's selection needs more passes of dots over the pool."""
-    check = getattr(strategy, "_selects_with_dots", None)
-    return bool(check is not None and check())
 
 
 def _put_payload(ray, adapter, strategy, state):
@@ -299,36 +279,144 @@ def _put_payload(ray, adapter, strategy, state):
     )
 
 
-def _check_resource(value, name, allow_zero):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
-        raise ValueError(f"{name} must be a number, got {value!r}.")
-    if value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound}, got {value!r}.")
-    return float(value)
+_DEPRECATED = {
+    "num_workers": "n_workers",
+    "num_cpus_per_worker": "n_cpus_per_worker",
+    "num_gpus_per_worker": "n_gpus_per_worker",
+}
+
+
+class RayPool:
+    """The pool as a wrapped strategy's selection sees it under :class:`RayScorer`.
+
+    The same methods as :class:`skdynal._base.LocalPool`: :meth:`map` runs a per-batch hook
+    of the strategy over the pool, shard by shard on the Ray workers (with ``rows``, over
+    a few rows in the driver's process); :meth:`take` reads rows on the driver. One is
+    made per round, after the round's state is in the object store.
+
+    Attributes
+    ----------
+    strategy, adapter, state
+        The wrapped strategy, the driver's adapter and the round's state.
+    X : array-like, torch Dataset or numpy.memmap
+        The pool as the driver sees it (a memory map for file-backed pools).
+    """
+
+    def __init__(self, round_, X, source):
+        self._round = round_
+        self._source = source
+        self.strategy = round_.strategy
+        self.adapter = round_.adapter
+        self.state = round_.state
+        self.X = X
+
+    def __len__(self):
+        return len(self.X)
+
+    def map(self, hook="batch_outputs", *, rows=None, **kwargs):
+        """Run the strategy's per-batch ``hook`` over the pool (see ``LocalPool.map``).
+
+        Without ``rows`` every shard runs on a worker and the outputs come back in row
+        order; ``kwargs`` are put in the object store once per call.
+        """
+        if rows is not None:
+            X_rows = self.take(rows)
+            if not self._source.checked_on_driver:
+                check_pool(X_rows)
+            return run_hook(self.strategy, self.adapter, self.state, X_rows, hook, **kwargs)
+        kwargs_ref = [self._round.ray.put(_to_device(kwargs, "cpu"))] if kwargs else None
+        pieces = self.map_shards((hook, kwargs_ref, None))
+        if isinstance(pieces[0], tuple):
+            return tuple(np.concatenate(column) for column in zip(*pieces, strict=True))
+        return np.concatenate(pieces)
+
+    def take(self, indices):
+        """The rows ``indices`` of the pool, in that order (read on the driver)."""
+        return take_rows(self.X, indices)
+
+    def map_shards(self, task):
+        """Run ``task`` (see ``_run_shard``) on every shard, at most ``n_workers`` at a
+        time; the shards' results in row order."""
+        round_ = self._round
+        ray = round_.ray
+        n_rows = len(self.X)
+        shard_size = round_.shard_size or -(-n_rows // round_.n_workers)
+        batch_size = round_.adapter.batch_size_for(
+            round_.strategy.get_params(deep=False).get("batch_size"), n_rows
+        )
+        bounds = shard_bounds(n_rows, shard_size, batch_size)
+        device = "cuda" if round_.n_gpus > 0 else "cpu"
+        remote = _remote_run_shard(ray).options(
+            num_cpus=round_.n_cpus,
+            num_gpus=round_.n_gpus,
+            max_retries=round_.max_retries,
+            retry_exceptions=False,
+        )
+        threads = max(1, int(round_.n_cpus))
+        results = [None] * len(bounds)
+        in_flight = {}
+        next_shard = 0
+        try:
+            while next_shard < len(bounds) or in_flight:
+                while next_shard < len(bounds) and len(in_flight) < round_.n_workers:
+                    start, stop = bounds[next_shard]
+                    ref = remote.remote(
+                        [round_.payload_ref], self._source, start, stop, task, device, threads
+                    )
+                    in_flight[ref] = next_shard
+                    next_shard += 1
+                done, _ = ray.wait(list(in_flight), num_returns=1)
+                for ref in done:
+                    results[in_flight.pop(ref)] = ray.get(ref)
+        except BaseException:
+            for ref in in_flight:
+                ray.cancel(ref)
+            raise
+        return results
+
+
+@dataclasses.dataclass
+class _Round:
+    """What one call of :class:`RayScorer` works with, once its parameters are checked."""
+
+    ray: object
+    adapter: NetAdapter
+    strategy: BaseQueryStrategy
+    state: dict
+    payload_ref: object
+    n_workers: int
+    n_cpus: float
+    n_gpus: float
+    shard_size: int | None
+    max_retries: int
 
 
 class RayScorer(BaseQueryStrategy):
     """Run a query strategy's per-sample work on a Ray cluster; same answer as local.
 
-    The driver resolves the learner and computes the round's state once (for dynamicAL the
-    labeled-set gradient ``G``; for Coreset the labeled set's embeddings), puts the pickled
-    skorch net, the strategy and that state in Ray's object store, and Ray tasks score
-    shards of the pool on CPU or GPU workers, at most ``num_workers`` at a time:
+    The driver resolves the learner and computes the round's state once
+    (:meth:`~skdynal._base.BaseQueryStrategy.round_state`: for dynamicAL the labeled-set
+    gradient ``G``; for Coreset the labeled set's embeddings), puts the pickled skorch net,
+    the strategy and that state in Ray's object store, and Ray tasks run the strategy's
+    per-batch hooks on shards of the pool on CPU or GPU workers, at most ``n_workers`` at
+    a time. Only the public strategy protocol is used, read from the strategy's
+    ``capabilities()``:
 
-    - strategies that rank by a row-wise score (:class:`~skdynal.DynamicALSampler`, EGL,
-      influence, margin, entropy, least confidence) return each shard's top
-      ``n_instances`` as ``(index, score, tie-break rank)``, and the driver merges them into
-      the exact global top ``n_instances``. The tie-break ranks come from the same
-      permutation that the local selection draws from ``random_state``, so ties are broken
-      the same way and the indices equal those of local scoring;
-    - strategies whose selection is global (BADGE, Coreset) return per-row outputs
-      (embeddings), and the driver runs the selection on them, as locally;
-    - dynamicAL's ``selection="deinfluence"`` needs one more pass over the pool per chunk
-      after the first: workers return every row's score, then, for each further chunk,
-      every row's dot ``<g_u, D>`` with the direction ``D`` that the driver computes from
-      the chunks chosen so far; the driver runs the chunked selection as locally, with the
-      same tie-breaking draws.
+    - strategies that rank by a row-wise score (``ranks_by_score``:
+      :class:`~skdynal.DynamicALSampler` with ``selection="top_b"``, EGL, influence,
+      margin, entropy, least confidence) return each shard's top ``n_instances`` as
+      ``(index, score, tie-break rank)``, and the driver merges them into the exact global
+      top ``n_instances``. The tie-break ranks come from the same permutation that the
+      local selection draws from ``random_state``, so ties are broken the same way and the
+      indices equal those of local scoring;
+    - every other strategy (BADGE, Coreset, dynamicAL's class-balanced and de-influence
+      selections) gets the ``batch_outputs`` of every shard, gathered in row order, and
+      its ``select_from_outputs`` runs on the driver, as locally. The pool it is handed
+      (a :class:`RayPool`) runs further passes (``pool.map``, such as dynamicAL's
+      de-influence dots) on the shards too, and reads chosen rows on the driver.
+
+    Strategies whose ``capabilities().shardable`` is false (or that do not read the pool)
+    are refused with a ``TypeError``.
 
     Shards are cut at multiples of the scoring batch size, so every batch holds the same
     rows as when scoring locally, and scores agree with local ones to the last bits on the
@@ -345,18 +433,20 @@ class RayScorer(BaseQueryStrategy):
     ----------
     strategy : query strategy, default=None
         The strategy to run (not modified). ``None`` means ``DynamicALSampler()``.
-    num_workers : int, default=2
-        Shards scored at the same time.
-    num_cpus_per_worker : float, default=1
-        CPUs Ray reserves per task; the task uses ``max(1, int(num_cpus_per_worker))``
+    n_workers : int, default=2
+        Shards processed at the same time.
+    n_cpus_per_worker : float, default=1
+        CPUs Ray reserves per task; the task uses ``max(1, int(n_cpus_per_worker))``
         torch threads.
-    num_gpus_per_worker : float, default=0
+    n_gpus_per_worker : float, default=0
         GPUs Ray reserves per task (fractions share a GPU). With any, the worker moves its
         copy of the net to ``"cuda"``.
     shard_size : int, default=None
-        Pool rows per task, rounded up to a multiple of the scoring batch size. ``None``
-        splits the pool into ``num_workers`` shards. Smaller shards lose less work when a
-        worker dies and balance uneven workers, at some overhead per task.
+        Pool rows per task, rounded up to a multiple of the scoring batch size
+        (:meth:`NetAdapter.batch_size_for`'s rule; a net that scores everything at once
+        gives one shard). ``None`` splits the pool into ``n_workers`` shards. Smaller
+        shards lose less work when a worker dies and balance uneven workers, at some
+        overhead per task.
     max_retries : int, default=3
         How often Ray reruns a task whose worker died (errors raised by the scoring code
         itself are not retried).
@@ -367,6 +457,21 @@ class RayScorer(BaseQueryStrategy):
     random_state : int, RandomState instance or None, default=None
         Seeds the selection's randomness (tie-breaking, k-means++ or k-center draws) when
         given; ``None`` uses the wrapped strategy's ``random_state``.
+    num_workers : int, default="deprecated"
+        Deprecated alias of ``n_workers``.
+
+        .. deprecated:: 0.1
+           Renamed to ``n_workers``; ``num_workers`` will be removed in 0.3.
+    num_cpus_per_worker : float, default="deprecated"
+        Deprecated alias of ``n_cpus_per_worker``.
+
+        .. deprecated:: 0.1
+           Renamed to ``n_cpus_per_worker``; will be removed in 0.3.
+    num_gpus_per_worker : float, default="deprecated"
+        Deprecated alias of ``n_gpus_per_worker``.
+
+        .. deprecated:: 0.1
+           Renamed to ``n_gpus_per_worker``; will be removed in 0.3.
 
     Notes
     -----
@@ -374,12 +479,6 @@ class RayScorer(BaseQueryStrategy):
     round's state. Workers must be able to import skdynal (install it on every node, or use
     Ray's ``runtime_env``); the net's module is shipped with Ray's cloudpickle, so a module
     class defined in a script or a notebook works too.
-
-    The wrapped strategy's row-wise hooks are ``_scoring_state``, ``_score_rows`` (top-k
-    strategies) or ``_row_outputs`` and ``_select_from_outputs`` (global ones); see
-    :class:`skdynal._base.BaseQueryStrategy`. A scoring strategy whose selection needs more
-    passes (``_selects_with_dots()`` true) also implements ``_dot_rows`` and
-    ``_select_with_dots``, as :class:`~skdynal.DynamicALSampler` does.
 
     References
     ----------
@@ -392,30 +491,59 @@ class RayScorer(BaseQueryStrategy):
     --------
     >>> from skdynal import EGLSampler
     >>> from skdynal.distributed import RayScorer
-    >>> RayScorer(EGLSampler(), num_workers=4)
-    RayScorer(num_workers=4, strategy=EGLSampler())
+    >>> RayScorer(EGLSampler(), n_workers=4)
+    RayScorer(n_workers=4, strategy=EGLSampler())
     """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "strategy": [BaseQueryStrategy, None],
+        "n_workers": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_cpus_per_worker": [Interval(numbers.Real, 0, None, closed="neither")],
+        "n_gpus_per_worker": [Interval(numbers.Real, 0, None, closed="left")],
+        "shard_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "max_retries": [Interval(numbers.Integral, 0, None, closed="left")],
+        "address": [str, None],
+        "random_state": ["random_state"],
+        "num_workers": [
+            Interval(numbers.Integral, 1, None, closed="left"),
+            Hidden(StrOptions({"deprecated"})),
+        ],
+        "num_cpus_per_worker": [
+            Interval(numbers.Real, 0, None, closed="neither"),
+            Hidden(StrOptions({"deprecated"})),
+        ],
+        "num_gpus_per_worker": [
+            Interval(numbers.Real, 0, None, closed="left"),
+            Hidden(StrOptions({"deprecated"})),
+        ],
+    }
 
     def __init__(
         self,
         strategy=None,
         *,
-        num_workers=2,
-        num_cpus_per_worker=1,
-        num_gpus_per_worker=0,
+        n_workers=2,
+        n_cpus_per_worker=1,
+        n_gpus_per_worker=0,
         shard_size=None,
         max_retries=3,
         address=None,
         random_state=None,
+        num_workers="deprecated",
+        num_cpus_per_worker="deprecated",
+        num_gpus_per_worker="deprecated",
     ):
         self.strategy = strategy
-        self.num_workers = num_workers
-        self.num_cpus_per_worker = num_cpus_per_worker
-        self.num_gpus_per_worker = num_gpus_per_worker
+        self.n_workers = n_workers
+        self.n_cpus_per_worker = n_cpus_per_worker
+        self.n_gpus_per_worker = n_gpus_per_worker
         self.shard_size = shard_size
         self.max_retries = max_retries
         self.address = address
         self.random_state = random_state
+        self.num_workers = num_workers
+        self.num_cpus_per_worker = num_cpus_per_worker
+        self.num_gpus_per_worker = num_gpus_per_worker
 
     def _strategy(self):
         if self.strategy is None:
@@ -424,9 +552,27 @@ class RayScorer(BaseQueryStrategy):
             return DynamicALSampler()
         return self.strategy
 
-    @property
-    def _needs_labeled(self):
-        return self._strategy()._needs_labeled
+    def capabilities(self):
+        """The wrapped strategy's capabilities."""
+        return self._strategy().capabilities()
+
+    def _resources(self):
+        """``(n_workers, n_cpus_per_worker, n_gpus_per_worker)``, the deprecated aliases
+        taking precedence (with a ``FutureWarning``) when given."""
+        values = []
+        for old, new in _DEPRECATED.items():
+            value = getattr(self, old)
+            if isinstance(value, str) and value == "deprecated":
+                values.append(getattr(self, new))
+                continue
+            warnings.warn(
+                f"RayScorer's {old!r} was renamed to {new!r} in 0.1 and will be removed in "
+                f"0.3; pass {new}={value!r} instead.",
+                FutureWarning,
+                stacklevel=3,
+            )
+            values.append(value)
+        return tuple(values)
 
     def _seed(self, strategy):
         if self.random_state is not None:
@@ -451,43 +597,31 @@ class RayScorer(BaseQueryStrategy):
         Returns
         -------
         indices : ndarray of int
-        scores : ndarray of float64
+        scores : ndarray of float64 or None
             What the wrapped strategy's ``select`` returns as scores.
         """
-        strategy = self._strategy()
-        kind = _sharding_kind(strategy)
+        strategy = self._check_strategy()
+        resources = self._resources()
         ray, adapter, view, source = self._prepare_round(
             strategy, learner, X_pool, X_labeled, y_labeled
         )
         n_instances = check_n_instances(n_instances, len(view))
         random_state = check_random_state(self._seed(strategy))
-        state = strategy._scoring_state(adapter)
-        if kind == "top_k" and _selects_with_dots(strategy):
-            return self._select_with_dots(
-                ray, adapter, strategy, state, view, source, n_instances, random_state
-            )
-        if kind == "top_k":
-            ranks_ref = ray.put(tie_break_ranks(len(view), random_state))
-            candidates = self._map_shards(
-                ray,
-                adapter,
-                strategy,
-                state,
-                view,
-                source,
-                ("top_k", n_instances),
-                ranks_ref,
-            )
-            return merge_top_k(candidates, n_instances)
-        outputs = self._map_shards(ray, adapter, strategy, state, view, source, "outputs")
-        outputs = tuple(np.concatenate(column) for column in zip(*outputs, strict=True))
-        indices, scores = strategy._select_from_outputs(
-            adapter, state, outputs, n_instances, random_state
-        )
-        return np.asarray(indices, dtype=np.intp), scores
+        with _explained_non_finite(adapter, view):
+            pool = self._start_round(ray, adapter, strategy, view, source, resources)
+            if strategy.capabilities().ranks_by_score:
+                ranks_ref = ray.put(tie_break_ranks(len(view), random_state))
+                task = ("batch_outputs", None, (n_instances, [ranks_ref]))
+                indices, scores = merge_top_k(pool.map_shards(task), n_instances)
+            else:
+                indices, scores = strategy.select_from_outputs(
+                    adapter, pool.state, pool.map(), n_instances, random_state, pool
+                )
+        indices = check_selection(indices, n_instances, len(view), type(strategy).__name__)
+        return indices, scores
 
     def score(self, learner, X_pool, *, X_labeled=None, y_labeled=None):
-        """Score every row of the pool on the cluster (row-wise scoring strategies only).
+        """Score every row of the pool on the cluster (scoring strategies only).
 
         Parameters
         ----------
@@ -502,121 +636,74 @@ class RayScorer(BaseQueryStrategy):
         -------
         scores : ndarray of shape (n_pool,), dtype float64
         """
-        strategy = self._strategy()
-        if _sharding_kind(strategy) != "top_k":
+        strategy = self._check_strategy()
+        if not isinstance(strategy, BaseScoringStrategy):
             raise TypeError(
                 f"{type(strategy).__name__} does not rank rows by a score; use select()."
             )
+        resources = self._resources()
         ray, adapter, view, source = self._prepare_round(
             strategy, learner, X_pool, X_labeled, y_labeled
         )
-        state = strategy._scoring_state(adapter)
-        pieces = self._map_shards(ray, adapter, strategy, state, view, source, "scores")
-        return np.concatenate(pieces)
+        with _explained_non_finite(adapter, view):
+            pool = self._start_round(ray, adapter, strategy, view, source, resources)
+            return np.concatenate(pool.map_shards(("score_batch", None, None)))
+
+    def _start_round(self, ray, adapter, strategy, view, source, resources):
+        """The round's state on the driver, put in the object store with the net."""
+        state = strategy.round_state(adapter)
+        n_workers, n_cpus, n_gpus = resources
+        round_ = _Round(
+            ray=ray,
+            adapter=adapter,
+            strategy=strategy,
+            state=state,
+            payload_ref=_put_payload(ray, adapter, strategy, state),
+            n_workers=n_workers,
+            n_cpus=n_cpus,
+            n_gpus=n_gpus,
+            shard_size=self.shard_size,
+            max_retries=self.max_retries,
+        )
+        return RayPool(round_, view, source)
+
+    def _check_strategy(self):
+        """Validate the parameters (and the wrapped strategy's) and return the strategy."""
+        self._validate_params()
+        strategy = self._strategy()
+        # The wrapped strategy's own select is never called, so its parameters are
+        # validated here, once per call (scikit-learn's BaseEstimator validation).
+        strategy._validate_params()
+        capabilities = strategy.capabilities()
+        if not capabilities.shardable or not capabilities.reads_pool:
+            reason = (
+                "its per-row outputs depend on the other rows"
+                if not capabilities.shardable
+                else "it does not read the pool"
+            )
+            raise TypeError(
+                f"{type(strategy).__name__} cannot be split into shards of the pool: "
+                f"{reason} (capabilities().shardable / reads_pool). Run it locally instead."
+            )
+        return strategy
 
     def _prepare_round(self, strategy, learner, X_pool, X_labeled, y_labeled):
-        self._check_params()
         ray = import_ray()
         adapter = resolve_learner(learner, X_labeled=X_labeled, y_labeled=y_labeled)
         if not ray.is_initialized():
             ray.init(address=self.address)
         view, source = _pool_source(X_pool, ray)
         check_feature_shape(view, adapter.X_labeled)
-        if strategy._needs_labeled and not adapter.has_labeled:
-            raise ValueError(
-                f"{type(strategy).__name__} needs the labeled set: give the ActiveLearner "
-                "X_training and y_training, or pass X_labeled and y_labeled."
-            )
+        check_capabilities(strategy, adapter)
         return ray, adapter, view, source
 
-    def _check_params(self):
-        check_positive_int(self.num_workers, "num_workers")
-        check_positive_int(self.max_retries, "max_retries", minimum=0)
-        _check_resource(self.num_cpus_per_worker, "num_cpus_per_worker", allow_zero=False)
-        _check_resource(self.num_gpus_per_worker, "num_gpus_per_worker", allow_zero=True)
-        if self.shard_size is not None:
-            check_positive_int(self.shard_size, "shard_size")
 
-    def _batch_size(self, adapter, strategy):
-        size = getattr(strategy, "batch_size", None) or adapter.net.get_params_for(
-            "iterator_valid"
-        ).get("batch_size", adapter.net.batch_size)
-        return None if size in (None, -1) else int(size)
-
-    def _select_with_dots(
-        self, ray, adapter, strategy, state, view, source, n_instances, random_state
-    ):
-        """A selection that needs more passes of dots over the pool (dynamicAL's
-        de-influence): every pass is sharded, the selection runs on the driver."""
-        payload_ref = _put_payload(ray, adapter, strategy, state)
-
-        def pool_dots(direction):
-            direction_ref = ray.put(_to_device(direction, "cpu"))
-            pieces = self._map_shards(
-                ray,
-                adapter,
-                strategy,
-                state,
-                view,
-                source,
-                ("dots", [direction_ref]),
-                payload_ref=payload_ref,
-            )
-            return np.concatenate(pieces)
-
-        scores = np.concatenate(
-            self._map_shards(
-                ray, adapter, strategy, state, view, source, "scores", payload_ref=payload_ref
-            )
-        )
-        indices, chosen_scores = strategy._select_with_dots(
-            adapter, view, scores, n_instances, random_state, pool_dots
-        )
-        return np.asarray(indices, dtype=np.intp), chosen_scores
-
-    def _map_shards(
-        self,
-        ray,
-        adapter,
-        strategy,
-        state,
-        view,
-        source,
-        task,
-        ranks_ref=None,
-        payload_ref=None,
-    ):
-        """Run ``task`` on every shard, at most ``num_workers`` at a time; results in order."""
-        n_rows = len(view)
-        shard_size = self.shard_size or -(-n_rows // self.num_workers)
-        bounds = shard_bounds(n_rows, shard_size, self._batch_size(adapter, strategy))
-        if payload_ref is None:
-            payload_ref = _put_payload(ray, adapter, strategy, state)
-        device = "cuda" if self.num_gpus_per_worker > 0 else "cpu"
-        remote = _remote_score_shard(ray).options(
-            num_cpus=self.num_cpus_per_worker,
-            num_gpus=self.num_gpus_per_worker,
-            max_retries=self.max_retries,
-            retry_exceptions=False,
-        )
-        threads = max(1, int(self.num_cpus_per_worker))
-        results = [None] * len(bounds)
-        in_flight = {}
-        next_shard = 0
-        try:
-            while next_shard < len(bounds) or in_flight:
-                while next_shard < len(bounds) and len(in_flight) < self.num_workers:
-                    start, stop = bounds[next_shard]
-                    ref = remote.remote(
-                        [payload_ref], source, start, stop, task, [ranks_ref], device, threads
-                    )
-                    in_flight[ref] = next_shard
-                    next_shard += 1
-                done, _ = ray.wait(list(in_flight), num_returns=1)
-                for ref in done:
-                    results[in_flight.pop(ref)] = ray.get(ref)
-        except BaseException:
-            for ref in in_flight:
-                ray.cancel(ref)
-            raise
-        return results
+@contextlib.contextmanager
+def _explained_non_finite(adapter, X_pool):
+    """Non-finite outputs of the workers (or the driver) as the local strategy explains
+    them; a worker's error arrives as Ray's task error, an instance of the cause's class."""
+    try:
+        yield
+    except NonFiniteValues as exc:
+        cause = getattr(exc, "cause", exc)
+        raise explain_non_finite(adapter, X_pool, cause) from None

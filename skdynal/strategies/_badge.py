@@ -1,11 +1,13 @@
 """BADGE: k-means++ seeding on last-layer gradient embeddings (Ash et al., ICLR 2020)."""
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 
 from .._base import BaseQueryStrategy
-from .._validation import NonFiniteValues, check_batch_size
-from ._outputs import embeddings
+from .._validation import BATCH_SIZE, NonFiniteValues
+from ._outputs import batch_embeddings
 
 __all__ = ["BADGESampler", "factorized_squared_distances", "kmeans_plusplus_seeding"]
 
@@ -137,30 +139,25 @@ class BADGESampler(BaseQueryStrategy):
     BADGESampler(random_state=0)
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "embedding_layer": [str, None],
+        "batch_size": BATCH_SIZE,
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, embedding_layer=None, batch_size=None, random_state=None):
         self.embedding_layer = embedding_layer
         self.batch_size = batch_size
         self.random_state = random_state
 
-    def _gradient_embedding_factors(self, adapter, X):
-        """``(H, A)``: last-layer inputs and output gradients, the factors of ``A ⊗ H``."""
-        return embeddings(
-            adapter,
-            X,
-            layer_name=self.embedding_layer,
-            batch_size=check_batch_size(self.batch_size),
-            output_gradients=True,
+    def batch_outputs(self, adapter, state, X_batch):
+        """``(H, A)`` of one batch: the embedding layer's inputs and the loss gradients
+        w.r.t. its outputs at the pseudo labels, the factors of ``A ⊗ H``."""
+        return batch_embeddings(
+            adapter, X_batch, layer_name=self.embedding_layer, output_gradients=True
         )
 
-    def _query(self, adapter, X_pool, n_instances, random_state):
-        H, A = self._gradient_embedding_factors(adapter, X_pool)
-        return kmeans_plusplus_seeding(A, H, n_instances, random_state)
-
-    # Sharded form of _query (RayScorer): per-row (H, A) on workers, seeding on the driver.
-    def _row_outputs(self, adapter, state, X_rows):
-        H, A = self._gradient_embedding_factors(adapter, X_rows)
-        return H.cpu().numpy(), A.cpu().numpy()
-
-    def _select_from_outputs(self, adapter, state, outputs, n_instances, random_state):
+    def select_from_outputs(self, adapter, state, outputs, n_instances, random_state, pool):
+        """k-means++ seeding on the pool's gradient embeddings."""
         H, A = (torch.as_tensor(array, device=adapter.device) for array in outputs)
         return kmeans_plusplus_seeding(A, H, n_instances, random_state)

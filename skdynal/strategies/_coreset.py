@@ -1,11 +1,13 @@
 """Core-set selection by greedy k-center on embeddings (Sener & Savarese, ICLR 2018)."""
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 
 from .._base import BaseQueryStrategy
-from .._validation import NonFiniteValues, check_batch_size
-from ._outputs import embeddings
+from .._validation import BATCH_SIZE, NonFiniteValues
+from ._outputs import batch_embeddings, embeddings
 
 __all__ = ["CoresetSampler", "k_center_greedy"]
 
@@ -135,48 +137,39 @@ class CoresetSampler(BaseQueryStrategy):
     CoresetSampler(embedding_layer='layers.0')
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "embedding_layer": [str, None],
+        "batch_size": BATCH_SIZE,
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, embedding_layer=None, batch_size=None, random_state=None):
         self.embedding_layer = embedding_layer
         self.batch_size = batch_size
         self.random_state = random_state
 
-    def _query(self, adapter, X_pool, n_instances, random_state):
-        batch_size = check_batch_size(self.batch_size)
-        pool, _ = embeddings(
-            adapter, X_pool, layer_name=self.embedding_layer, batch_size=batch_size
-        )
+    def round_state(self, adapter):
+        """The labeled set's embeddings, the starting centers (``None`` without a labeled set)."""
         centers = None
         if adapter.X_labeled is not None and len(adapter.X_labeled):
             centers, _ = embeddings(
                 adapter,
                 adapter.X_labeled,
                 layer_name=self.embedding_layer,
-                batch_size=batch_size,
-            )
-        return k_center_greedy(pool, centers, n_instances, random_state)
-
-    # Sharded form of _query (RayScorer): labeled-set embeddings once on the driver, pool
-    # embeddings on workers, k-center on the driver.
-    def _scoring_state(self, adapter):
-        centers = None
-        if adapter.X_labeled is not None and len(adapter.X_labeled):
-            centers, _ = embeddings(
-                adapter,
-                adapter.X_labeled,
-                layer_name=self.embedding_layer,
-                batch_size=check_batch_size(self.batch_size),
+                batch_size=self.batch_size,
+                source="labeled set",
             )
         return {"centers": centers}
 
-    def _row_outputs(self, adapter, state, X_rows):
-        pool, _ = embeddings(
-            adapter,
-            X_rows,
-            layer_name=self.embedding_layer,
-            batch_size=check_batch_size(self.batch_size),
-        )
-        return (pool.cpu().numpy(),)
+    def batch_outputs(self, adapter, state, X_batch):
+        """Embeddings of one batch of the pool (the input of the embedding layer)."""
+        with torch.no_grad():
+            return batch_embeddings(adapter, X_batch, layer_name=self.embedding_layer)
 
-    def _select_from_outputs(self, adapter, state, outputs, n_instances, random_state):
-        pool = torch.as_tensor(outputs[0], device=adapter.device)
-        return k_center_greedy(pool, state["centers"], n_instances, random_state)
+    def select_from_outputs(self, adapter, state, outputs, n_instances, random_state, pool):
+        """Greedy k-center on the pool's embeddings, from the labeled set's."""
+        embedded = torch.as_tensor(outputs, device=adapter.device)
+        centers = state["centers"]
+        if centers is not None:
+            centers = centers.to(adapter.device)
+        return k_center_greedy(embedded, centers, n_instances, random_state)

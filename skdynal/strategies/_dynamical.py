@@ -1,24 +1,24 @@
 """dynamicAL: query the samples whose labels would speed up training the most."""
 
+import dataclasses
 import math
 import numbers
+from typing import ClassVar
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Subset
 
 from .._adapter import eval_mode
 from .._base import BaseScoringStrategy
 from .._selection import class_balanced_top_k, select_top_k
-from .._streaming import map_pool
-from .._validation import NonFiniteValues, check_batch_size, check_positive_int
+from .._validation import BATCH_SIZE, Interval, NonFiniteValues, StrOptions
 from ..gradients import (
     grad_stats,
     last_layer_grad_stats,
     reference_grad_stats,
     summed_loss_gradient,
 )
-from ._outputs import predict_probabilities
+from ._outputs import batch_probabilities
 
 __all__ = ["DynamicALSampler"]
 
@@ -29,6 +29,13 @@ _METHODS = {
 }
 
 _SELECTIONS = ("top_b", "deinfluence", "class_balanced")
+
+
+class _StrictInterval(Interval):
+    """An :class:`Interval` that refuses booleans: ``True`` is neither a weight nor a count."""
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, bool) and super().is_satisfied_by(val)
 
 
 class DynamicALSampler(BaseScoringStrategy):
@@ -136,6 +143,16 @@ class DynamicALSampler(BaseScoringStrategy):
     DynamicALSampler(gamma=1.0)
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "gamma": [_StrictInterval(numbers.Real, 0, None, closed="both")],
+        "batch_size": BATCH_SIZE,
+        "method": [StrOptions(set(_METHODS))],
+        "random_state": ["random_state"],
+        "progress": ["boolean"],
+        "selection": [StrOptions(set(_SELECTIONS))],
+        "chunk_size": [_StrictInterval(numbers.Integral, 1, None, closed="left")],
+    }
+
     def __init__(
         self,
         gamma=2.0,
@@ -154,95 +171,86 @@ class DynamicALSampler(BaseScoringStrategy):
         self.selection = selection
         self.chunk_size = chunk_size
 
-    @property
-    def _needs_labeled(self):
-        return _check_gamma(self.gamma) != 0
+    def capabilities(self):
+        """Needs the labeled set unless ``gamma == 0``; ranks by the score with ``"top_b"``."""
+        return dataclasses.replace(
+            super().capabilities(),
+            needs_labeled=self.gamma != 0,
+            ranks_by_score=self.selection == "top_b",
+        )
 
-    def _scoring_state(self, adapter):
-        """Driver-side state of a scoring round: the labeled-set gradient ``G``.
+    def round_state(self, adapter):
+        """The labeled-set gradient ``G``, keyed by parameter name (``None`` when ``gamma=0``).
 
-        Returns a dict that is cheap to ship to workers: ``{"direction": G or None}`` with
-        ``G`` keyed by parameter name, on the module's device.
+        Returns ``{"direction": G or None}``, cheap to ship to workers.
         """
-        gamma = _check_gamma(self.gamma)
-        _check_method(self.method)
-        batch_size = check_batch_size(self.batch_size)
-        if gamma == 0:
+        if self.gamma == 0:
             return {"direction": None}
         module = adapter.module
         with eval_mode(module):
             direction = summed_loss_gradient(
                 module,
-                _wrap_outputs(adapter, adapter.per_sample_loss()),
-                adapter.iterate(adapter.X_labeled, adapter.y_labeled, batch_size),
+                adapter.per_sample_loss(),
+                adapter.iterate(adapter.X_labeled, adapter.y_labeled, self.batch_size),
             )
         if not all(bool(torch.isfinite(value).all()) for value in direction.values()):
             raise NonFiniteValues("gradient of the labeled set's loss", source="labeled set")
         return {"direction": direction}
 
-    def _query(self, adapter, X_pool, n_instances, random_state):
-        if self._selects_from_outputs():
-            state = self._scoring_state(adapter)
-            return self._select_from_outputs(
-                adapter,
-                state,
-                self._row_outputs(adapter, state, X_pool),
-                n_instances,
-                random_state,
-            )
-        if not self._selects_with_dots():
-            return super()._query(adapter, X_pool, n_instances, random_state)
-        state = self._scoring_state(adapter)
-        return self._select_with_dots(
-            adapter,
-            X_pool,
-            self._score_rows(adapter, state, X_pool),
-            n_instances,
-            random_state,
-            pool_dots=lambda direction: self._dot_rows(adapter, direction, X_pool),
-        )
+    def score_batch(self, adapter, state, X_batch):
+        """``Delta_u`` of one batch (``<g_u, G>`` alone with ``gamma=inf``), in float64."""
+        stats = self._grad_stats(adapter, X_batch, state["direction"])
+        sq_norms = stats.sq_norms.double()
+        dots = sq_norms.new_zeros(len(sq_norms)) if stats.dots is None else stats.dots.double()
+        gamma = float(self.gamma)
+        if math.isinf(gamma):
+            return dots
+        return sq_norms + gamma * dots
 
-    def _selects_from_outputs(self):
-        """Whether the selection needs per-row scores and pseudo labels of the whole pool
-        (``"class_balanced"``), gathered by :meth:`_row_outputs` locally or on shards."""
-        self._selects_with_dots()  # validates every parameter
-        return _check_selection(self.selection) == "class_balanced"
-
-    def _row_outputs(self, adapter, state, X_rows):
-        """Scores and pseudo labels of ``X_rows`` (for ``selection="class_balanced"``)."""
-        scores = np.asarray(self._score_rows(adapter, state, X_rows), dtype=np.float64)
-        probabilities = predict_probabilities(adapter, X_rows, check_batch_size(self.batch_size))
+    def batch_outputs(self, adapter, state, X_batch):
+        """The scores of one batch; with ``selection="class_balanced"`` also the pseudo
+        labels, ``(scores, labels)``."""
+        scores = self.score_batch(adapter, state, X_batch)
+        if self.selection != "class_balanced":
+            return scores
+        probabilities = batch_probabilities(adapter, X_batch).double().cpu().numpy()
         if probabilities.shape[1] == 1:
             labels = (probabilities[:, 0] > 0.5).astype(np.int64)
         else:
             labels = probabilities.argmax(axis=1)
         return scores, labels
 
-    def _select_from_outputs(self, adapter, state, outputs, n_instances, random_state):
-        """The class-balanced batch from the pool's scores and pseudo labels."""
-        scores, labels = outputs
-        indices = class_balanced_top_k(scores, labels, n_instances, random_state)
-        return indices, scores[indices]
+    def batch_dots(self, adapter, state, X_batch, direction):
+        """``<g_u, direction>`` for every row of one batch (the de-influence passes).
 
-    def _selects_with_dots(self):
-        """Whether the selection needs more passes over the pool (``"deinfluence"``)."""
-        _check_gamma(self.gamma)
-        _check_method(self.method)
-        check_batch_size(self.batch_size)
-        check_positive_int(self.chunk_size, "chunk_size")
-        return _check_selection(self.selection) == "deinfluence"
+        Parameters
+        ----------
+        direction : dict of str to torch.Tensor
+            A vector in parameter space, keyed by parameter name.
+        """
+        return self._grad_stats(adapter, X_batch, direction).dots
 
-    def _select_with_dots(self, adapter, X_pool, scores, n_instances, random_state, pool_dots):
+    def select_from_outputs(self, adapter, state, outputs, n_instances, random_state, pool):
+        """The batch by ``selection``: top-b, class-balanced, or chunked de-influence."""
+        if self.selection == "class_balanced":
+            scores, labels = outputs
+            indices = class_balanced_top_k(scores, labels, n_instances, random_state)
+            return indices, scores[indices]
+        if self.selection == "deinfluence":
+            return self._select_deinfluenced(adapter, outputs, n_instances, random_state, pool)
+        return super().select_from_outputs(
+            adapter, state, outputs, n_instances, random_state, pool
+        )
+
+    def _select_deinfluenced(self, adapter, scores, n_instances, random_state, pool):
         """The chunked de-influence selection (see the class Notes).
 
-        ``scores`` are the plain ``Delta_u`` of the whole pool ``X_pool``;
-        ``pool_dots(direction)`` returns ``<g_u, direction>`` for every row of the pool
-        (:meth:`_dot_rows`, locally or on shards, e.g. by
-        :class:`skdynal.distributed.RayScorer`). Only the chosen chunks' rows are read from
-        ``X_pool`` here. Returns ``(indices, adjusted scores of the chosen rows)``.
+        ``scores`` are the plain ``Delta_u`` of the whole pool; each further chunk needs one
+        :meth:`batch_dots` pass over the pool (``pool.map``, locally or on shards) and the
+        rows of the chunk chosen last (``pool.take``). Returns ``(indices, adjusted scores
+        of the chosen rows)``.
         """
-        chunk_size = check_positive_int(self.chunk_size, "chunk_size")
-        scores = np.asarray(scores, dtype=np.float64)
+        chunk_size = self.chunk_size
         sizes = [chunk_size] * (n_instances // chunk_size)
         if n_instances % chunk_size:
             sizes.append(n_instances % chunk_size)
@@ -252,13 +260,13 @@ class DynamicALSampler(BaseScoringStrategy):
         adjusted = scores
         for k, size in enumerate(sizes):
             if k > 0:
-                chunk_mean = self._chunk_mean_gradient(adapter, _take_rows(X_pool, indices[-1]))
+                chunk_mean = self._chunk_mean_gradient(adapter, pool.take(indices[-1]))
                 if direction is None:
                     direction = chunk_mean
                 else:
                     for name, value in chunk_mean.items():
                         direction[name] += value
-                adjusted = scores - np.asarray(pool_dots(direction), dtype=np.float64)
+                adjusted = scores - pool.map("batch_dots", direction=direction)
             candidates = np.flatnonzero(available)
             picked = candidates[select_top_k(adjusted[candidates], size, random_state)]
             available[picked] = False
@@ -267,112 +275,28 @@ class DynamicALSampler(BaseScoringStrategy):
         return np.concatenate(indices), np.concatenate(chosen_scores)
 
     def _chunk_mean_gradient(self, adapter, X_rows):
-        """Gradient of the mean pseudo-label loss over ``X_rows``, keyed by parameter name."""
-        batch_size = check_batch_size(self.batch_size)
+        """Gradient of the mean pseudo-label loss over ``X_rows``, keyed by parameter name
+        (a sum over the rows, not a per-row output)."""
         module = adapter.module
         with eval_mode(module):
             total = summed_loss_gradient(
                 module,
-                _wrap_outputs(adapter, adapter.pseudo_label_loss()),
-                adapter.iterate(X_rows, batch_size=batch_size),
+                adapter.pseudo_label_loss(),
+                adapter.iterate(X_rows, batch_size=self.batch_size),
             )
         n_rows = len(X_rows)
         return {name: value / n_rows for name, value in total.items()}
 
-    def _dot_rows(self, adapter, direction, X_rows):
-        """``<g_u, direction>`` for every row of ``X_rows`` (shardable)."""
-        stats_fn = _check_method(self.method)
-        batch_size = check_batch_size(self.batch_size)
-        module = adapter.module
-        loss_fn = _wrap_outputs(adapter, adapter.pseudo_label_loss())
-
-        def batch_dots(X_batch):
-            n = _batch_len(X_batch)
-            dummy_targets = torch.zeros(n, dtype=torch.long, device=adapter.device)
-            return stats_fn(module, loss_fn, X_batch, dummy_targets, direction).dots
-
-        with eval_mode(module):
-            return map_pool(
-                adapter,
-                X_rows,
-                batch_dots,
-                batch_size=batch_size,
-                progress=self.progress,
-                desc="dynamicAL de-influence",
-            )
-
-    def _score_rows(self, adapter, state, X_rows):
-        """Scores of ``X_rows`` given the round's :meth:`_scoring_state` (shardable)."""
-        gamma = _check_gamma(self.gamma)
-        stats_fn = _check_method(self.method)
-        batch_size = check_batch_size(self.batch_size)
-        module = adapter.module
-        direction = state["direction"]
-        loss_fn = _wrap_outputs(adapter, adapter.pseudo_label_loss())
-
-        def batch_stats(X_batch):
-            n = _batch_len(X_batch)
-            dummy_targets = torch.zeros(n, dtype=torch.long, device=adapter.device)
-            stats = stats_fn(module, loss_fn, X_batch, dummy_targets, direction)
-            dots = stats.sq_norms.new_zeros(n) if stats.dots is None else stats.dots
-            return stats.sq_norms, dots
-
-        with eval_mode(module):
-            sq_norms, dots = map_pool(
-                adapter,
-                X_rows,
-                batch_stats,
-                batch_size=batch_size,
-                progress=self.progress,
-                desc="dynamicAL",
-            )
-        if math.isinf(gamma):
-            return dots
-        return sq_norms + gamma * dots
-
-
-def _wrap_outputs(adapter, loss_fn):
-    """``loss_fn`` as is: the adapter's losses take the module's whole output, a tuple
-    included (a net whose ``get_loss`` unpacks it gets it whole, others its first element).
-    """
-    return loss_fn
-
-
-def _take_rows(X, indices):
-    """Rows ``indices`` of a pool (array, tensor or ``Dataset``), in that order."""
-    if isinstance(X, Dataset):
-        return Subset(X, [int(i) for i in indices])
-    if torch.is_tensor(X):
-        return X[torch.as_tensor(indices, dtype=torch.long, device=X.device)]
-    return X[np.asarray(indices, dtype=np.intp)]
+    def _grad_stats(self, adapter, X_batch, direction):
+        """The ``method``'s per-sample ``||g_u||²`` and ``<g_u, direction>`` of one batch."""
+        stats_fn = _METHODS[self.method]
+        dummy_targets = torch.zeros(_batch_len(X_batch), dtype=torch.long, device=adapter.device)
+        return stats_fn(
+            adapter.module, adapter.pseudo_label_loss(), X_batch, dummy_targets, direction
+        )
 
 
 def _batch_len(X_batch):
     if isinstance(X_batch, dict):
         return len(next(iter(X_batch.values())))
     return len(X_batch)
-
-
-def _check_gamma(gamma):
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real):
-        raise TypeError(f"gamma must be a non-negative number or float('inf'), got {gamma!r}.")
-    gamma = float(gamma)
-    if math.isnan(gamma) or gamma < 0:
-        raise ValueError(f"gamma must be >= 0 (or float('inf')), got {gamma}.")
-    return gamma
-
-
-def _check_selection(selection):
-    if not isinstance(selection, str) or selection not in _SELECTIONS:
-        raise ValueError(
-            f"selection must be one of {list(_SELECTIONS)}, got {selection!r}. Use "
-            "'top_b' for the n_instances largest scores or 'deinfluence' for the official "
-            "code's chunked selection."
-        )
-    return selection
-
-
-def _check_method(method):
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {sorted(_METHODS)}, got {method!r}.")
-    return _METHODS[method]

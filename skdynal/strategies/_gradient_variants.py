@@ -1,6 +1,7 @@
 """The two ends of dynamicAL's γ: expected gradient length (γ = 0) and influence (γ = ∞)."""
 
 import inspect
+from typing import ClassVar
 
 from ._dynamical import DynamicALSampler
 
@@ -12,6 +13,11 @@ _DEFAULT_METHOD = inspect.signature(DynamicALSampler.__init__).parameters["metho
 class _FixedGammaSampler(DynamicALSampler):
     """dynamicAL's scoring with ``gamma`` fixed by the class instead of a parameter."""
 
+    _parameter_constraints: ClassVar[dict] = {
+        name: constraints
+        for name, constraints in DynamicALSampler._parameter_constraints.items()
+        if name != "gamma"
+    }
     _gamma = None
 
     def __init__(
@@ -32,6 +38,7 @@ class _FixedGammaSampler(DynamicALSampler):
 
     @property
     def gamma(self):
+        """The class's fixed ``gamma`` (not a parameter)."""
         return self._gamma
 
 

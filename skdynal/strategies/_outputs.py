@@ -1,12 +1,14 @@
 """Class probabilities and layer embeddings of a fitted net, computed in batches."""
 
 import torch
+from skorch.dataset import Dataset as SkorchDataset
 
-from .._adapter import eval_mode, explain_shape_errors
+from .._adapter import eval_mode
 from .._streaming import map_pool
 from .._validation import NonFiniteValues
 
 __all__ = [
+    "batch_embeddings",
     "batch_probabilities",
     "check_probabilities",
     "embeddings",
@@ -178,6 +180,56 @@ class _LayerCapture:
         return inputs, output
 
 
+def batch_embeddings(adapter, X_batch, *, layer_name=None, output_gradients=False):
+    """Input of the embedding layer for one batch (the per-batch hook of Coreset and BADGE).
+
+    The caller puts the module in ``eval()`` mode (the pool loop does). The layer's input
+    is kept by a forward hook that lives for this one forward pass.
+
+    Parameters
+    ----------
+    adapter : NetAdapter
+    X_batch : torch.Tensor or dict of torch.Tensor
+        A batch of rows on the module's device.
+    layer_name : str or None
+        See :func:`resolve_embedding_layer`.
+    output_gradients : bool
+        Also return, for every row, the gradient of the net's own loss at the pseudo label
+        ``argmax f(x)`` w.r.t. the layer's output (BADGE's ``a`` in ``g = a ⊗ h``).
+
+    Returns
+    -------
+    H : torch.Tensor of shape (batch, n_features), float64
+        Layer inputs, flattened per row.
+    A : torch.Tensor of shape (batch, n_outputs), float64
+        Only with ``output_gradients``: the output gradients, returned as ``(H, A)``.
+    """
+    module = adapter.module
+    name, layer = resolve_embedding_layer(module, layer_name)
+    capture = _LayerCapture(name, detach_output=output_gradients)
+    handle = layer.register_forward_hook(capture)
+    try:
+        with torch.set_grad_enabled(output_gradients):
+            raw = adapter.forward_raw(X_batch)
+    finally:
+        handle.remove()
+    n_rows = adapter.forward_first(raw).shape[0]
+    inputs, layer_output = capture.take(n_rows)
+    H = inputs.reshape(n_rows, -1).double()
+    if not output_gradients:
+        return H
+    if inputs.dim() != 2 or layer_output.dim() != 2:
+        raise ValueError(
+            f"BADGE needs an embedding layer applied to one feature vector per sample; "
+            f"{name!r} maps {tuple(inputs.shape)} to {tuple(layer_output.shape)}. Choose a "
+            "layer with 2-D input and output, such as the last torch.nn.Linear."
+        )
+    with torch.enable_grad():
+        loss = adapter.pseudo_label_loss()(raw).sum()
+        (grad,) = torch.autograd.grad(loss, layer_output)
+    return H, grad.detach().double()
+
+
 def embeddings(
     adapter,
     X,
@@ -185,28 +237,28 @@ def embeddings(
     layer_name=None,
     batch_size=None,
     output_gradients=False,
-    shape_source=None,
-    source=None,
+    source="pool",
 ):
-    """Input of the embedding layer for every row of ``X``, in batches, in ``eval()`` mode.
+    """:func:`batch_embeddings` of every row of ``X``, through the pool loop.
+
+    Runs :func:`~skdynal._streaming.map_pool` with the module in ``eval()`` mode (its
+    previous modes restored), so rows are sliced lazily, ``Dataset`` rows are checked for
+    NaN, and non-finite embeddings raise
+    :class:`~skdynal._validation.NonFiniteValues` naming the rows of ``source``.
 
     Parameters
     ----------
     adapter : NetAdapter
-    X : array-like
+    X : array-like or torch.utils.data.Dataset
         Rows to embed.
     layer_name : str or None
         See :func:`resolve_embedding_layer`.
     batch_size : int or None
-        Rows per forward pass (``None``: the net's validation batch size).
+        Rows per forward pass (``None``: :meth:`NetAdapter.batch_size_for`'s rule).
     output_gradients : bool
-        Also return, for every row, the gradient of the net's own loss at the pseudo label
-        ``argmax f(x)`` w.r.t. the layer's output (BADGE's ``a`` in ``g = a ⊗ h``).
-    shape_source : array-like or None
-        The array named in the error raised when the module fails on the rows.
-    source : {"pool", "labeled set"}
-        Whose rows ``X`` holds, named when an embedding is NaN or infinite
-        (:class:`~skdynal._validation.NonFiniteValues`).
+        Also return the output gradients (see :func:`batch_embeddings`).
+    source : {"pool", "labeled set"}, default="pool"
+        Whose rows ``X`` holds, named when an embedding is NaN or infinite.
 
     Returns
     -------
@@ -215,43 +267,23 @@ def embeddings(
     A : torch.Tensor of shape (n_rows, n_outputs), float64, or None
         Output gradients when ``output_gradients``.
     """
-    module = adapter.module
-    name, layer = resolve_embedding_layer(module, layer_name)
-    capture = _LayerCapture(name, detach_output=output_gradients)
-    pseudo_loss = adapter.pseudo_label_loss() if output_gradients else None
-    H_chunks, A_chunks = [], []
-    if source is None:
-        source = "labeled set" if X is adapter.X_labeled else "pool"
-    handle = layer.register_forward_hook(capture)
-    try:
-        with eval_mode(module):
-            for X_batch, _ in adapter.iterate(X, batch_size=batch_size):
-                with explain_shape_errors(X if shape_source is None else shape_source, module):
-                    with torch.set_grad_enabled(output_gradients):
-                        raw = adapter.forward_raw(X_batch)
-                n_rows = adapter.forward_first(raw).shape[0]
-                inputs, layer_output = capture.take(n_rows)
-                if output_gradients:
-                    if inputs.dim() != 2 or layer_output.dim() != 2:
-                        raise ValueError(
-                            f"BADGE needs an embedding layer applied to one feature vector "
-                            f"per sample; {name!r} maps {tuple(inputs.shape)} to "
-                            f"{tuple(layer_output.shape)}. Choose a layer with 2-D input "
-                            "and output, such as the last torch.nn.Linear."
-                        )
-                    with torch.enable_grad():
-                        loss = pseudo_loss(raw).sum()
-                        (grad,) = torch.autograd.grad(loss, layer_output)
-                    A_chunks.append(grad.detach().double())
-                H_chunks.append(inputs.reshape(n_rows, -1).double())
-    finally:
-        handle.remove()
-    H = torch.cat(H_chunks)
-    A = torch.cat(A_chunks) if output_gradients else None
-    finite = torch.isfinite(H).all(dim=1)
-    if A is not None:
-        finite &= torch.isfinite(A).all(dim=1)
-    if not bool(finite.all()):
-        quantity = "gradient embeddings" if output_gradients else "embeddings"
-        raise NonFiniteValues(quantity, torch.nonzero(~finite).reshape(-1).cpu(), source)
-    return H, A
+    if isinstance(X, dict):
+        # A dict of arrays (one per keyword of the module's forward), as skorch accepts for
+        # the labeled set; the pool loop slices a Dataset of it (check_pool does the same).
+        X = SkorchDataset(X)
+    with eval_mode(adapter.module):
+        outputs = map_pool(
+            adapter,
+            X,
+            lambda X_batch: batch_embeddings(
+                adapter, X_batch, layer_name=layer_name, output_gradients=output_gradients
+            ),
+            batch_size=batch_size,
+            source=source,
+            quantity="gradient embeddings" if output_gradients else "embeddings",
+        )
+    arrays = outputs if output_gradients else (outputs, None)
+    return tuple(
+        None if array is None else torch.as_tensor(array, device=adapter.device)
+        for array in arrays
+    )

@@ -1,4 +1,4 @@
-"""A dynamicAL sampler whose first scoring call on any worker kills that worker process."""
+"""A dynamicAL sampler whose first scored batch on any worker kills that worker process."""
 
 import os
 
@@ -6,11 +6,11 @@ from skdynal import DynamicALSampler
 
 
 class DiesOnceSampler(DynamicALSampler):
-    """:class:`DynamicALSampler` that ends its process the first time it scores rows.
+    """:class:`DynamicALSampler` that ends its process the first time it scores a batch.
 
     The first call anywhere creates ``marker`` (atomically) and exits at once, as a worker
-    killed mid-round would; every later call appends its row count to ``marker + ".log"``
-    and scores as usual.
+    killed mid-round would; every later call appends its batch's row count to
+    ``marker + ".log"`` and scores as usual.
     """
 
     def __init__(
@@ -35,7 +35,7 @@ class DiesOnceSampler(DynamicALSampler):
         )
         self.marker = marker
 
-    def _score_rows(self, adapter, state, X_rows):
+    def score_batch(self, adapter, state, X_batch):
         try:
             fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
@@ -44,5 +44,5 @@ class DiesOnceSampler(DynamicALSampler):
             os.close(fd)
             os._exit(1)
         with open(self.marker + ".log", "a") as log:
-            log.write(f"{len(X_rows)}\n")
-        return super()._score_rows(adapter, state, X_rows)
+            log.write(f"{len(X_batch)}\n")
+        return super().score_batch(adapter, state, X_batch)

@@ -4,9 +4,11 @@ One Ray instance (2 CPUs) serves the whole module. Skipped when ray is not insta
 deselect with ``-m "not ray"``.
 """
 
+import dataclasses
 import importlib.util
 import os
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +91,7 @@ def test_same_indices_and_scores_as_local(strategy, data):
         net, X_pool, 12, X_labeled=X_lab, y_labeled=y_lab
     )
     # 300 rows in shards of 64 (rounded from 50 to the batch size 32): 5 shards, 2 at a time.
-    ray_scorer = RayScorer(clone(strategy), num_workers=2, shard_size=50)
+    ray_scorer = RayScorer(clone(strategy), n_workers=2, shard_size=50)
     indices, scores = ray_scorer.select(net, X_pool, 12, X_labeled=X_lab, y_labeled=y_lab)
     np.testing.assert_array_equal(indices, expected)
     np.testing.assert_allclose(scores, expected_scores, rtol=1e-12, atol=0)
@@ -179,7 +181,7 @@ def test_gpu_workers_match_local_cpu_scoring(data):
     net, X_lab, y_lab, X_pool = data
     strategy = DynamicALSampler(random_state=0, selection="top_b")
     expected, expected_scores = strategy.select(net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab)
-    indices, scores = RayScorer(strategy, num_gpus_per_worker=0.5).select(
+    indices, scores = RayScorer(strategy, n_gpus_per_worker=0.5).select(
         net, X_pool, 10, X_labeled=X_lab, y_labeled=y_lab
     )
     assert net.device == "cpu"
@@ -195,6 +197,19 @@ def test_non_finite_values_in_a_file_pool_are_found_by_workers(data, tmp_path):
     np.save(path, X_bad)
     with pytest.raises(ValueError, match="NaN or infinite"):
         RayScorer(EGLSampler(), shard_size=100).select(net, path, 3)
+
+
+@pytest.mark.parametrize("strategy", [EGLSampler(), GLOBAL[2]], ids=_strategy_id)
+def test_overflow_inside_the_model_is_explained_as_locally(strategy, data):
+    net, X_lab, y_lab, X_pool = data
+    X_big = X_pool.copy()
+    X_big[250] = 1e300  # finite, but the float64 net overflows on it (row 250: 4th shard)
+    with pytest.raises(ValueError) as local:
+        strategy.select(net, X_big, 3, X_labeled=X_lab, y_labeled=y_lab)
+    assert "pool row 250" in str(local.value)
+    with pytest.raises(ValueError) as remote:
+        RayScorer(strategy, shard_size=64).select(net, X_big, 3, X_labeled=X_lab, y_labeled=y_lab)
+    assert str(remote.value) == str(local.value)
 
 
 def test_missing_file(data, tmp_path):
@@ -276,6 +291,17 @@ def test_strategies_that_cannot_be_sharded(strategy, data):
         RayScorer(strategy).select(net, X_pool, 3, X_labeled=X_lab, y_labeled=y_lab)
 
 
+class UnshardableCoreset(CoresetSampler):
+    def capabilities(self):
+        return dataclasses.replace(super().capabilities(), shardable=False)
+
+
+def test_strategies_that_declare_themselves_unshardable(data):
+    net, X_lab, y_lab, X_pool = data
+    with pytest.raises(TypeError, match="UnshardableCoreset cannot be split into shards"):
+        RayScorer(UnshardableCoreset()).select(net, X_pool, 3, X_labeled=X_lab, y_labeled=y_lab)
+
+
 def test_score_needs_a_scoring_strategy(data):
     net, _, _, X_pool = data
     with pytest.raises(TypeError, match="use select"):
@@ -285,17 +311,66 @@ def test_score_needs_a_scoring_strategy(data):
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"num_workers": 0}, "num_workers"),
-        ({"num_cpus_per_worker": 0}, "num_cpus_per_worker"),
-        ({"num_gpus_per_worker": -1}, "num_gpus_per_worker"),
-        ({"shard_size": 0}, "shard_size"),
-        ({"max_retries": -1}, "max_retries"),
+        ({"n_workers": 0}, "'n_workers' parameter of RayScorer"),
+        ({"n_cpus_per_worker": 0}, "'n_cpus_per_worker' parameter of RayScorer"),
+        ({"n_gpus_per_worker": -1}, "'n_gpus_per_worker' parameter of RayScorer"),
+        ({"shard_size": 0}, "'shard_size' parameter of RayScorer"),
+        ({"max_retries": -1}, "'max_retries' parameter of RayScorer"),
+        ({"num_workers": 0}, "'num_workers' parameter of RayScorer"),
+        ({"strategy": "margin"}, "'strategy' parameter of RayScorer"),
     ],
 )
 def test_bad_parameters(params, match, data):
     net, _, _, X_pool = data
     with pytest.raises(ValueError, match=match):
-        RayScorer(EGLSampler(), **params).select(net, X_pool, 3)
+        RayScorer(**{"strategy": EGLSampler(), **params}).select(net, X_pool, 3)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "value"),
+    [
+        ("num_workers", "n_workers", 3),
+        ("num_cpus_per_worker", "n_cpus_per_worker", 1),
+        ("num_gpus_per_worker", "n_gpus_per_worker", 0),
+    ],
+)
+def test_deprecated_resource_names_still_work(data, old, new, value):
+    net, _, _, X_pool = data
+    strategy = MarginSampler(random_state=0)
+    expected, expected_scores = strategy.select(net, X_pool, 4)
+    scorer = RayScorer(strategy, shard_size=100, **{old: value})
+    assert scorer.get_params()[old] == value and new in scorer.get_params()
+    with pytest.warns(FutureWarning, match=f"'{old}' was renamed to '{new}'.*removed in 0.3"):
+        indices, scores = scorer.select(net, X_pool, 4)
+    np.testing.assert_array_equal(indices, expected)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-12, atol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # the new names do not warn
+        RayScorer(strategy, shard_size=100, **{new: value}).select(net, X_pool, 4)
+
+
+def test_deinfluence_passes_run_on_the_shards(data):
+    """The de-influence selection's further passes go through the Ray pool's ``map``."""
+    net, X_lab, y_lab, X_pool = data
+    calls = []
+
+    class Recording(DynamicALSampler):
+        def select_from_outputs(self, adapter, state, outputs, n_instances, random_state, pool):
+            calls.append(type(pool).__name__)
+            return super().select_from_outputs(
+                adapter, state, outputs, n_instances, random_state, pool
+            )
+
+    strategy = Recording(selection="deinfluence", chunk_size=3, random_state=1)
+    expected = DynamicALSampler(selection="deinfluence", chunk_size=3, random_state=1).select(
+        net, X_pool, 7, X_labeled=X_lab, y_labeled=y_lab
+    )
+    got = RayScorer(strategy, shard_size=100).select(
+        net, X_pool, 7, X_labeled=X_lab, y_labeled=y_lab
+    )
+    assert calls == ["RayPool"]
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_allclose(got[1], expected[1], rtol=1e-12, atol=0)
 
 
 def test_input_errors_as_local(data):
@@ -313,7 +388,7 @@ def test_input_errors_as_local(data):
 
 
 def test_clone_and_params():
-    scorer = RayScorer(EGLSampler(batch_size=16), num_workers=3, random_state=0)
+    scorer = RayScorer(EGLSampler(batch_size=16), n_workers=3, random_state=0)
     cloned = clone(scorer)
     assert cloned.get_params()["strategy__batch_size"] == 16
     assert cloned.set_params(strategy__batch_size=8).strategy.batch_size == 8
@@ -350,7 +425,9 @@ def test_worker_killed_mid_round_gives_the_same_answer(data, tmp_path):
     )
     assert os.path.exists(marker)  # one worker did die
     scored_rows = [int(line) for line in Path(marker + ".log").read_text().split()]
-    assert sorted(scored_rows) == [12, 96, 96, 96]  # every shard scored exactly once after
+    # shards of 96 rows in batches of 32, the last one 12 rows: every batch scored exactly
+    # once after the death
+    assert sorted(scored_rows) == [12] + [32] * 9
     np.testing.assert_array_equal(indices, expected)
     np.testing.assert_allclose(scores, expected_scores, rtol=1e-12, atol=0)
 

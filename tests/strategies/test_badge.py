@@ -5,6 +5,7 @@ import pytest
 import torch
 from _nets import fitted_net
 from skorch import NeuralNetClassifier
+from torch.utils.data import TensorDataset
 
 from skdynal import BADGESampler
 from skdynal._adapter import resolve_learner
@@ -121,3 +122,18 @@ def test_many_classes_without_the_full_embedding_matrix(digits):
     indices, distances = BADGESampler(random_state=0, batch_size=500).select(net, X[:1500], 30)
     assert len(set(indices.tolist())) == 30
     assert np.all(np.isfinite(distances[1:])) and np.all(distances[1:] > 0)
+
+
+def test_dataset_pool_as_the_array_and_with_nan_refused(labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    net = fitted_net(X_lab, y_lab)
+    sampler = BADGESampler(batch_size=16, random_state=0)
+    expected = sampler.select(net, X_pool, 6)
+    tensor = torch.as_tensor(X_pool)
+    got = sampler.select(net, TensorDataset(tensor, torch.zeros(len(tensor))), 6)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    bad = tensor.clone()
+    bad[40, 3] = float("nan")  # in the third batch
+    with pytest.raises(ValueError, match="X_pool contains NaN or infinite values"):
+        sampler.select(net, TensorDataset(bad, torch.zeros(len(bad))), 6)

@@ -65,7 +65,8 @@ def test_sampler_leaves_the_net_untouched(fitted):
 
 
 def test_ray_scorer_gathers_scores_and_pseudo_labels_for_class_balanced_selection():
-    from skdynal.distributed._ray import _sharding_kind
-
-    assert _sharding_kind(DynamicALSampler(selection="class_balanced")) == "outputs"
-    assert _sharding_kind(DynamicALSampler(selection="top_b")) == "top_k"
+    # RayScorer merges shards' top-k only for strategies that rank by a score; the
+    # class-balanced selection gathers every row's (score, pseudo label) instead.
+    balanced = DynamicALSampler(selection="class_balanced").capabilities()
+    assert not balanced.ranks_by_score and balanced.shardable
+    assert DynamicALSampler(selection="top_b").capabilities().ranks_by_score

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from skorch import NeuralNetClassifier
+from torch.utils.data import TensorDataset
 
 from skdynal import CoresetSampler
 from skdynal.strategies._coreset import _min_squared_distances, k_center_greedy
@@ -116,3 +117,20 @@ def test_duplicates_and_whole_pool():
         for s in range(12)
     }
     assert seconds <= {1, 2, 3} and len(seconds) > 1
+
+
+def test_dataset_pool_as_the_array_and_with_nan_refused():
+    rng = np.random.RandomState(0)
+    pool, labeled = rng.randn(30, 4), rng.randn(5, 4)
+    net = linear_net(4)
+    kwargs = {"X_labeled": labeled, "y_labeled": np.zeros(5, dtype=np.int64)}
+    sampler = CoresetSampler(batch_size=8, random_state=0)
+    expected = sampler.select(net, pool, 6, **kwargs)
+    dataset = TensorDataset(torch.as_tensor(pool), torch.zeros(30))
+    got = sampler.select(net, dataset, 6, **kwargs)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    bad = torch.as_tensor(pool).clone()
+    bad[17, 2] = float("nan")  # in the third batch
+    with pytest.raises(ValueError, match="X_pool contains NaN or infinite values"):
+        sampler.select(net, TensorDataset(bad, torch.zeros(30)), 6, **kwargs)

@@ -6,8 +6,9 @@ import torch
 from _nets import DigitsCNN, fitted_net
 
 from skdynal import BADGESampler, CoresetSampler
-from skdynal._adapter import resolve_learner
-from skdynal.strategies._outputs import embeddings, resolve_embedding_layer
+from skdynal._adapter import eval_mode, resolve_learner
+from skdynal._validation import NonFiniteValues
+from skdynal.strategies._outputs import batch_embeddings, embeddings, resolve_embedding_layer
 
 
 def test_default_is_the_input_of_the_last_linear(labeled_and_pool):
@@ -84,3 +85,30 @@ def test_layer_called_twice_is_rejected(labeled_and_pool):
         CoresetSampler(random_state=1).select(net, X_pool, 4)[0],
         CoresetSampler(random_state=1).select(net, X_pool, 4)[0],
     )
+
+
+def test_per_batch_hook_and_the_pool_loop_agree(labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    net = fitted_net(X_lab.astype(np.float64), y_lab, module__dtype=torch.float64)
+    adapter = resolve_learner(net)
+    X = X_pool.astype(np.float64)
+    H, A = embeddings(adapter, X, batch_size=7, output_gradients=True)
+    with eval_mode(net.module_):
+        h, a = batch_embeddings(adapter, adapter.to_device(X[10:20]), output_gradients=True)
+        h_only = batch_embeddings(adapter, adapter.to_device(X[10:20]))
+    torch.testing.assert_close(h, H[10:20], rtol=1e-12, atol=0)
+    torch.testing.assert_close(a, A[10:20], rtol=1e-12, atol=0)
+    torch.testing.assert_close(h_only, h, rtol=0, atol=0)
+
+
+def test_non_finite_embeddings_name_the_rows_and_their_set(labeled_and_pool):
+    X_lab, y_lab, _ = labeled_and_pool
+    net = fitted_net(X_lab, y_lab)
+    with torch.no_grad():
+        net.module_.layers[0].weight.fill_(1.0)
+    X = X_lab.copy()
+    X[13] = 1e37  # finite in float32, but its hidden units (sums of 64 of them) overflow
+    with pytest.raises(NonFiniteValues) as caught:
+        embeddings(resolve_learner(net), X, batch_size=8, source="labeled set")
+    assert caught.value.source == "labeled set" and caught.value.quantity == "embeddings"
+    np.testing.assert_array_equal(caught.value.rows, [13])
