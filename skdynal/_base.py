@@ -184,6 +184,21 @@ class BaseQueryStrategy(BaseEstimator):
     #: ``_parameter_constraints``; see ``sklearn.utils._param_validation``).
     _parameter_constraints: ClassVar[dict] = {}
 
+    def check_params(self):
+        """Check the parameters against ``_parameter_constraints``; return ``self``.
+
+        ``select`` and ``score`` call it once per call; a wrapper that runs the hooks itself
+        (:class:`~skdynal.distributed.RayScorer`) calls it instead.
+
+        Raises
+        ------
+        sklearn.utils._param_validation.InvalidParameterError
+            A ``ValueError`` and a ``TypeError``, naming the parameter, the strategy and the
+            values allowed.
+        """
+        self._validate_params()
+        return self
+
     def capabilities(self):
         """What the strategy needs and how its work splits (:class:`StrategyCapabilities`)."""
         # TRANSITION: the private flags go once every strategy is migrated.
@@ -278,7 +293,7 @@ class BaseQueryStrategy(BaseEstimator):
         ``scores`` holds the score each chosen row was chosen with (``None`` for strategies
         that do not rank by a score).
         """
-        self._validate_params()
+        self.check_params()
         adapter, X_pool = self._prepare(learner, X_pool, X_labeled, y_labeled)
         n_instances = check_n_instances(n_instances, len(X_pool))
         random_state = check_random_state(self.random_state)
@@ -391,7 +406,7 @@ class BaseScoringStrategy(BaseQueryStrategy):
         -------
         scores : ndarray of shape (n_pool,), dtype float64
         """
-        self._validate_params()
+        self.check_params()
         adapter, X_pool = self._prepare(learner, X_pool, X_labeled, y_labeled)
         with _explained_non_finite(adapter, X_pool):
             if hasattr(self, "_score_rows"):  # TRANSITION: until every strategy is migrated

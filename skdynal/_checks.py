@@ -10,6 +10,7 @@ import numbers
 
 from sklearn.utils._param_validation import (
     HasMethods,
+    Hidden,
     Interval,
     InvalidParameterError,
     Options,
@@ -19,6 +20,7 @@ from sklearn.utils._param_validation import (
 __all__ = [
     "BATCH_SIZE",
     "HasMethods",
+    "Hidden",
     "Interval",
     "InvalidParameterError",
     "Options",

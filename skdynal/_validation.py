@@ -8,6 +8,7 @@ from torch.utils.data import Dataset
 from ._checks import (
     BATCH_SIZE,
     HasMethods,
+    Hidden,
     Interval,
     InvalidParameterError,
     Options,
@@ -20,6 +21,7 @@ from ._checks import (
 __all__ = [
     "BATCH_SIZE",
     "HasMethods",
+    "Hidden",
     "Interval",
     "InvalidParameterError",
     "NonFiniteValues",

@@ -12,7 +12,6 @@ from typing import ClassVar
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Hidden
 
 from .._adapter import NetAdapter, resolve_learner
 from .._base import (
@@ -25,6 +24,7 @@ from .._base import (
 from .._selection import check_selection
 from .._streaming import pool_rows, take_rows
 from .._validation import (
+    Hidden,
     Interval,
     NonFiniteValues,
     StrOptions,
@@ -669,11 +669,11 @@ class RayScorer(BaseQueryStrategy):
 
     def _check_strategy(self):
         """Validate the parameters (and the wrapped strategy's) and return the strategy."""
-        self._validate_params()
+        self.check_params()
         strategy = self._strategy()
         # The wrapped strategy's own select is never called, so its parameters are
         # validated here, once per call (scikit-learn's BaseEstimator validation).
-        strategy._validate_params()
+        strategy.check_params()
         capabilities = strategy.capabilities()
         if not capabilities.shardable or not capabilities.reads_pool:
             reason = (
