@@ -1,7 +1,9 @@
 """Active learning by learning: an EXP4.P bandit over query strategies (Hsu & Lin, 2015)."""
 
+import dataclasses
 import math
 import numbers
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -11,6 +13,7 @@ from skorch.dataset import Dataset as SkorchDataset
 from torch.utils.data import Dataset
 
 from .._base import BaseQueryStrategy
+from .._validation import Interval
 from ._coreset import CoresetSampler
 from ._outputs import predict_probabilities
 from ._random import RandomSampler
@@ -34,11 +37,16 @@ def _pool_rows(X_pool, indices):
     if isinstance(X_pool, SkorchDataset) and X_pool.y is None and sp.issparse(X_pool.X):
         return X_pool.X[indices].toarray()
     if isinstance(X_pool, Dataset):
-        raise TypeError(
-            "ALBLSampler finds its queried rows in the next labeled set by value, so it needs "
-            "the pool as an array, a tensor or a scipy sparse matrix; got a "
-            f"{type(X_pool).__name__} (a dict of arrays is wrapped in a skorch Dataset)."
-        )
+        items = [X_pool[int(i)] for i in indices]
+        rows = [item[0] if isinstance(item, (tuple, list)) else item for item in items]
+        if not all(torch.is_tensor(row) or isinstance(row, np.ndarray) for row in rows):
+            raise TypeError(
+                "ALBLSampler finds its queried rows in the next labeled set by value, so it "
+                "needs pool rows that are arrays or tensors; got a "
+                f"{type(X_pool).__name__} of {type(rows[0]).__name__} rows (a dict of arrays "
+                "is wrapped in a skorch Dataset)."
+            )
+        return np.stack([_as_numpy(row) for row in rows]).copy()
     return _as_numpy(X_pool[indices]).copy()
 
 
@@ -119,6 +127,8 @@ class ALBLSampler(BaseQueryStrategy):
         ``n_labels_found``.
     queried_X_, queried_y_, queried_weights_ : ndarray
         The rows whose labels were found, their labels and importance weights ``1 / q``.
+    p_min_ : float
+        The ``p_min`` of the latest round (``p_min``, or its default).
 
     References
     ----------
@@ -133,6 +143,14 @@ class ALBLSampler(BaseQueryStrategy):
     ALBLSampler(n_rounds=10, strategies=[RandomSampler(), MarginSampler()])
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "strategies": [list, tuple, None],
+        "n_rounds": [Interval(numbers.Integral, 1, None, closed="left")],
+        "delta": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "p_min": [Interval(numbers.Real, 0, 1, closed="both"), None],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, strategies=None, n_rounds=20, delta=0.1, p_min=None, random_state=None):
         self.strategies = strategies
         self.n_rounds = n_rounds
@@ -140,9 +158,12 @@ class ALBLSampler(BaseQueryStrategy):
         self.p_min = p_min
         self.random_state = random_state
 
-    @property
-    def _needs_labeled(self):
-        return any(s._needs_labeled for s in self._base_strategies())
+    def capabilities(self):
+        # The base strategies read the pool themselves (through their own ``select``).
+        needs_labeled = any(s.capabilities().needs_labeled for s in self._base_strategies())
+        return dataclasses.replace(
+            super().capabilities(), needs_labeled=needs_labeled, reads_pool=False, shardable=False
+        )
 
     @property
     def weights_(self):
@@ -152,7 +173,7 @@ class ALBLSampler(BaseQueryStrategy):
     def _base_strategies(self):
         if self.strategies is None:
             return _default_strategies()
-        if not isinstance(self.strategies, (list, tuple)) or not self.strategies:
+        if not self.strategies:
             raise TypeError(
                 "strategies must be a non-empty list of skdynal query strategies or None, "
                 f"got {self.strategies!r}."
@@ -165,41 +186,33 @@ class ALBLSampler(BaseQueryStrategy):
                 )
         return list(self.strategies)
 
-    def _check_parameters(self, n_strategies):
-        n_rounds = self.n_rounds
-        if isinstance(n_rounds, bool) or not isinstance(n_rounds, numbers.Integral):
-            raise TypeError(f"n_rounds must be a positive integer, got {n_rounds!r}.")
-        if n_rounds < 1:
-            raise ValueError(f"n_rounds must be a positive integer, got {n_rounds}.")
-        delta = self.delta
-        if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not 0 < delta < 1:
-            raise ValueError(f"delta must be a number in (0, 1), got {delta!r}.")
+    def _resolved_p_min(self, n_strategies):
+        """``p_min``, or its default; checked against ``1 / n_strategies``."""
         if self.p_min is None:
-            p_min = min(
-                math.sqrt(math.log(n_strategies) / (n_strategies * n_rounds)), 1.0 / n_strategies
+            return min(
+                math.sqrt(math.log(n_strategies) / (n_strategies * self.n_rounds)),
+                1.0 / n_strategies,
             )
-        else:
-            p_min = self.p_min
-            if (
-                isinstance(p_min, bool)
-                or not isinstance(p_min, numbers.Real)
-                or not 0 <= p_min <= 1.0 / n_strategies
-            ):
-                raise ValueError(
-                    f"p_min must be in [0, 1/n_strategies] = [0, {1.0 / n_strategies:g}], "
-                    f"got {p_min!r}."
-                )
-        return int(n_rounds), float(delta), float(p_min)
+        if self.p_min > 1.0 / n_strategies:
+            raise ValueError(
+                f"p_min must be in [0, 1/n_strategies] = [0, {1.0 / n_strategies:g}], "
+                f"got {self.p_min!r}."
+            )
+        return float(self.p_min)
 
     def _choice_probabilities(self, p_min):
         weights = np.exp(self.log_weights_ - self.log_weights_.max())
         n_strategies = len(weights)
         return (1.0 - n_strategies * p_min) * weights / weights.sum() + p_min
 
-    def _query(self, adapter, X_pool, n_instances, random_state):
+    def select_from_outputs(self, adapter, state, outputs, n_instances, random_state, pool):
+        """Follow one base strategy, drawn by EXP4.P; each runs its own ``select`` on the pool."""
+        X_pool = pool.X
+        _pool_rows(X_pool, [0])  # refuses pools whose rows cannot be looked up by value
         strategies = self._base_strategies()
         n_strategies = len(strategies)
-        n_rounds, delta, p_min = self._check_parameters(n_strategies)
+        n_rounds, delta = int(self.n_rounds), float(self.delta)
+        p_min = self._resolved_p_min(n_strategies)
         if not hasattr(self, "log_weights_"):
             self.log_weights_ = np.zeros(n_strategies)
             self.history_ = []
@@ -239,7 +252,7 @@ class ALBLSampler(BaseQueryStrategy):
                 y_labeled=adapter.y_labeled,
             )
             batches.append(batch)
-            if getattr(strategy, "_uniform_advice", False):
+            if strategy.capabilities().selects_uniformly:
                 query_probability += p * n_instances / n_pool
             else:
                 query_probability[batch] += p
@@ -247,6 +260,7 @@ class ALBLSampler(BaseQueryStrategy):
         self._pending_rows = _pool_rows(X_pool, indices)
         self._pending_weights = 1.0 / query_probability[indices]
         self.probabilities_ = probabilities
+        self.p_min_ = p_min
         self.history_.append(
             {
                 "strategy": chosen,

@@ -1,5 +1,6 @@
 """BALD with Monte Carlo dropout (Houlsby et al. 2011; Gal, Islam & Ghahramani 2017)."""
 
+import dataclasses
 import numbers
 from typing import ClassVar
 
@@ -7,11 +8,9 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-from .._adapter import eval_mode, explain_shape_errors
 from .._base import BaseScoringStrategy
-from .._selection import select_top_k
-from .._validation import check_batch_size
-from ._outputs import check_probabilities, predict_nonlinearity
+from .._validation import BATCH_SIZE, Interval
+from ._outputs import batch_probabilities
 
 __all__ = ["BALDSampler"]
 
@@ -101,6 +100,10 @@ class BALDSampler(BaseScoringStrategy):
     ``torch.nn.functional.dropout`` inside ``forward`` is not sampled. A module without
     such layers raises a ``ValueError``. The modes of all submodules are restored.
 
+    The masks of a batch depend on the masks drawn for the batches before it (one generator
+    draws them all, batch after batch), so the pool is scored in one piece
+    (``capabilities().shardable`` is false) and the scores depend on ``batch_size``.
+
     References
     ----------
     .. [1] N. Houlsby, F. Huszár, Z. Ghahramani and M. Lengyel, "Bayesian Active Learning
@@ -115,60 +118,57 @@ class BALDSampler(BaseScoringStrategy):
     BALDSampler(n_samples=10, random_state=0)
     """
 
-    #: Nets in the common contract test need a dropout layer.
-    _test_net_params: ClassVar[dict] = {"module__dropout": 0.2}
+    _parameter_constraints: ClassVar[dict] = {
+        "n_samples": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": BATCH_SIZE,
+        "random_state": ["random_state"],
+    }
 
     def __init__(self, n_samples=20, batch_size=None, random_state=None):
         self.n_samples = n_samples
         self.batch_size = batch_size
         self.random_state = random_state
 
-    def _query(self, adapter, X_pool, n_instances, random_state):
-        # Masks and tie-breaking draw from one RandomState, so one seed fixes both.
-        scores = self._bald(adapter, X_pool, random_state)
-        indices = select_top_k(scores, n_instances, random_state)
-        return indices, scores[indices]
+    def capabilities(self):
+        return dataclasses.replace(super().capabilities(), needs_dropout=True, shardable=False)
 
-    def _score(self, adapter, X_pool):
-        return self._bald(adapter, X_pool, check_random_state(self.random_state))
-
-    def _bald(self, adapter, X_pool, random_state):
-        n_samples = self.n_samples
-        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral):
-            raise TypeError(f"n_samples must be a positive integer, got {n_samples!r}.")
-        if n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples}.")
-        batch_size = check_batch_size(self.batch_size)
-        module = adapter.module
-        layers = _dropout_layers(module)
+    def round_state(self, adapter):
+        """The generator of the round's dropout masks, seeded from ``random_state``."""
+        layers = _dropout_layers(adapter.module)
         if not layers:
             raise ValueError(
-                f"BALDSampler needs MC dropout, but the module {type(module).__name__} has no "
-                "torch.nn.Dropout (or Dropout1d/2d/3d) layer with p > 0. Add dropout to the "
-                "network or use another strategy (e.g. EntropySampler)."
+                "BALDSampler needs Monte Carlo dropout, but no dropout layer of the module "
+                f"{type(adapter.module).__name__} has p > 0. Set a dropout probability above "
+                "0 or use another strategy (e.g. EntropySampler)."
             )
+        # Masks and tie-breaking draw from one RandomState, so one seed fixes both.
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         generator = torch.Generator(device=adapter.device)
-        generator.manual_seed(int(random_state.randint(np.iinfo(np.int32).max)))
-        nonlinearity = predict_nonlinearity(adapter.net)
-        hook = _SampledDropout(generator)
+        generator.manual_seed(seed)
+        return {"generator": generator}
+
+    def score_batch(self, adapter, state, X_batch):
+        """The mutual information of ``n_samples`` MC-dropout passes over one batch."""
+        hook = _SampledDropout(state["generator"])
+        layers = _dropout_layers(adapter.module)
         handles = [layer.register_forward_hook(hook) for _, layer in layers]
-        scores = []
-        offset = 0
+        mean_probabilities = 0.0
+        mean_entropy = 0.0
         try:
-            with eval_mode(module), torch.no_grad():
-                for X_batch, _ in adapter.iterate(X_pool, batch_size=batch_size):
-                    mean_probabilities = 0.0
-                    mean_entropy = 0.0
-                    for _ in range(n_samples):
-                        with explain_shape_errors(X_pool, module):
-                            outputs = adapter.forward(X_batch)
-                        probabilities = check_probabilities(nonlinearity(outputs), offset).double()
-                        mean_probabilities = mean_probabilities + probabilities / n_samples
-                        mean_entropy = mean_entropy + _entropy(probabilities) / n_samples
-                    mutual_information = _entropy(mean_probabilities) - mean_entropy
-                    scores.append(mutual_information.clamp(min=0.0).cpu().numpy())
-                    offset += len(scores[-1])
+            for _ in range(self.n_samples):
+                probabilities = batch_probabilities(adapter, X_batch).double()
+                mean_probabilities = mean_probabilities + probabilities / self.n_samples
+                mean_entropy = mean_entropy + _entropy(probabilities) / self.n_samples
         finally:
             for handle in handles:
                 handle.remove()
-        return np.concatenate(scores)
+        return (_entropy(mean_probabilities) - mean_entropy).clamp(min=0.0)
+
+    def select_from_outputs(self, adapter, state, outputs, n_instances, random_state, pool):
+        if isinstance(self.random_state, numbers.Integral):
+            # round_state drew the mask seed from a RandomState of this same seed: draw it
+            # here too, so that ties are broken as when one RandomState drew both.
+            random_state.randint(np.iinfo(np.int32).max)
+        return super().select_from_outputs(
+            adapter, state, outputs, n_instances, random_state, pool
+        )

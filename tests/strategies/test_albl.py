@@ -143,16 +143,17 @@ def test_same_seed_same_sequence_of_choices(digits):
     np.testing.assert_array_equal(runs[0][2], runs[1][2])
 
 
-def test_parameters():
-    assert (
-        ALBLSampler([RandomSampler(), MarginSampler()], n_rounds=1)._check_parameters(2)[2] == 0.5
-    )  # sqrt(ln 2 / 2) > 1/2 is clipped to 1/N
-    assert ALBLSampler(n_rounds=8)._check_parameters(4)[2] == pytest.approx(
-        math.sqrt(math.log(4) / 32)
-    )
+def test_parameters(fitted_mlp, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    two = ALBLSampler([RandomSampler(), MarginSampler()], n_rounds=1, random_state=0)
+    two.select(fitted_mlp, X_pool, 2, X_labeled=X_lab, y_labeled=y_lab)
+    assert two.p_min_ == 0.5  # sqrt(ln 2 / 2) > 1/2 is clipped to 1/N
+    default = ALBLSampler(n_rounds=8, random_state=0)
+    default.select(fitted_mlp, X_pool, 2, X_labeled=X_lab, y_labeled=y_lab)
+    assert default.p_min_ == pytest.approx(math.sqrt(math.log(4) / 32))
+    assert len(default.probabilities_) == 4
     assert ALBLSampler([InfluenceSampler(), RandomSampler()]).capabilities().needs_labeled
     assert not ALBLSampler().capabilities().needs_labeled
-    assert len(ALBLSampler()._base_strategies()) == 4
 
 
 @pytest.mark.parametrize(

@@ -74,7 +74,19 @@ def test_no_dropout_is_a_clear_error(labeled_and_pool, dropout):
     X_lab, y_lab, X_pool = labeled_and_pool
     kwargs = {} if dropout is None else {"module__dropout": dropout}
     net = fitted_net(X_lab, y_lab, **kwargs)
-    with pytest.raises(ValueError, match="BALDSampler needs MC dropout"):
+    with pytest.raises(ValueError, match="BALDSampler needs Monte Carlo dropout"):
+        BALDSampler().select(net, X_pool, 2)
+
+
+def test_dropout_layer_with_p_zero_is_a_clear_error(labeled_and_pool):
+    X_pool = labeled_and_pool[2]
+    module = torch.nn.Sequential(
+        torch.nn.Linear(64, 8), torch.nn.Dropout(0.0), torch.nn.Linear(8, 10)
+    )
+    net = NeuralNetClassifier(
+        module, criterion=torch.nn.CrossEntropyLoss, train_split=None, verbose=0
+    ).initialize()
+    with pytest.raises(ValueError, match=r"BALDSampler needs Monte Carlo dropout.*p > 0"):
         BALDSampler().select(net, X_pool, 2)
 
 
