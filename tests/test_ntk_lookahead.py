@@ -8,9 +8,9 @@ import torch
 from _nets import DigitsCNN, DigitsMLP, make_net
 
 from skdynal import NTKLookaheadSampler
-from skdynal._adapter import resolve_learner
 from skdynal.diagnostics import KernelTooLargeError, empirical_ntk
 from skdynal.strategies import _ntk_lookahead
+from skdynal.strategies._ntk_lookahead import LinearisedLookahead
 
 N_LAB, N_POOL = 12, 10
 RIDGE = 1e-3
@@ -71,18 +71,26 @@ def explicit_lookahead(theta, outputs, y_lab, extra, labels, ridge, kernel):
     return outputs[test] + shift.reshape(len(test), K)
 
 
-def build(net, X_lab, y_lab, X_pool, **params):
-    strategy = NTKLookaheadSampler(ridge=RIDGE, random_state=0, **params)
-    strategy._check_params()
-    adapter = resolve_learner(net, X_labeled=X_lab, y_labeled=y_lab)
-    return strategy._build(adapter, X_pool, np.arange(len(X_pool)))
+def build(net, X_lab, y_lab, X_pool, kernel):
+    """The strategy's kernel regression on the whole pool, from the public pieces."""
+    X_all = np.concatenate([X_lab, X_pool])
+    theta = empirical_ntk(net, X_all, structure=kernel)
+    with torch.no_grad():
+        outputs = net.module_.eval()(torch.as_tensor(X_all)).numpy()
+    K = outputs.shape[1]
+    if kernel == "trace":
+        mean_diag = np.trace(theta[:N_LAB, :N_LAB]) / N_LAB
+    else:
+        mean_diag = np.einsum("iikk->", theta[:N_LAB, :N_LAB]) / (N_LAB * K)
+    model = LinearisedLookahead(theta, outputs, np.eye(K)[y_lab], RIDGE * mean_diag)
+    return model, outputs[N_LAB:].argmax(1)
 
 
 @pytest.mark.parametrize("kernel", ["trace", "full"])
 def test_lookahead_equals_explicit_resolve(setup, kernel_by_hand, kernel):
     net, X_lab, y_lab, X_pool = setup
     outputs, theta = kernel_by_hand
-    model, pseudo, _ = build(net, X_lab, y_lab, X_pool, kernel=kernel)
+    model, pseudo = build(net, X_lab, y_lab, X_pool, kernel=kernel)
     np.testing.assert_array_equal(pseudo, outputs[N_LAB:].argmax(1))
     np.testing.assert_allclose(
         model.f_lin,
@@ -102,7 +110,7 @@ def test_lookahead_equals_explicit_resolve(setup, kernel_by_hand, kernel):
 def test_sequential_update_equals_explicit_resolve(setup, kernel_by_hand, kernel):
     net, X_lab, y_lab, X_pool = setup
     outputs, theta = kernel_by_hand
-    model, _, _ = build(net, X_lab, y_lab, X_pool, kernel=kernel)
+    model, _ = build(net, X_lab, y_lab, X_pool, kernel=kernel)
     model.add(4, 2)
     model.add(8, 7)
     np.testing.assert_allclose(
@@ -207,12 +215,13 @@ def test_memory_guard(setup):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"kernel": "diag"}, "kernel must be one of"),
-        ({"objective": "entropy"}, "objective must be one of"),
-        ({"reference": "oracle"}, "reference must be one of"),
-        ({"mode": "greedy"}, "mode must be one of"),
-        ({"ridge": -1.0}, "ridge must be"),
-        ({"subset_size": 0}, "subset_size must be"),
+        ({"kernel": "diag"}, "'kernel' parameter .* must be a str among"),
+        ({"objective": "entropy"}, "'objective' parameter .* must be a str among"),
+        ({"reference": "oracle"}, "'reference' parameter .* must be a str among"),
+        ({"mode": "greedy"}, "'mode' parameter .* must be a str among"),
+        ({"ridge": -1.0}, r"'ridge' parameter .* must be a float in the range \[0.0, inf\)"),
+        ({"ridge": np.inf}, r"'ridge' parameter .* must be a float in the range \[0.0, inf\)"),
+        ({"subset_size": 0}, r"'subset_size' parameter .* must be an int in the range \[1, inf"),
     ],
 )
 def test_bad_parameters(setup, params, message):

@@ -1,6 +1,8 @@
 """Look-ahead active learning with the empirical NTK: Most Likely Model Output Change."""
 
+import dataclasses
 import numbers
+from typing import ClassVar
 
 import numpy as np
 import scipy.linalg
@@ -11,18 +13,15 @@ from skorch.dataset import Dataset as SkorchDataset
 from torch.utils.data import Dataset
 
 from .._adapter import eval_mode, explain_shape_errors
-from .._base import BaseScoringStrategy
+from .._base import BaseQueryStrategy, explain_non_finite
 from .._selection import select_top_k
-from .._validation import NonFiniteValues, check_batch_size, check_positive_int
+from .._streaming import map_pool, take_rows
+from .._validation import BATCH_SIZE, Interval, NonFiniteValues, StrOptions
 from ..diagnostics import KernelTooLargeError, empirical_ntk
 from ..diagnostics._functional import functional_net, one_hot_targets
 
 __all__ = ["NTKLookaheadSampler"]
 
-_KERNELS = ("trace", "full")
-_OBJECTIVES = ("argmax", "output_change")
-_REFERENCES = ("network", "linearised")
-_MODES = ("batch", "sequential")
 _BYTES = 8
 _GIB = 2**30
 
@@ -129,7 +128,7 @@ class LinearisedLookahead:
             self.C = self.C - np.outer(cross, cross) / schur[0]
 
 
-class NTKLookaheadSampler(BaseScoringStrategy):
+class NTKLookaheadSampler(BaseQueryStrategy):
     """Look-ahead query strategy with the empirical NTK (Mohamadi, Bae & Sutherland, 2022).
 
     Instead of retraining the network once per candidate, the network is linearised around
@@ -152,7 +151,8 @@ class NTKLookaheadSampler(BaseScoringStrategy):
     The reference ``r`` is the network's current outputs ``f_0(U)`` (``"network"``,
     default, as the official batch mode) or the linearised model on ``S`` without the
     candidate, ``f_S(U)`` (``"linearised"``: only the candidate's own effect). Rows outside
-    the subset score ``-inf``.
+    the subset score ``-inf`` (``capabilities().unscored_rows``). The subset couples the
+    rows, so the pool is not split into shards.
 
     Parameters
     ----------
@@ -214,7 +214,17 @@ class NTKLookaheadSampler(BaseScoringStrategy):
     NTKLookaheadSampler(mode='sequential', subset_size=200)
     """
 
-    _needs_labeled = True
+    _parameter_constraints: ClassVar[dict] = {
+        "subset_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "kernel": [StrOptions({"trace", "full"})],
+        "objective": [StrOptions({"argmax", "output_change"})],
+        "reference": [StrOptions({"network", "linearised"})],
+        "mode": [StrOptions({"batch", "sequential"})],
+        "ridge": [Interval(numbers.Real, 0, np.inf, closed="left")],
+        "kernel_batch_size": BATCH_SIZE,
+        "max_bytes": [Interval(numbers.Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
@@ -238,23 +248,18 @@ class NTKLookaheadSampler(BaseScoringStrategy):
         self.max_bytes = max_bytes
         self.random_state = random_state
 
-    #: ``score`` gives rows outside the scored subset ``-inf``.
-    _unscored_rows_are_negative_inf = True
+    def capabilities(self):
+        return dataclasses.replace(
+            super().capabilities(),
+            needs_labeled=True,
+            reads_pool=False,
+            shardable=False,
+            unscored_rows=True,
+        )
 
-    # --- the modAL protocol -----------------------------------------------------------
-
-    def _score(self, adapter, X_pool):
-        random_state = np.random.RandomState(_subset_seed(self.random_state))
-        subset = self._draw_subset(len(X_pool), 0, random_state)
-        model, pseudo, reference = self._build(adapter, X_pool, subset)
-        scores = np.full(len(X_pool), -np.inf)
-        scores[subset] = self._subset_scores(model, pseudo, reference)
-        return scores
-
-    def _query(self, adapter, X_pool, n_instances, random_state):
-        subset_state = np.random.RandomState(_subset_seed(self.random_state))
-        subset = self._draw_subset(len(X_pool), n_instances, subset_state)
-        model, pseudo, reference = self._build(adapter, X_pool, subset)
+    def select_from_outputs(self, adapter, state, outputs, n_instances, random_state, pool):
+        """Score the subset by look-ahead and take the best rows (or one at a time)."""
+        subset, model, pseudo, reference = self._lookahead(adapter, pool.X, n_instances)
         if self.mode == "batch":
             scores = self._subset_scores(model, pseudo, reference)
             picked = select_top_k(scores, n_instances, random_state)
@@ -271,45 +276,61 @@ class NTKLookaheadSampler(BaseScoringStrategy):
                 reference = model.f_lin
         return subset[np.asarray(chosen)], np.asarray(chosen_scores)
 
+    def score(self, learner, X_pool, *, X_labeled=None, y_labeled=None):
+        """Score every row of ``X_pool``; larger means more worth labeling.
+
+        Parameters
+        ----------
+        learner : modAL learner or skorch.NeuralNet
+            As in ``__call__``.
+        X_pool : array-like of shape (n_pool, ...)
+            The unlabeled pool.
+        X_labeled, y_labeled : array-like, default=None
+            The labeled set, for a bare net (or to override the learner's).
+
+        Returns
+        -------
+        scores : ndarray of shape (n_pool,), dtype float64
+            The look-ahead score of each subset row (the subset of a one-row query),
+            ``-inf`` for the other rows.
+        """
+        self._validate_params()
+        adapter, X_pool = self._prepare(learner, X_pool, X_labeled, y_labeled)
+        try:
+            subset, model, pseudo, reference = self._lookahead(adapter, X_pool, 0)
+            scores = np.full(len(X_pool), -np.inf)
+            scores[subset] = self._subset_scores(model, pseudo, reference)
+        except NonFiniteValues as exc:
+            raise explain_non_finite(adapter, X_pool, exc) from None
+        return scores
+
     # --- pieces -------------------------------------------------------------------------
 
-    def _check_params(self):
-        for name, value, allowed in [
-            ("kernel", self.kernel, _KERNELS),
-            ("objective", self.objective, _OBJECTIVES),
-            ("reference", self.reference, _REFERENCES),
-            ("mode", self.mode, _MODES),
-        ]:
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}.")
-        check_positive_int(self.subset_size, "subset_size")
-        check_positive_int(self.max_bytes, "max_bytes")
-        check_batch_size(self.kernel_batch_size)
-        if (
-            isinstance(self.ridge, bool)
-            or not isinstance(self.ridge, numbers.Real)
-            or not np.isfinite(self.ridge)
-            or self.ridge < 0
-        ):
-            raise ValueError(f"ridge must be a finite number >= 0, got {self.ridge!r}.")
-
-    def _draw_subset(self, n_pool, n_instances, random_state):
-        self._check_params()
+    def _lookahead(self, adapter, X_pool, n_instances):
+        """The subset (the same for ``score`` and ``select``) and its kernel regression."""
+        random_state = np.random.RandomState(_subset_seed(self.random_state))
+        n_pool = len(X_pool)
         size = min(n_pool, max(int(self.subset_size), n_instances))
         if size == n_pool:
-            return np.arange(n_pool)
-        return np.sort(random_state.choice(n_pool, size, replace=False))
+            subset = np.arange(n_pool)
+        else:
+            subset = np.sort(random_state.choice(n_pool, size, replace=False))
+        return (subset, *self._build(adapter, X_pool, subset))
 
     def _build(self, adapter, X_pool, subset):
         """The kernel regression on the subset, pseudo labels and reference outputs."""
         X_lab, y_lab = adapter.X_labeled, adapter.y_labeled
-        X_pool = _unwrap(X_pool)
         n, m = len(y_lab), len(subset)
         fnet = functional_net(adapter.net, torch.float64)
         with eval_mode(adapter.module), explain_shape_errors(X_pool, adapter.module):
-            X_all = _concatenate(X_lab, _take(X_pool, subset))
-            outputs = _outputs(fnet, X_all, self.kernel_batch_size)
-            _check_finite_rows("outputs", outputs, n, subset)
+            X_subset = _subset_rows(adapter, X_pool, subset, self.kernel_batch_size)
+            X_all = _concatenate(X_lab, X_subset)
+            outputs = np.concatenate(
+                [
+                    _outputs(adapter, fnet, X_lab, self.kernel_batch_size, "labeled set"),
+                    _outputs(adapter, fnet, X_subset, self.kernel_batch_size, "pool", subset),
+                ]
+            )
             n_out = outputs.shape[1]
             q = n_out if self.kernel == "full" else 1
             N = n + m
@@ -355,41 +376,61 @@ class NTKLookaheadSampler(BaseScoringStrategy):
         return scores
 
 
-def _check_finite_rows(quantity, values, n_labeled, subset):
-    """``NonFiniteValues`` naming the first bad row: labeled rows first, then the subset."""
-    finite = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
-    if finite.all():
-        return
-    bad = np.flatnonzero(~finite)
-    if bad[0] < n_labeled:
-        raise NonFiniteValues(quantity, bad[bad < n_labeled], "labeled set")
-    raise NonFiniteValues(quantity, subset[bad - n_labeled], "pool")
-
-
 def _mean_diag(theta, n):
     if theta.ndim == 4:
         return float(np.einsum("iikk->", theta[:n, :n]) / (n * theta.shape[2]))
     return float(np.trace(theta[:n, :n]) / n)
 
 
-def _outputs(fnet, X, batch_size):
-    chunks = []
-    with torch.no_grad():
-        for X_batch, _ in fnet.batches(X, batch_size=batch_size):
-            chunks.append(fnet(fnet.params, X_batch).double().cpu().numpy())
-    return np.concatenate(chunks)
+def _outputs(adapter, fnet, X, batch_size, source, rows=None):
+    """The module's outputs in float64 (the functional net's), through the pool loop.
 
+    ``rows`` maps the rows of ``X`` to the pool's, for the error naming a non-finite one.
+    """
 
-def _unwrap(X):
-    """The dict or sparse matrix that ``check_pool`` wrapped in a skorch ``Dataset``."""
-    if isinstance(X, SkorchDataset) and X.y is None:
-        return X.X
-    if isinstance(X, Dataset):
-        raise TypeError(
-            "NTKLookaheadSampler needs the pool as an array, a tensor, a dict of those or a "
-            f"scipy sparse matrix; got a {type(X).__name__}."
+    def batch_outputs(X_batch):
+        with torch.no_grad():
+            return fnet(fnet.params, _to_float64(X_batch))
+
+    try:
+        return map_pool(
+            adapter, X, batch_outputs, batch_size=batch_size, source=source, quantity="outputs"
         )
-    return X
+    except NonFiniteValues as exc:
+        if rows is None:
+            raise
+        raise NonFiniteValues(exc.quantity, rows[exc.rows], exc.source) from None
+
+
+def _to_float64(X_batch):
+    if isinstance(X_batch, dict):
+        return {k: _to_float64(v) for k, v in X_batch.items()}
+    return X_batch.to(torch.float64) if X_batch.is_floating_point() else X_batch
+
+
+def _subset_rows(adapter, X_pool, subset, batch_size):
+    """The subset's rows as an array, tensor or dict (a ``Dataset``'s through the pool loop).
+
+    The rows of a ``Dataset`` come back as the net's iterator yields them, cast to the
+    module's dtype (the kernel casts them again, so nothing changes).
+    """
+    if isinstance(X_pool, SkorchDataset) and X_pool.y is None:
+        return _take(X_pool.X, subset)  # the dict or sparse matrix that check_pool wrapped
+    if isinstance(X_pool, Dataset):
+        rows = map_pool(
+            adapter,
+            take_rows(X_pool, subset),
+            lambda X_batch: X_batch,
+            batch_size=batch_size,
+            quantity="rows",
+        )
+        if isinstance(rows, tuple):
+            raise TypeError(
+                "NTKLookaheadSampler needs pool rows that are single arrays or tensors; the "
+                f"{type(X_pool).__name__} yields {len(rows)} tensors per row."
+            )
+        return rows
+    return _take(X_pool, subset)
 
 
 def _take(X, rows):
