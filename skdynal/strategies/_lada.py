@@ -1,5 +1,6 @@
 """LADA: look-ahead data acquisition via augmentation (InfoMixup)."""
 
+import dataclasses
 import math
 import numbers
 import warnings
@@ -9,14 +10,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNetClassifier
-from torch.utils.data import Dataset, Subset
+from skorch.dataset import Dataset as SkorchDataset
+from torch.utils.data import Dataset
 
-from .._adapter import eval_mode, explain_shape_errors
+from .._adapter import eval_mode
 from .._base import BaseQueryStrategy
 from .._selection import select_top_k
-from .._validation import check_batch_size, check_positive_int
+from .._streaming import map_pool, take_rows
+from .._validation import BATCH_SIZE, Interval, check_positive_int
 from ._mixing import INPUT, mixed_forward, resolve_mix_layers
-from ._outputs import check_probabilities, predict_nonlinearity
+from ._outputs import batch_probabilities, predict_nonlinearity
 
 __all__ = ["LADAMixin", "LADANetClassifier", "LADASampler"]
 
@@ -73,24 +76,6 @@ class AlphaGenerator(torch.nn.Module):
         z = torch.cat([_summarise(h_a), _summarise(h_b)], dim=1)
         gate = torch.sigmoid(self.out(torch.tanh(self.hidden(z)))).squeeze(1)
         return _ALPHA_FLOOR + (self.alpha_max - _ALPHA_FLOOR) * gate
-
-
-def _take(X, indices):
-    if isinstance(X, Dataset):
-        return Subset(X, [int(i) for i in indices])
-    return X[indices]
-
-
-def _check_real(value, name, *, low, low_open=True):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or (value <= low if low_open else value < low)
-    ):
-        sign = ">" if low_open else ">="
-        raise ValueError(f"{name} must be a finite number {sign} {low}, got {value!r}.")
-    return float(value)
 
 
 def _rng_devices():
@@ -181,7 +166,7 @@ class LADASampler(BaseQueryStrategy):
     -----
     **Teaching.** LADA also trains the net on the chosen pairs' mixup: when the net is a
     :class:`LADAMixin` net (for example :class:`LADANetClassifier`, the strategy's
-    ``_required_net_class``), the query hands it the chosen pairs, their ``alpha`` and the
+    ``capabilities().net_class``), the query hands it the chosen pairs, their ``alpha`` and the
     layer through ``net.set_mixup_pairs`` (stored as ``net.lada_pairs_``); once the rows
     are taught, every training epoch adds a manifold-mixup step on them. With any other
     skorch net the strategy only queries. Pairs are handed over only for array or tensor
@@ -203,7 +188,18 @@ class LADASampler(BaseQueryStrategy):
     LADASampler(random_state=0, subset_size=500)
     """
 
-    _test_params: ClassVar[dict] = {"generator_epochs": 2, "n_lambda": 2}
+    _parameter_constraints: ClassVar[dict] = {
+        "subset_size": [Interval(numbers.Integral, 2, None, closed="left")],
+        "n_lambda": [Interval(numbers.Integral, 1, None, closed="left")],
+        "generator_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
+        "generator_lr": [Interval(numbers.Real, 0, math.inf, closed="neither")],
+        "alpha_max": [Interval(numbers.Real, _ALPHA_FLOOR, math.inf, closed="neither")],
+        "mix_layers": [list, tuple, str, None],
+        "alpha": [Interval(numbers.Real, 0, math.inf, closed="neither"), None],
+        "acquisition_only": ["boolean"],
+        "batch_size": BATCH_SIZE,
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
@@ -229,24 +225,31 @@ class LADASampler(BaseQueryStrategy):
         self.batch_size = batch_size
         self.random_state = random_state
 
-    def _check_params(self):
-        check_positive_int(self.subset_size, "subset_size", minimum=2)
-        check_positive_int(self.n_lambda, "n_lambda")
-        check_positive_int(self.generator_epochs, "generator_epochs", minimum=0)
-        _check_real(self.generator_lr, "generator_lr", low=0)
-        _check_real(self.alpha_max, "alpha_max", low=_ALPHA_FLOOR)
-        if self.alpha is not None:
-            _check_real(self.alpha, "alpha", low=0)
-        if not isinstance(self.acquisition_only, bool):
-            raise TypeError(
-                f"acquisition_only must be True or False, got {self.acquisition_only!r}."
-            )
-        return check_batch_size(self.batch_size)
+    def capabilities(self):
+        # The pairs couple rows and the generator trains on all of them: no shards.
+        return dataclasses.replace(
+            super().capabilities(),
+            net_class=LADANetClassifier,
+            reads_pool=False,
+            shardable=False,
+        )
 
     # --- the query ------------------------------------------------------------------------
 
-    def _query(self, adapter, X_pool, n_instances, random_state):
-        batch_size = self._check_params()
+    def entropy_and_rows(self, adapter, state, X_batch):
+        """Per-batch hook: each row's prediction entropy, and the row as the net sees it.
+
+        Returns
+        -------
+        entropy : torch.Tensor of shape (batch,)
+        rows : torch.Tensor
+            ``X_batch`` itself (cast to the module's dtype), so that the pairs can be mixed.
+        """
+        return entropy(batch_probabilities(adapter, X_batch).double()), X_batch
+
+    def select_from_outputs(self, adapter, state, outputs, n_instances, random_state, pool):
+        """Draw the pairs, learn their ``alpha``, score them and take the best pairs."""
+        X_pool = pool.X
         if isinstance(getattr(X_pool, "X", None), dict):
             raise TypeError(
                 "LADASampler mixes pool rows pairwise (x = lam * x_a + (1 - lam) * x_b), so "
@@ -256,25 +259,14 @@ class LADASampler(BaseQueryStrategy):
             )
         module = adapter.module
         layers = resolve_mix_layers(module, self.mix_layers)
-        n_pool = len(X_pool)
+        n_pool = len(pool)
         n_subset = min(n_pool, max(self.subset_size, n_instances))
         subset = random_state.choice(n_pool, size=n_subset, replace=False)
         n_pairs = n_subset // 2
         layer = layers[random_state.randint(len(layers))]
         seed = int(random_state.randint(2**31 - 1))
 
-        X_subset = _take(X_pool, subset)
-        nonlinearity = predict_nonlinearity(adapter.net)
-        X_chunks, H_chunks = [], []
-        with eval_mode(module), torch.no_grad():
-            for X_batch, _ in adapter.iterate(X_subset, batch_size=batch_size):
-                with explain_shape_errors(X_pool, module):
-                    out = adapter.forward(X_batch)
-                probabilities = check_probabilities(nonlinearity(out))
-                X_chunks.append(X_batch)
-                H_chunks.append(entropy(probabilities.double()).cpu())
-        X_all = torch.cat(X_chunks)
-        H = torch.cat(H_chunks).numpy()
+        H, X_rows = pool.map("entropy_and_rows", rows=subset)
         H_a, H_b = H[:n_pairs], H[n_pairs : 2 * n_pairs]
 
         self.layer_ = layer
@@ -282,12 +274,11 @@ class LADASampler(BaseQueryStrategy):
         self.generator_losses_ = []
         H_mix = np.zeros(n_pairs)
         if n_pairs and not self.acquisition_only:
+            X_all = adapter.to_device(X_rows)
             X_a, X_b = X_all[:n_pairs], X_all[n_pairs : 2 * n_pairs]
             with torch.random.fork_rng(devices=_rng_devices()), eval_mode(module):
                 torch.manual_seed(seed)
-                H_mix, self.alpha_ = self._mixed_entropies(
-                    module, nonlinearity, X_a, X_b, layer, batch_size or n_pairs
-                )
+                H_mix, self.alpha_ = self._mixed_entropies(adapter, X_a, X_b, layer)
         pair_scores = H_a + H_b + H_mix
         self.pairs_ = np.stack([subset[:n_pairs], subset[n_pairs : 2 * n_pairs]], axis=1)
         self.pair_scores_ = pair_scores
@@ -314,18 +305,20 @@ class LADASampler(BaseQueryStrategy):
             and isinstance(adapter.net, LADAMixin)
             and not isinstance(X_pool, Dataset)
         ):
-            alpha = self.alpha_[chosen]
             adapter.net.set_mixup_pairs(
-                _take(X_pool, subset[chosen]),
-                _take(X_pool, subset[n_pairs + chosen]),
-                alpha=alpha,
+                pool.take(subset[chosen]),
+                pool.take(subset[n_pairs + chosen]),
+                alpha=self.alpha_[chosen],
                 layer=layer,
             )
         return indices, scores
 
-    def _mixed_entropies(self, module, nonlinearity, X_a, X_b, layer, batch_size):
+    def _mixed_entropies(self, adapter, X_a, X_b, layer):
         """Train the generator (or use the fixed alpha); return ``(H_mix, alpha)``."""
+        module = adapter.module
+        nonlinearity = predict_nonlinearity(adapter.net)
         n_pairs = len(X_a)
+        batch_size = self.batch_size or n_pairs
         n_lambda = self.n_lambda
         state = {"generator": None}
 
@@ -374,13 +367,21 @@ class LADASampler(BaseQueryStrategy):
                     losses.append(loss.item() * len(batch))
                 self.generator_losses_.append(float(np.sum(losses) / n_pairs))
 
-        alphas, H_mix = [], []
+        def score_pairs(pairs):
+            alpha = []
+            H = mixed_entropy(pairs["a"], pairs["b"], alpha)
+            return H.double(), alpha[0].double()
+
+        # The scoring pass, by batches of pairs through the pool loop (all pairs in one
+        # batch unless batch_size is set, as the lam draws of the seed were made before).
         with torch.no_grad():
-            for start in range(0, n_pairs, batch_size):
-                stop = start + batch_size
-                H_mix.append(mixed_entropy(X_a[start:stop], X_b[start:stop], alphas).double())
-        H_mix = torch.cat(H_mix).cpu().numpy()
-        return H_mix, torch.cat(alphas).double().cpu().numpy()
+            return map_pool(
+                adapter,
+                SkorchDataset({"a": X_a.cpu(), "b": X_b.cpu()}),
+                score_pairs,
+                batch_size=batch_size,
+                quantity="mixed entropies",
+            )
 
 
 # --- the teaching half -------------------------------------------------------------------
@@ -527,8 +528,8 @@ class LADAMixin:
                 stacklevel=3,
             )
         keep = np.flatnonzero(found)
-        pairs["X_a"] = _take(pairs["X_a"], keep)
-        pairs["X_b"] = _take(pairs["X_b"], keep)
+        pairs["X_a"] = take_rows(pairs["X_a"], keep)
+        pairs["X_b"] = take_rows(pairs["X_b"], keep)
         pairs["alpha"] = pairs["alpha"][keep]
         pairs["y_a"] = np.array([label_of[keys_a[i]] for i in keep])
         pairs["y_b"] = np.array([label_of[keys_b[i]] for i in keep])
@@ -618,7 +619,3 @@ class LADANetClassifier(LADAMixin, NeuralNetClassifier):
     >>> net.lada_mixup_steps
     1
     """
-
-
-LADASampler._required_net_class = LADANetClassifier
-LADASampler._test_net_params = {"net_class": LADANetClassifier}

@@ -346,7 +346,7 @@ def test_plain_net_gets_no_pairs_and_required_net_class(labeled_and_pool):
         net, X_pool, 4, X_labeled=X_lab, y_labeled=y_lab
     )
     assert not hasattr(net, "lada_pairs_")
-    assert LADASampler._required_net_class is LADANetClassifier
+    assert LADASampler().capabilities().net_class is LADANetClassifier
 
 
 def test_entropy_helper():
