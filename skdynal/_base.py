@@ -304,7 +304,11 @@ class BaseQueryStrategy(BaseEstimator):
                 return indices, scores
             state = self.round_state(adapter)
             pool = LocalPool(self, adapter, state, X_pool)
-            outputs = pool.map() if self.capabilities().reads_pool else None
+            if self.capabilities().reads_pool:
+                outputs = pool.map()
+            else:
+                outputs = None
+                _check_dataset_rows(adapter, X_pool)
             indices, scores = self.select_from_outputs(
                 adapter, state, outputs, n_instances, random_state, pool
             )
@@ -324,6 +328,21 @@ class BaseQueryStrategy(BaseEstimator):
             adapter.check_labels()
         check_capabilities(self, adapter)
         return adapter, X_pool
+
+
+def _check_dataset_rows(adapter, X_pool):
+    """Read a ``Dataset`` pool once for its NaN check, for a selection that does not stream it.
+
+    Arrays are checked whole before the query; the rows of a ``Dataset`` only as the pool
+    loop reads them, so a strategy that reads a few rows (or none) would not see a NaN.
+    """
+    if isinstance(X_pool, Dataset):
+        map_pool(adapter, X_pool, _no_outputs, quantity="rows")
+
+
+def _no_outputs(X_batch):
+    first = next(iter(X_batch.values())) if isinstance(X_batch, dict) else X_batch
+    return torch.zeros(len(first), dtype=torch.bool)
 
 
 def check_capabilities(strategy, adapter):
