@@ -14,6 +14,7 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
 warnings.filterwarnings("ignore")
 from _nets import DigitsMLP, fitted_net, make_net
+from _strategy_settings import net_params, strategy_params
 from sklearn.datasets import load_digits
 from skorch import NeuralNetBinaryClassifier, NeuralNetClassifier
 import skdynal
@@ -76,8 +77,7 @@ class TupleNet(NeuralNetClassifier):
 
 
 def np_(cls):
-    p = dict(getattr(cls, "_test_net_params", {}))
-    return p
+    return net_params(cls)
 
 
 def base_net(cls, **kw):
@@ -184,7 +184,7 @@ for cname, make in CASES.items():
             print(f"{cname:15s} {cls.__name__:24s} SETUP {type(e).__name__}: {str(e)[:150]}")
             counts["setup"] += 1
             continue
-        strat = cls(**{"random_state": 0, **getattr(cls, "_test_params", {})})
+        strat = cls(**{"random_state": 0, **strategy_params(cls)})
         try:
             idx, _ = strat.select(net, P, 5, X_labeled=Xl, y_labeled=yl)
             idx = np.asarray(idx)

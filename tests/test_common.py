@@ -1,10 +1,13 @@
 """The contract every query strategy exported by skdynal follows.
 
 Strategies are found by discovery: every class in ``skdynal.__all__`` that derives from the
-package's query-strategy base class is tested here without being listed.
+package's query-strategy base class is tested here without being listed. The test-only
+settings a strategy needs (a dropout layer, its own net class, fast parameters) are in
+``tests/_strategy_settings.py``.
 """
 
 import inspect
+import numbers
 import pickle
 
 import numpy as np
@@ -20,14 +23,18 @@ from _nets import (
     fitted_net,
     make_net,
 )
+from _strategy_settings import net_params, strategy_params
 from modAL.models import ActiveLearner
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
+from sklearn.utils._param_validation import make_constraint
 from skorch import NeuralNetBinaryClassifier, NeuralNetClassifier
+from torch.utils.data import TensorDataset
 
 import skdynal
-from skdynal._base import BaseQueryStrategy, BaseScoringStrategy
+from skdynal._base import BaseQueryStrategy
+from skdynal._validation import Interval, InvalidParameterError, Options, StrOptions
 
 
 def _exported_strategies():
@@ -42,19 +49,14 @@ def _exported_strategies():
 STRATEGIES = _exported_strategies()
 
 
-def net_params(strategy_class):
-    """Per-class settings of the test net, ``_test_net_params``.
-
-    For example dropout for BALD, or ``{"net_class": TiDALNetClassifier}`` for a strategy
-    that needs a net mixin (``net_class`` is an argument of ``_nets.make_net``).
-    """
-    return dict(getattr(strategy_class, "_test_net_params", {}))
-
-
 def build(strategy_class, **params):
     """A strategy with a fixed random_state and any per-class test settings."""
-    test_params = getattr(strategy_class, "_test_params", {})
-    return strategy_class(**{"random_state": 0, **test_params, **params})
+    return strategy_class(**{"random_state": 0, **strategy_params(strategy_class), **params})
+
+
+def scores_available(strategy):
+    """Whether the strategy scores every pool row (a public ``score`` method)."""
+    return callable(getattr(strategy, "score", None))
 
 
 def snapshot(module):
@@ -99,7 +101,7 @@ def strategy_class(request):
 
 @pytest.fixture
 def fitted_mlp(strategy_class, labeled_and_pool):
-    """The conftest net, with the strategy's ``_test_net_params`` when it has any."""
+    """The conftest net, with the strategy's test net settings when it has any."""
     X_lab, y_lab, _ = labeled_and_pool
     return fitted_net(X_lab, y_lab, **net_params(strategy_class))
 
@@ -142,7 +144,7 @@ def test_net_left_unchanged(strategy_class, labeled_and_pool):
     before = snapshot(net.module_)
     strategy = build(strategy_class)
     strategy.select(net, X_pool, 5, X_labeled=X_lab, y_labeled=y_lab)
-    if isinstance(strategy, BaseScoringStrategy):
+    if scores_available(strategy):
         strategy.score(net, X_pool, X_labeled=X_lab, y_labeled=y_lab)
     assert_unchanged(net.module_, before)
     net.module_.eval()
@@ -198,12 +200,16 @@ def test_scores_agree_with_selection(strategy_class, fitted_mlp, labeled_and_poo
     indices, chosen_scores = strategy.select(
         fitted_mlp, X_pool, 9, X_labeled=X_lab, y_labeled=y_lab
     )
-    if not isinstance(strategy, BaseScoringStrategy):
+    if not scores_available(strategy):
         assert chosen_scores is None or len(chosen_scores) == 9
         return
     scores = strategy.score(fitted_mlp, X_pool, X_labeled=X_lab, y_labeled=y_lab)
     assert scores.dtype == np.float64 and scores.shape == (len(X_pool),)
-    assert np.all(np.isfinite(scores))
+    if strategy.capabilities().unscored_rows:  # -inf marks rows left unscored
+        assert not np.isnan(scores).any() and not np.isposinf(scores).any()
+        assert np.all(np.isfinite(scores[indices]))
+    else:
+        assert np.all(np.isfinite(scores))
     np.testing.assert_array_equal(chosen_scores, scores[indices])
     if getattr(strategy, "selection", "top_b") == "class_balanced":
         # the best of each pseudo class: within a class, no unchosen row scores higher
@@ -516,7 +522,9 @@ def test_a_wrong_batch_never_reaches_the_user(labeled_and_pool, monkeypatch):
     strategy = skdynal.RandomSampler(random_state=0)
     for wrong in ([3, 3, 5], [0, 1, len(X_pool)], [0, 1]):
         monkeypatch.setattr(
-            skdynal.RandomSampler, "_query", lambda *args, wrong=wrong: (np.array(wrong), None)
+            skdynal.RandomSampler,
+            "select_from_outputs",
+            lambda *args, wrong=wrong: (np.array(wrong), None),
         )
         with pytest.raises(RuntimeError, match="no batch is returned rather than a wrong one"):
             strategy.select(fitted_mlp, X_pool, 3, X_labeled=X_lab, y_labeled=y_lab)
@@ -533,3 +541,119 @@ def test_k_center_and_k_means_plus_plus_refuse_nan_embeddings():
         k_center_greedy(embeddings, None, 3, rng)
     with pytest.raises(ValueError, match="gradient embeddings are NaN or infinite"):
         kmeans_plusplus_seeding(embeddings, embeddings.abs(), 3, rng)
+
+
+# --- pools of every kind, with and without a NaN (issue 15, item 1) ----------------------
+
+
+def pool_of_kind(X, kind, tmp_path):
+    """``X`` as an array, a memory-mapped ``.npy`` file or a torch ``TensorDataset``."""
+    if kind == "array":
+        return X
+    if kind == "memmap":
+        path = tmp_path / "pool.npy"
+        np.save(path, X)
+        return np.load(path, mmap_mode="r")
+    return TensorDataset(torch.as_tensor(X), torch.zeros(len(X)))
+
+
+@pytest.mark.parametrize("kind", ["memmap", "dataset"])
+def test_every_pool_kind_selects_the_same(
+    strategy_class, fitted_mlp, labeled_and_pool, kind, tmp_path
+):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    labeled = {"X_labeled": X_lab, "y_labeled": y_lab}
+    expected, expected_scores = build(strategy_class).select(fitted_mlp, X_pool, 6, **labeled)
+    pool = pool_of_kind(X_pool, kind, tmp_path)
+    indices, scores = build(strategy_class).select(fitted_mlp, pool, 6, **labeled)
+    np.testing.assert_array_equal(indices, expected)
+    if expected_scores is None:
+        assert scores is None
+    else:
+        np.testing.assert_allclose(scores, expected_scores, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["array", "memmap", "dataset"])
+def test_nan_in_a_pool_of_every_kind(strategy_class, fitted_mlp, labeled_and_pool, kind, tmp_path):
+    """Never a batch chosen from a pool holding NaN: an error naming the pool."""
+    X_lab, y_lab, X_pool = labeled_and_pool
+    X_bad = X_pool.copy()
+    X_bad[17, 5] = np.nan
+    pool = pool_of_kind(X_bad, kind, tmp_path)
+    before = snapshot(fitted_mlp.module_)
+    with pytest.raises(
+        ValueError, match=r"X_pool( of shape \(120, 64\))? contains NaN or infinite"
+    ):
+        build(strategy_class).select(fitted_mlp, pool, 3, X_labeled=X_lab, y_labeled=y_lab)
+    assert_unchanged(fitted_mlp.module_, before)
+
+
+# --- parameter validation (issue 15, item 3) ---------------------------------------------
+
+
+class _Unknown:
+    """A value of a type that no constraint allows."""
+
+    def __repr__(self):
+        return "_Unknown()"
+
+
+def _candidates(constraint):
+    """Values just outside ``constraint`` (each kind of constraint gives its own)."""
+    if isinstance(constraint, Interval):
+        integral = constraint.type is numbers.Integral
+        step = 1 if integral else 0.5
+        values = [] if integral else [np.nan]
+        if integral:
+            values.append(1.5)  # not an integer
+        for bound, side, closed in (
+            (constraint.left, -1, constraint.closed in ("left", "both")),
+            (constraint.right, 1, constraint.closed in ("right", "both")),
+        ):
+            if bound is None:
+                continue
+            if np.isinf(bound):
+                values.append(float(bound) if not closed else None)
+            else:
+                values.append(bound + side * step if closed else bound)
+        return [v for v in values if v is not None]
+    if isinstance(constraint, StrOptions):
+        return ["not-" + "-".join(sorted(constraint.options))]
+    if isinstance(constraint, Options):
+        return [_Unknown()]
+    if constraint == "random_state":
+        return [-1, "seed"]
+    if constraint == "boolean":
+        return ["yes", 2]
+    return [_Unknown(), "text", 1.5]
+
+
+def invalid_values(constraints):
+    """Values that satisfy none of ``constraints``: at least one per kind of constraint."""
+    checks = [make_constraint(c) for c in constraints]
+    values = [_Unknown()]
+    for constraint in constraints:
+        values.extend(_candidates(constraint))
+    invalid = {}
+    for value in values:
+        if not any(check.is_satisfied_by(value) for check in checks):
+            invalid.setdefault(repr(value), value)
+    return list(invalid.values())
+
+
+def test_parameter_constraints_cover_every_parameter(strategy_class):
+    signature = inspect.signature(strategy_class.__init__)
+    names = {n for n, p in signature.parameters.items() if n != "self" and p.kind != p.VAR_KEYWORD}
+    assert set(strategy_class._parameter_constraints) == names
+
+
+def test_a_bad_value_of_every_parameter_is_refused(strategy_class, fitted_mlp, labeled_and_pool):
+    X_lab, y_lab, X_pool = labeled_and_pool
+    for name, constraints in strategy_class._parameter_constraints.items():
+        bad_values = invalid_values(constraints)
+        assert bad_values, f"no invalid value found for {name}: {constraints}"
+        for value in bad_values:
+            strategy = build(strategy_class, **{name: value})
+            message = f"'{name}' parameter of {strategy_class.__name__} must be"
+            with pytest.raises(InvalidParameterError, match=message):
+                strategy.select(fitted_mlp, X_pool, 2, X_labeled=X_lab, y_labeled=y_lab)

@@ -8,10 +8,11 @@ in both cases the net is left exactly as it was.
 import numpy as np
 import pytest
 from _nets import fitted_net
+from _strategy_settings import net_params
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import NotFittedError
-from test_common import STRATEGIES, assert_unchanged, build, net_params, snapshot
+from test_common import STRATEGIES, assert_unchanged, build, snapshot
 
 DOCUMENTED_ERRORS = (ValueError, TypeError, NotFittedError)
 

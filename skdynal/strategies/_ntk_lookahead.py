@@ -392,6 +392,8 @@ def _outputs(adapter, fnet, X, batch_size, source, rows=None):
         with torch.no_grad():
             return fnet(fnet.params, _to_float64(X_batch))
 
+    if isinstance(X, dict):
+        X = SkorchDataset(X)  # one dict of tensors per batch, as check_pool gives the pool
     try:
         return map_pool(
             adapter, X, batch_outputs, batch_size=batch_size, source=source, quantity="outputs"

@@ -7,6 +7,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 import torch
+from _strategy_settings import net_params
 from modAL.models import ActiveLearner
 from modAL.uncertainty import margin_sampling
 from skorch import NeuralNetClassifier
@@ -371,9 +372,7 @@ def _exported_strategies():
 
 @pytest.mark.parametrize("strategy_class", _exported_strategies(), ids=lambda c: c.__name__)
 def test_every_exported_strategy_queries_from_the_searched_net(split, strategy_class):
-    net_class = getattr(strategy_class, "_test_net_params", {}).get(
-        "net_class", NeuralNetClassifier
-    )
+    net_class = net_params(strategy_class).get("net_class", NeuralNetClassifier)
     strategy = strategy_class(random_state=0)
     learner = make_learner(
         split,

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from _nets import fitted_net
+from _strategy_settings import net_params
 
 import skdynal
 
@@ -25,7 +26,7 @@ DETERMINISTIC = [
 def test_runs_on_cuda(name, labeled_and_pool):
     X_lab, y_lab, X_pool = labeled_and_pool
     cls = getattr(skdynal, name)
-    params = dict(getattr(cls, "_test_net_params", {}))
+    params = net_params(cls)
     cpu = fitted_net(X_lab, y_lab, **params)
     cuda = fitted_net(X_lab, y_lab, device="cuda", **params)
     kwargs = {"X_labeled": X_lab, "y_labeled": y_lab}
