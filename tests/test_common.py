@@ -1,7 +1,8 @@
 """The contract every query strategy exported by skdynal follows.
 
 Strategies are found by discovery: every class in ``skdynal.__all__`` that derives from the
-package's query-strategy base class is tested here without being listed. The test-only
+package's query-strategy base class is tested here without being listed, next to the example
+strategy of docs/writing_a_strategy.md (``_doc_example.LogitGapSampler``). The test-only
 settings a strategy needs (a dropout layer, its own net class, fast parameters) are in
 ``tests/_strategy_settings.py``.
 """
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 import torch
+from _doc_example import LogitGapSampler
 from _nets import (
     BinaryMLP,
     TupleLossClassifier,
@@ -46,7 +48,8 @@ def _exported_strategies():
     return classes
 
 
-STRATEGIES = _exported_strategies()
+#: The exported strategies and the documentation's example strategy.
+STRATEGIES = [*_exported_strategies(), LogitGapSampler]
 
 
 def build(strategy_class, **params):
