@@ -13,7 +13,7 @@ from skorch.dataset import Dataset as SkorchDataset
 from torch.utils.data import Dataset
 
 from .._base import BaseQueryStrategy
-from .._validation import Interval
+from .._validation import Interval, InvalidParameterError
 from ._coreset import CoresetSampler
 from ._outputs import predict_probabilities
 from ._random import RandomSampler
@@ -170,33 +170,46 @@ class ALBLSampler(BaseQueryStrategy):
         """EXP4.P weights, scaled so that the largest is 1."""
         return np.exp(self.log_weights_ - self.log_weights_.max())
 
+    def check_params(self):
+        """Check the parameters: the constraint table, then the strategies and ``p_min``.
+
+        Raises
+        ------
+        sklearn.utils._param_validation.InvalidParameterError
+            Also when ``strategies`` is empty or holds something other than a skdynal
+            query strategy, or ``p_min`` exceeds ``1 / n_strategies``.
+        """
+        super().check_params()
+        n_strategies = len(self._base_strategies())
+        if self.p_min is not None and self.p_min > 1.0 / n_strategies:
+            raise InvalidParameterError(
+                f"p_min must be in [0, 1/n_strategies] = [0, {1.0 / n_strategies:g}], "
+                f"got {self.p_min!r}."
+            )
+        return self
+
     def _base_strategies(self):
         if self.strategies is None:
             return _default_strategies()
         if not self.strategies:
-            raise TypeError(
+            raise InvalidParameterError(
                 "strategies must be a non-empty list of skdynal query strategies or None, "
                 f"got {self.strategies!r}."
             )
         for strategy in self.strategies:
             if not isinstance(strategy, BaseQueryStrategy) or isinstance(strategy, ALBLSampler):
-                raise TypeError(
+                raise InvalidParameterError(
                     "Every entry of strategies must be a skdynal query strategy (not an "
                     f"ALBLSampler), got {strategy!r}."
                 )
         return list(self.strategies)
 
     def _resolved_p_min(self, n_strategies):
-        """``p_min``, or its default; checked against ``1 / n_strategies``."""
+        """``p_min``, or its default ``min(sqrt(ln N / (N T)), 1 / N)``."""
         if self.p_min is None:
             return min(
                 math.sqrt(math.log(n_strategies) / (n_strategies * self.n_rounds)),
                 1.0 / n_strategies,
-            )
-        if self.p_min > 1.0 / n_strategies:
-            raise ValueError(
-                f"p_min must be in [0, 1/n_strategies] = [0, {1.0 / n_strategies:g}], "
-                f"got {self.p_min!r}."
             )
         return float(self.p_min)
 

@@ -294,7 +294,7 @@ class NTKLookaheadSampler(BaseQueryStrategy):
             The look-ahead score of each subset row (the subset of a one-row query),
             ``-inf`` for the other rows.
         """
-        self._validate_params()
+        self.check_params()
         adapter, X_pool = self._prepare(learner, X_pool, X_labeled, y_labeled)
         try:
             subset, model, pseudo, reference = self._lookahead(adapter, X_pool, 0)
