@@ -201,11 +201,7 @@ class BaseQueryStrategy(BaseEstimator):
 
     def capabilities(self):
         """What the strategy needs and how its work splits (:class:`StrategyCapabilities`)."""
-        # TRANSITION: the private flags go once every strategy is migrated.
-        return StrategyCapabilities(
-            needs_labeled=bool(getattr(self, "_needs_labeled", False)),
-            net_class=getattr(self, "_required_net_class", None),
-        )
+        return StrategyCapabilities()
 
     def round_state(self, adapter):
         """What a round computes once, before the pool is streamed (default: nothing).
@@ -298,10 +294,6 @@ class BaseQueryStrategy(BaseEstimator):
         n_instances = check_n_instances(n_instances, len(X_pool))
         random_state = check_random_state(self.random_state)
         with _explained_non_finite(adapter, X_pool):
-            if hasattr(self, "_query"):  # TRANSITION: removed once every strategy is migrated
-                indices, scores = self._query(adapter, X_pool, n_instances, random_state)
-                indices = check_selection(indices, n_instances, len(X_pool), type(self).__name__)
-                return indices, scores
             state = self.round_state(adapter)
             pool = LocalPool(self, adapter, state, X_pool)
             if self.capabilities().reads_pool:
@@ -428,14 +420,6 @@ class BaseScoringStrategy(BaseQueryStrategy):
         self.check_params()
         adapter, X_pool = self._prepare(learner, X_pool, X_labeled, y_labeled)
         with _explained_non_finite(adapter, X_pool):
-            if hasattr(self, "_score_rows"):  # TRANSITION: until every strategy is migrated
-                scores = self._score_rows(adapter, self._scoring_state(adapter), X_pool)
-                bad = ~np.isfinite(scores)
-                if getattr(self, "_unscored_rows_are_negative_inf", False):
-                    bad &= ~np.isneginf(scores)
-                if bad.any():
-                    raise NonFiniteValues("scores", np.flatnonzero(bad))
-                return scores
             state = self.round_state(adapter)
             return LocalPool(self, adapter, state, X_pool).map("score_batch")
 

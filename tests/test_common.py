@@ -2,7 +2,7 @@
 
 Strategies are found by discovery: every class in ``skdynal.__all__`` that derives from the
 package's query-strategy base class is tested here without being listed, next to the example
-strategy of docs/writing_a_strategy.md (``_doc_example.LogitGapSampler``). The test-only
+strategy of docs/writing_a_strategy.md (``_doc_example.PseudoLabelLossSampler``). The test-only
 settings a strategy needs (a dropout layer, its own net class, fast parameters) are in
 ``tests/_strategy_settings.py``.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 import torch
-from _doc_example import LogitGapSampler
+from _doc_example import PseudoLabelLossSampler
 from _nets import (
     BinaryMLP,
     TupleLossClassifier,
@@ -49,7 +49,7 @@ def _exported_strategies():
 
 
 #: The exported strategies and the documentation's example strategy.
-STRATEGIES = [*_exported_strategies(), LogitGapSampler]
+STRATEGIES = [*_exported_strategies(), PseudoLabelLossSampler]
 
 
 def build(strategy_class, **params):

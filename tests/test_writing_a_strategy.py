@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _doc_example import BLOCKS, LogitGapSampler
+from _doc_example import BLOCKS, PseudoLabelLossSampler
 from _nets import fitted_net
 
 from skdynal.base import BaseScoringStrategy
@@ -20,18 +20,18 @@ from skdynal.base import BaseScoringStrategy
 def test_the_example_is_ten_lines_of_the_page():
     body = [line for line in BLOCKS[0].splitlines() if line.strip()]
     assert len(body) <= 12  # imports, class, constraints, __init__, score_batch
-    assert issubclass(LogitGapSampler, BaseScoringStrategy)
+    assert issubclass(PseudoLabelLossSampler, BaseScoringStrategy)
 
 
-def test_scores_are_the_gap_of_the_two_largest_logits(labeled_and_pool):
+def test_scores_are_the_loss_at_the_predicted_label(labeled_and_pool):
     X_lab, y_lab, X_pool = labeled_and_pool
     net = fitted_net(X_lab, y_lab)
-    scores = LogitGapSampler().score(net, X_pool)
+    scores = PseudoLabelLossSampler().score(net, X_pool)
     with torch.no_grad():
-        logits = net.module_(torch.as_tensor(X_pool)).double().numpy()
-    ordered = np.sort(logits, axis=1)
-    np.testing.assert_allclose(scores, ordered[:, -2] - ordered[:, -1], rtol=1e-6, atol=1e-6)
-    indices, chosen = LogitGapSampler(random_state=0).select(net, X_pool, 5)
+        logits = net.module_(torch.as_tensor(X_pool)).double()
+    expected = -torch.log_softmax(logits, dim=1).max(dim=1).values.numpy()
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+    indices, chosen = PseudoLabelLossSampler(random_state=0).select(net, X_pool, 5)
     np.testing.assert_array_equal(chosen, scores[indices])
     np.testing.assert_array_equal(np.sort(chosen)[::-1], np.sort(scores)[::-1][:5])
 
@@ -39,7 +39,7 @@ def test_scores_are_the_gap_of_the_two_largest_logits(labeled_and_pool):
 def test_the_usage_block_runs(labeled_and_pool):
     X_lab, y_lab, X_pool = labeled_and_pool
     namespace = {
-        "LogitGapSampler": LogitGapSampler,
+        "PseudoLabelLossSampler": PseudoLabelLossSampler,
         "net": fitted_net(X_lab, y_lab),
         "X_init": X_lab,
         "y_init": y_lab,
@@ -57,7 +57,7 @@ def test_ray_scorer_gives_the_local_answer(labeled_and_pool):
 
     X_lab, y_lab, X_pool = labeled_and_pool
     net = fitted_net(X_lab, y_lab)
-    local, local_scores = LogitGapSampler(random_state=0).select(net, X_pool, 10)
+    local, local_scores = PseudoLabelLossSampler(random_state=0).select(net, X_pool, 10)
     tests = Path(__file__).resolve().parent
     path = os.pathsep.join([str(tests.parent), str(tests)])  # workers import _doc_example
     ray.init(
@@ -67,9 +67,8 @@ def test_ray_scorer_gives_the_local_answer(labeled_and_pool):
         runtime_env={"env_vars": {"PYTHONPATH": path}},
     )
     try:
-        remote, remote_scores = RayScorer(LogitGapSampler(random_state=0), shard_size=40).select(
-            net, X_pool, 10
-        )
+        scorer = RayScorer(PseudoLabelLossSampler(random_state=0), shard_size=40)
+        remote, remote_scores = scorer.select(net, X_pool, 10)
     finally:
         ray.shutdown()
     np.testing.assert_array_equal(remote, local)
