@@ -19,9 +19,11 @@ def required_net_class(strategy):
     """The skorch net class that ``strategy`` needs, or None for any net.
 
     A strategy that needs its own net class (TiDAL records training dynamics while
-    training) declares it in ``capabilities().net_class``.
+    training) declares it in ``capabilities().net_class``; any other modAL query strategy
+    (a function, a class of another package) scores the runner's plain net.
     """
-    return strategy.capabilities().net_class
+    capabilities = getattr(strategy, "capabilities", None)
+    return capabilities().net_class if callable(capabilities) else None
 
 
 def _module_kwargs(module, X_train, n_classes, module_kwargs):
