@@ -38,7 +38,7 @@ from ._engine import (
     _warn_fallback,
 )
 from ._labeled import forward
-from ._rules import MaterializingRule, _chunk_size, _patches, get_rule
+from ._rules import MaterializingRule, _chunk_size, _conv_geometry, _patches, get_rule
 
 __all__ = ["JacobianFactors", "jacobian_factors", "tangent_kernel"]
 
@@ -345,23 +345,7 @@ def _linear_dense(module, args, delta, params, max_buffer_bytes):
 
 def _conv_dense(module, args, delta, params, max_buffer_bytes):
     """``Conv1d``/``Conv2d``: ``J_k^W = delta_k patches^T`` on the unfolded input."""
-    a = args[0]
-    spatial = a.dim() - 2
-    kernel, stride, dilation = module.kernel_size, module.stride, module.dilation
-    if isinstance(module.padding, str) or module.padding_mode != "zeros":
-        mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
-        a = torch.nn.functional.pad(a, module._reversed_padding_repeated_twice, mode=mode)
-        padding = (0,) * spatial
-    else:
-        padding = module.padding
-    if spatial == 1:
-        a = a.unsqueeze(2)
-        kernel, stride, dilation, padding = (
-            (1, *kernel),
-            (1, *stride),
-            (1, *dilation),
-            (0, *padding),
-        )
+    a, kernel, stride, dilation, padding = _conv_geometry(module, args[0])
     n, K = delta.shape[:2]
     groups = module.groups
     p = module.out_channels // groups

@@ -225,22 +225,7 @@ class ConvRule(GradRule):
     def accumulate(
         self, module, args, delta, params, directions, sq_norms, dots, max_buffer_bytes
     ):
-        a = args[0].detach()
-        kernel, stride, dilation = module.kernel_size, module.stride, module.dilation
-        if isinstance(module.padding, str) or module.padding_mode != "zeros":
-            mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
-            a = F.pad(a, module._reversed_padding_repeated_twice, mode=mode)
-            padding = (0,) * self.spatial_dims
-        else:
-            padding = module.padding
-        if self.spatial_dims == 1:
-            a = a.unsqueeze(2)
-            kernel, stride, dilation, padding = (
-                (1, *kernel),
-                (1, *stride),
-                (1, *dilation),
-                (0, *padding),
-            )
+        a, kernel, stride, dilation, padding = _conv_geometry(module, args[0].detach())
         batch, groups = a.shape[0], module.groups
         out_channels = module.out_channels
         delta = delta.reshape(batch, groups, out_channels // groups, -1)
@@ -278,6 +263,33 @@ class ConvRule(GradRule):
                 None if dots is None else dots[rows],
                 max_buffer_bytes,
             )
+
+
+def _conv_geometry(module, a):
+    """A conv layer's input and geometry in 2-D form, ready for :func:`_patches`.
+
+    Padding modes other than zeros (and string padding) are applied to ``a`` here, so the
+    returned ``padding`` is plain zero padding; a ``Conv1d`` input ``(n, c, L)`` becomes
+    ``(n, c, 1, L)`` with a kernel of height 1. Returns
+    ``(a, kernel, stride, dilation, padding)``, each geometry entry a pair.
+    """
+    spatial = a.dim() - 2
+    kernel, stride, dilation = module.kernel_size, module.stride, module.dilation
+    if isinstance(module.padding, str) or module.padding_mode != "zeros":
+        mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
+        a = F.pad(a, module._reversed_padding_repeated_twice, mode=mode)
+        padding = (0,) * spatial
+    else:
+        padding = module.padding
+    if spatial == 1:
+        a = a.unsqueeze(2)
+        kernel, stride, dilation, padding = (
+            (1, *kernel),
+            (1, *stride),
+            (1, *dilation),
+            (0, *padding),
+        )
+    return a, kernel, stride, dilation, padding
 
 
 def _patches(a, kernel, dilation, padding, stride):

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .._validation import check_positive_int
+from ..models._mlp import mlp_layers
 
 __all__ = [
     "FAMILIES",
@@ -56,11 +57,21 @@ def _check_dropout(dropout):
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
 
 
-def _head(channels, n_classes, dropout):
-    layers = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+def _check_member(blocks, stacks, dropout, **sizes):
+    """Validate a member's structure, its positive int ``sizes`` (in order) and dropout."""
+    blocks, stacks = check_structure((blocks, stacks))
+    for name, value in sizes.items():
+        check_positive_int(value, name)
+    _check_dropout(dropout)
+    return blocks, stacks
+
+
+def _head(channels, n_classes, dropout, pool=1):
+    """Average pooling to ``pool x pool``, flatten, optional dropout, a linear layer."""
+    layers = [nn.AdaptiveAvgPool2d(pool), nn.Flatten()]
     if dropout > 0:
         layers.append(nn.Dropout(dropout))
-    layers.append(nn.Linear(channels, n_classes))
+    layers.append(nn.Linear(channels * pool**2, n_classes))
     return nn.Sequential(*layers)
 
 
@@ -131,11 +142,9 @@ class StackedResNet(nn.Module):
 
     def __init__(self, blocks=1, stacks=1, in_channels=3, n_classes=10, width=64, dropout=0.0):
         super().__init__()
-        blocks, stacks = check_structure((blocks, stacks))
-        check_positive_int(in_channels, "in_channels")
-        check_positive_int(n_classes, "n_classes")
-        check_positive_int(width, "width")
-        _check_dropout(dropout)
+        blocks, stacks = _check_member(
+            blocks, stacks, dropout, in_channels=in_channels, n_classes=n_classes, width=width
+        )
         self.stem = nn.Sequential(
             _conv_bn(in_channels, width),
             nn.ReLU(),
@@ -197,12 +206,15 @@ class StackedCNN(nn.Module):
         head_pool=2,
     ):
         super().__init__()
-        blocks, stacks = check_structure((blocks, stacks))
-        check_positive_int(in_channels, "in_channels")
-        check_positive_int(n_classes, "n_classes")
-        check_positive_int(width, "width")
-        check_positive_int(head_pool, "head_pool")
-        _check_dropout(dropout)
+        blocks, stacks = _check_member(
+            blocks,
+            stacks,
+            dropout,
+            in_channels=in_channels,
+            n_classes=n_classes,
+            width=width,
+            head_pool=head_pool,
+        )
         self.stem = nn.Sequential(
             _conv_bn(in_channels, width), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)
         )
@@ -216,11 +228,7 @@ class StackedCNN(nn.Module):
                 layers += [_conv_bn(channels, out_channels), nn.ReLU()]
                 channels = out_channels
         self.body = nn.Sequential(*layers)
-        head = [nn.AdaptiveAvgPool2d(head_pool), nn.Flatten()]
-        if dropout > 0:
-            head.append(nn.Dropout(dropout))
-        head.append(nn.Linear(channels * head_pool**2, n_classes))
-        self.head = nn.Sequential(*head)
+        self.head = _head(channels, n_classes, dropout, pool=head_pool)
 
     def forward(self, X):
         return self.head(self.body(self.stem(X)))
@@ -262,22 +270,16 @@ class StackedMLP(nn.Module):
 
     def __init__(self, blocks=1, stacks=1, n_features=64, n_classes=10, width=32, dropout=0.0):
         super().__init__()
-        blocks, stacks = check_structure((blocks, stacks))
-        check_positive_int(n_features, "n_features")
-        check_positive_int(n_classes, "n_classes")
-        check_positive_int(width, "width")
-        _check_dropout(dropout)
-        layers = [nn.Flatten()]
-        previous = n_features
-        for stack in range(stacks):
-            out = width * 2**stack
-            layers += [nn.Linear(previous, out), nn.ReLU()]
-            layers += [_ResidualLinear(out) for _ in range(blocks - 1)]
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            previous = out
-        layers.append(nn.Linear(previous, n_classes))
-        self.layers = nn.Sequential(*layers)
+        blocks, stacks = _check_member(
+            blocks, stacks, dropout, n_features=n_features, n_classes=n_classes, width=width
+        )
+        self.layers = mlp_layers(
+            n_features,
+            [width * 2**stack for stack in range(stacks)],
+            n_classes,
+            dropout,
+            extra=lambda out: [_ResidualLinear(out) for _ in range(blocks - 1)],
+        )
 
     def forward(self, X):
         return self.layers(X)
