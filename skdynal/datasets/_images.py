@@ -96,6 +96,26 @@ def _to_float_images(uint8_nchw):
     return uint8_nchw.astype(np.float32) / np.float32(255.0)
 
 
+def _subsets_result(train, test, *, n_train, n_test, rng, labels, channels_last, **result):
+    """Subset two torchvision splits and build the result from their uint8 images.
+
+    Images become float32 ``(N, C, H, W)`` in ``[0, 1]`` (``channels_last``: ``data`` is
+    ``(N, H, W, C)``); ``labels`` names the label attribute; ``result`` holds the rest of
+    :func:`make_result`'s arguments (``classes``, ``normalize``, ``description``).
+    """
+    arrays = []
+    for split, n_keep, name in ((train, n_train, "n_train"), (test, n_test, "n_test")):
+        keep = subset_indices(len(split.data), n_keep, rng, name=name)
+        images = split.data[keep]
+        if channels_last:
+            images = images.transpose(0, 3, 1, 2)
+        arrays += [
+            _to_float_images(images),
+            np.asarray(getattr(split, labels), dtype=np.int64)[keep],
+        ]
+    return make_result(*arrays, **result)
+
+
 def load_cifar10(
     root,
     *,
@@ -178,19 +198,16 @@ def load_cifar10(
     train = _open_torchvision(lambda: cls(root, train=True, download=download), **options)
     test = _open_torchvision(lambda: cls(root, train=False, download=False), **options)
 
-    train_idx = subset_indices(len(train.data), n_train, rng, name="n_train")
-    test_idx = subset_indices(len(test.data), n_test, rng, name="n_test")
-    # torchvision keeps the images as (N, H, W, C) uint8.
-    X_train = _to_float_images(train.data[train_idx].transpose(0, 3, 1, 2))
-    X_test = _to_float_images(test.data[test_idx].transpose(0, 3, 1, 2))
-    y_train = np.asarray(train.targets, dtype=np.int64)[train_idx]
-    y_test = np.asarray(test.targets, dtype=np.int64)[test_idx]
-    return make_result(
-        X_train,
-        y_train,
-        X_test,
-        y_test,
-        train.classes,
+    # torchvision keeps CIFAR-10's images as (N, H, W, C) uint8.
+    return _subsets_result(
+        train,
+        test,
+        n_train=n_train,
+        n_test=n_test,
+        rng=rng,
+        labels="targets",
+        channels_last=True,
+        classes=train.classes,
         normalize=normalize,
         description=f"CIFAR-10 from {folder} (benchmark train/test split).",
     )
@@ -268,20 +285,16 @@ def load_svhn(
                 "is a stand-in file (e.g. from skdynal.datasets.write_svhn_standin)."
             ),
         )
-    train, test = parts["train"], parts["test"]
-    train_idx = subset_indices(len(train.data), n_train, rng, name="n_train")
-    test_idx = subset_indices(len(test.data), n_test, rng, name="n_test")
-    # torchvision keeps the images as (N, C, H, W) uint8 and labels with 10 -> 0 applied.
-    X_train = _to_float_images(train.data[train_idx])
-    X_test = _to_float_images(test.data[test_idx])
-    y_train = np.asarray(train.labels, dtype=np.int64)[train_idx]
-    y_test = np.asarray(test.labels, dtype=np.int64)[test_idx]
-    return make_result(
-        X_train,
-        y_train,
-        X_test,
-        y_test,
-        [str(d) for d in range(10)],
+    # torchvision keeps SVHN's images as (N, C, H, W) uint8 and labels with 10 -> 0 applied.
+    return _subsets_result(
+        parts["train"],
+        parts["test"],
+        n_train=n_train,
+        n_test=n_test,
+        rng=rng,
+        labels="labels",
+        channels_last=False,
+        classes=[str(d) for d in range(10)],
         normalize=normalize,
         description=f"SVHN from {folder} (benchmark train/test split, label 10 -> 0).",
     )

@@ -64,6 +64,16 @@ def _class_images(labels, n_classes, shape_chw, rng):
     return np.clip(colours[labels] + noise, 0, 255).astype(np.uint8)
 
 
+def _prepare_split_writer(root, subfolder, n_train, n_test, random_state, *, min_train=1):
+    """A writer's checked sizes, random state and created folder (``root`` or a subfolder)."""
+    n_train = check_positive_int(n_train, "n_train", minimum=min_train)
+    n_test = check_positive_int(n_test, "n_test")
+    rng = check_random_state(random_state)
+    folder = os.fspath(root) if subfolder is None else os.path.join(os.fspath(root), subfolder)
+    os.makedirs(folder, exist_ok=True)
+    return n_train, n_test, rng, folder
+
+
 def write_cifar10_standin(root, n_train=50, n_test=10, random_state=0):
     """Write a tiny CIFAR-10 in the official python-pickle layout.
 
@@ -90,11 +100,9 @@ def write_cifar10_standin(root, n_train=50, n_test=10, random_state=0):
     folder : str
         The ``cifar-10-batches-py`` folder written.
     """
-    n_train = check_positive_int(n_train, "n_train", minimum=5)
-    n_test = check_positive_int(n_test, "n_test")
-    rng = check_random_state(random_state)
-    folder = os.path.join(os.fspath(root), "cifar-10-batches-py")
-    os.makedirs(folder, exist_ok=True)
+    n_train, n_test, rng, folder = _prepare_split_writer(
+        root, "cifar-10-batches-py", n_train, n_test, random_state, min_train=5
+    )
 
     def dump(filename, batch_label, n):
         labels = _balanced_labels(n, 10, rng)
@@ -145,11 +153,9 @@ def write_svhn_standin(root, n_train=50, n_test=20, random_state=0):
     folder : str
         The ``svhn`` folder written.
     """
-    n_train = check_positive_int(n_train, "n_train")
-    n_test = check_positive_int(n_test, "n_test")
-    rng = check_random_state(random_state)
-    folder = os.path.join(os.fspath(root), "svhn")
-    os.makedirs(folder, exist_ok=True)
+    n_train, n_test, rng, folder = _prepare_split_writer(
+        root, "svhn", n_train, n_test, random_state
+    )
     for filename, n in (("train_32x32.mat", n_train), ("test_32x32.mat", n_test)):
         digits = _balanced_labels(n, 10, rng)
         images = _class_images(digits, 10, (3, 32, 32), rng)
@@ -256,11 +262,7 @@ def write_fashion_mnist_standin(root, n_train=60, n_test=20, gzip=True, random_s
     folder : str
         The folder written.
     """
-    n_train = check_positive_int(n_train, "n_train")
-    n_test = check_positive_int(n_test, "n_test")
-    rng = check_random_state(random_state)
-    folder = os.fspath(root)
-    os.makedirs(folder, exist_ok=True)
+    n_train, n_test, rng, folder = _prepare_split_writer(root, None, n_train, n_test, random_state)
     # One grey level per class, shared by the train and test files.
     levels = rng.uniform(40.0, 215.0, size=(10, 1, 1))
     for prefix, n in (("train", n_train), ("t10k", n_test)):
