@@ -9,26 +9,6 @@ from .._validation import check_positive_int
 __all__ = ["MLP"]
 
 
-def mlp_layers(n_features, widths, n_classes, dropout, extra=None):
-    """``Flatten``, then per width ``Linear - ReLU [- *extra(width)] [- Dropout]``, ``Linear``.
-
-    Shared by :class:`MLP` and :class:`skdynal.nas.StackedMLP`; ``extra(width)`` returns
-    further modules to put after each ReLU (before its dropout). Arguments are not
-    validated here.
-    """
-    layers = [nn.Flatten()]
-    previous = n_features
-    for width in widths:
-        layers += [nn.Linear(previous, width), nn.ReLU()]
-        if extra is not None:
-            layers += extra(width)
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        previous = width
-    layers.append(nn.Linear(previous, n_classes))
-    return nn.Sequential(*layers)
-
-
 class MLP(nn.Module):
     """Fully connected ReLU network returning class logits.
 
@@ -67,7 +47,15 @@ class MLP(nn.Module):
             check_positive_int(width, "each entry of hidden")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
-        self.layers = mlp_layers(n_features, hidden, n_classes, dropout)
+        layers = [nn.Flatten()]
+        previous = n_features
+        for width in hidden:
+            layers += [nn.Linear(previous, width), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            previous = width
+        layers.append(nn.Linear(previous, n_classes))
+        self.layers = nn.Sequential(*layers)
 
     def forward(self, X):
         return self.layers(X)

@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from .._validation import check_positive_int
-from ..models._mlp import mlp_layers
 
 __all__ = [
     "FAMILIES",
@@ -273,13 +272,17 @@ class StackedMLP(nn.Module):
         blocks, stacks = _check_member(
             blocks, stacks, dropout, n_features=n_features, n_classes=n_classes, width=width
         )
-        self.layers = mlp_layers(
-            n_features,
-            [width * 2**stack for stack in range(stacks)],
-            n_classes,
-            dropout,
-            extra=lambda out: [_ResidualLinear(out) for _ in range(blocks - 1)],
-        )
+        layers = [nn.Flatten()]
+        previous = n_features
+        for stack in range(stacks):
+            out = width * 2**stack
+            layers += [nn.Linear(previous, out), nn.ReLU()]
+            layers += [_ResidualLinear(out) for _ in range(blocks - 1)]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            previous = out
+        layers.append(nn.Linear(previous, n_classes))
+        self.layers = nn.Sequential(*layers)
 
     def forward(self, X):
         return self.layers(X)
