@@ -388,10 +388,11 @@ class ExperimentProtocol:
     ((0, 1), ('random',))
     >>> ExperimentProtocol.from_dict(protocol.to_dict()) == protocol
     True
-    >>> ExperimentProtocol(rounds=-1)
-    Traceback (most recent call last):
-    ...
-    ValueError: rounds must be an integer >= 0, got -1.
+    >>> try:
+    ...     ExperimentProtocol(rounds=-1)
+    ... except ValueError as err:
+    ...     print(err)
+    rounds must be an integer >= 0, got -1.
     """
 
     model: object = "mlp"
