@@ -76,54 +76,29 @@ def _preset(dataset):
     return _PRESETS["image" if dataset in ("cifar10", "svhn", "caltech101") else "digits"]
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _number_type(convert, accept, expected):
+    """An argparse ``type``: ``convert`` the text, then refuse values ``accept`` rejects.
+
+    Both a text that does not convert and a refused value get "expected <expected>".
+    """
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
-    return value
-
-
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+_positive_int = _number_type(int, lambda v: v >= 1, "a positive integer")
+_non_negative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0")
+_fraction = _number_type(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+_positive_float = _number_type(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
+_non_negative_float = _number_type(float, lambda v: v >= 0 and math.isfinite(v), "a number >= 0")
 
 
 def _check_writable_dir(path, parser, option="--out"):
@@ -163,8 +138,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def _preset_default(key, fmt=str):
-    small, image = fmt(_PRESETS["digits"][key]), fmt(_PRESETS["image"][key])
+def _preset_default(key):
+    small, image = _PRESETS["digits"][key], _PRESETS["image"][key]
     if small == image:
         return f"(default: {small})"
     return f"(default: {small}; {image} for cifar10, svhn and caltech101)"
@@ -191,6 +166,54 @@ def parse_seeds(text):
     if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"seeds must be distinct integers >= 0, got {text!r}")
     return seeds
+
+
+#: The options whose default is the dataset's preset: key -> (argparse type, help). The type
+#: also turns a preset into the value the option would have (e.g. seeds "3" -> [0, 1, 2]).
+_PRESET_OPTIONS = {
+    "initial": (_positive_int, "initial labeled set size M"),
+    "query": (_positive_int, "samples queried per round b"),
+    "rounds": (_non_negative_int, "query rounds R"),
+    "seeds": (parse_seeds, "number of seeds (3 = seeds 0,1,2), a list 0,3,7 or a range 0-9"),
+    "epochs": (_positive_int, "training epochs per round"),
+    "lr": (_positive_float, "learning rate"),
+    "batch_size": (_positive_int, "training batch size"),
+}
+
+
+def _add_preset_options(group, keys):
+    for key in keys:
+        type_, help_text = _PRESET_OPTIONS[key]
+        group.add_argument(
+            "--" + key.replace("_", "-"),
+            type=type_,
+            default=None,
+            help=f"{help_text} {_preset_default(key)}",
+        )
+
+
+def _add_output_options(parser, out_help, cells, plot=False):
+    """``--out``, ``--resume``, ``--no-plot`` (with ``plot``) and ``--no-progress``."""
+    parser.add_argument("--out", default=None, help=out_help)
+    parser.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"reuse finished {cells} stored in --out",
+    )
+    if plot:
+        parser.add_argument(
+            "--no-plot",
+            dest="plot",
+            action="store_false",
+            help="do not write the learning-curve plot (written by default)",
+        )
+    parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="hide the progress bar (shown by default)",
+    )
 
 
 def _strategy_names(values):
@@ -289,55 +312,14 @@ def build_parser():
         + "; for cifar10, "
         "svhn and caltech101 also coreset badge albl)",
     )
-    protocol.add_argument(
-        "--initial",
-        type=_positive_int,
-        default=None,
-        help="initial labeled set size M " + _preset_default("initial"),
-    )
-    protocol.add_argument(
-        "--query",
-        type=_positive_int,
-        default=None,
-        help="samples queried per round b " + _preset_default("query"),
-    )
-    protocol.add_argument(
-        "--rounds",
-        type=_non_negative_int,
-        default=None,
-        help="query rounds R " + _preset_default("rounds"),
-    )
-    protocol.add_argument(
-        "--seeds",
-        type=parse_seeds,
-        default=None,
-        help="number of seeds (3 = seeds 0,1,2), a list 0,3,7 or a range 0-9 "
-        + _preset_default("seeds"),
-    )
+    _add_preset_options(protocol, ("initial", "query", "rounds", "seeds"))
     protocol.add_argument(
         "--baseline",
         default=None,
         help="strategy the summary compares the others with (default: random, when it is run)",
     )
     training = run.add_argument_group("training")
-    training.add_argument(
-        "--epochs",
-        type=_positive_int,
-        default=None,
-        help="training epochs per round " + _preset_default("epochs"),
-    )
-    training.add_argument(
-        "--lr",
-        type=_positive_float,
-        default=None,
-        help="learning rate " + _preset_default("lr", "{:g}".format),
-    )
-    training.add_argument(
-        "--batch-size",
-        type=_positive_int,
-        default=None,
-        help="training batch size " + _preset_default("batch_size"),
-    )
+    _add_preset_options(training, ("epochs", "lr", "batch_size"))
     training.add_argument(
         "--optimizer",
         choices=["adam", "adamw", "sgd"],
@@ -454,27 +436,11 @@ def build_parser():
         "--data-dir, whose small nets run fastest single-threaded; "
         "torch's default otherwise)",
     )
-    output = run.add_argument_group("output")
-    output.add_argument(
-        "--out", default=None, help="results folder (default: skdynal-results/<dataset>-<model>)"
-    )
-    output.add_argument(
-        "--resume",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="reuse finished (strategy, seed) cells stored in --out",
-    )
-    output.add_argument(
-        "--no-plot",
-        dest="plot",
-        action="store_false",
-        help="do not write the learning-curve plot (written by default)",
-    )
-    output.add_argument(
-        "--no-progress",
-        dest="progress",
-        action="store_false",
-        help="hide the progress bar (shown by default)",
+    _add_output_options(
+        run.add_argument_group("output"),
+        "results folder (default: skdynal-results/<dataset>-<model>)",
+        "(strategy, seed) cells",
+        plot=True,
     )
     run.set_defaults(subparser=run)
     _add_benchmark_parser(commands)
@@ -542,23 +508,10 @@ def _add_benchmark_parser(commands):
         default=None,
         help="parallel worker processes (default: all available cores)",
     )
-    bench.add_argument(
-        "--out",
-        default=None,
-        help="results folder (default: skdynal-benchmark, or "
-        "skdynal-benchmark-quick with --quick)",
-    )
-    bench.add_argument(
-        "--resume",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="reuse finished cells stored in --out",
-    )
-    bench.add_argument(
-        "--no-progress",
-        dest="progress",
-        action="store_false",
-        help="hide the progress bar (shown by default)",
+    _add_output_options(
+        bench,
+        "results folder (default: skdynal-benchmark, or skdynal-benchmark-quick with --quick)",
+        "cells",
     )
     bench.set_defaults(subparser=bench)
 
@@ -601,11 +554,9 @@ def _benchmark(args, parser, argv):
 def _resolve(args, parser):
     preset = _preset(args.dataset)
     args.model = args.model or _DEFAULT_MODELS[args.dataset]
-    for key in ("initial", "query", "rounds", "epochs", "lr", "batch_size"):
+    for key, (type_, _) in _PRESET_OPTIONS.items():
         if getattr(args, key) is None:
-            setattr(args, key, preset[key])
-    if args.seeds is None:
-        args.seeds = parse_seeds(preset["seeds"])
+            setattr(args, key, type_(preset[key]))
     try:
         args.strategies = _strategy_names(args.strategies or preset["strategies"])
     except argparse.ArgumentTypeError as err:
@@ -728,12 +679,9 @@ def _run(args, parser):
         data = load_experiment_data(
             args.dataset,
             args.model,
-            data_dir=args.data_dir,
-            download=args.download,
-            n_train=args.n_train,
-            n_test=args.n_test,
-            image_size=args.image_size,
-            verify_checksums=args.verify_checksums,
+            **_options(
+                args, "data_dir", "download", "n_train", "n_test", "image_size", "verify_checksums"
+            ),
         )
     except (OSError, ValueError) as err:
         parser.exit(1, f"skdynal: error: cannot load {args.dataset}: {err}\n")
@@ -771,18 +719,9 @@ def _run_experiment(run_experiment, data, args):
         data,
         args.model,
         args.strategies,
-        initial=args.initial,
-        query=args.query,
-        rounds=args.rounds,
-        seeds=args.seeds,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        weight_decay=args.weight_decay,
-        device=args.device,
-        reinit=args.reinit,
-        dataset=args.dataset,
+        **_options(args, *_PRESET_OPTIONS, "optimizer", "weight_decay", "device", "reinit"),
+        **_options(args, "dataset", "reset_optimizer", "initial_sampling", "baseline"),
+        **_options(args, "out", "resume", "progress", "plot"),
         train_until_fit=(
             {
                 "threshold": args.fit_threshold,
@@ -792,17 +731,15 @@ def _run_experiment(run_experiment, data, args):
             if args.train_until_fit
             else None
         ),
-        reset_optimizer=args.reset_optimizer,
-        initial_sampling=args.initial_sampling,
         inas=_inas_settings(args),
         module_kwargs=None if args.dropout is None else {"dropout": args.dropout},
-        baseline=args.baseline,
-        out=args.out,
-        resume=args.resume,
-        progress=args.progress,
-        plot=args.plot,
         n_threads=args.threads,
     )
+
+
+def _options(args, *names):
+    """The parsed options ``names`` as keyword arguments (same names)."""
+    return {name: getattr(args, name) for name in names}
 
 
 def main(argv=None):

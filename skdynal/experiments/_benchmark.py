@@ -26,7 +26,14 @@ from ._protocol import ExperimentProtocol
 from ._registry import available_strategies
 from ._report import write_csv, write_json
 from ._runner import ExperimentResults, _Experiment
-from ._summary import _paired_pvalues, _stderr, learning_curve_auc, learning_curves
+from ._summary import (
+    _curve_aucs,
+    _paired_pvalues,
+    _rank_by_auc,
+    _stderr,
+    learning_curve_auc,
+    learning_curves,
+)
 
 __all__ = [
     "BENCHMARK_TASKS",
@@ -476,10 +483,7 @@ def _paired(by_seed_a, by_seed_b):
 def summarize_task(rows, compare_with=("random", "margin", "badge")):
     """Per-configuration summary of one task (see :class:`BenchmarkResults`)."""
     curves = learning_curves(rows)
-    aucs = {
-        config: {seed: learning_curve_auc(*curve) for seed, curve in by_seed.items()}
-        for config, by_seed in curves.items()
-    }
+    aucs = _curve_aucs(curves)
     entries = []
     for config, by_seed in curves.items():
         strategy, training = config.rsplit(" [", 1)
@@ -517,10 +521,7 @@ def summarize_task(rows, compare_with=("random", "margin", "badge")):
         for entry, p in zip(entries, adjusted, strict=True):
             if key in entry:
                 entry[f"p_holm_vs_{other}"] = float(p)
-    entries.sort(key=lambda e: -e["auc_mean"])
-    means = [e["auc_mean"] for e in entries]
-    for entry in entries:
-        entry["rank"] = 1 + sum(m > entry["auc_mean"] for m in means)
+    _rank_by_auc(entries)
     _mark_top_group(entries, aucs)
     return entries
 

@@ -8,7 +8,7 @@ import re
 import numpy as np
 from skorch import NeuralNet
 
-from ._protocol import _stable_repr
+from ._protocol import CELL_KEYS, _stable_repr
 from ._report import write_json
 
 __all__ = ["CellCache", "protocol_key"]
@@ -41,23 +41,7 @@ def protocol_key(protocol, config, arrays):
     key : str
         16 hexadecimal digits.
     """
-    key = {
-        name: config[name]
-        for name in (
-            "dataset",
-            "model",
-            "initial",
-            "query",
-            "rounds",
-            "epochs",
-            "lr",
-            "batch_size",
-            "optimizer",
-            "weight_decay",
-            "device",
-            "reinit",
-        )
-    }
+    key = {name: config[name] for name in CELL_KEYS}
     # Added to the key only when not the default, so that cells stored before these
     # options existed are still found.
     for name, default in (

@@ -33,6 +33,22 @@ _INAS_DEFAULTS = {
     "holdout": 0.2,
     "candidate_epochs": None,
 }
+#: Keys that config.json has held in every format and that every cell's rows depend on
+#: (``seeds`` and ``strategies`` are in it too, but each cell has its own seed and strategy).
+CELL_KEYS = (
+    "dataset",
+    "model",
+    "initial",
+    "query",
+    "rounds",
+    "epochs",
+    "lr",
+    "batch_size",
+    "optimizer",
+    "weight_decay",
+    "device",
+    "reinit",
+)
 # Keys of config.json that the data, not the protocol, determine.
 _DERIVED_KEYS = ("n_train", "n_test", "protocol_key", "format", "model_spec", "strategy_specs")
 
@@ -372,10 +388,11 @@ class ExperimentProtocol:
     ((0, 1), ('random',))
     >>> ExperimentProtocol.from_dict(protocol.to_dict()) == protocol
     True
-    >>> ExperimentProtocol(rounds=-1)
-    Traceback (most recent call last):
-    ...
-    ValueError: rounds must be an integer >= 0, got -1.
+    >>> try:
+    ...     ExperimentProtocol(rounds=-1)
+    ... except ValueError as err:
+    ...     print(err)
+    rounds must be an integer >= 0, got -1.
     """
 
     model: object = "mlp"
@@ -565,23 +582,7 @@ class ExperimentProtocol:
         unknown = sorted(set(config) - fields - set(_DERIVED_KEYS))
         if unknown:
             raise ValueError(f"config.json has unknown keys {unknown}: not an experiment config.")
-        required = {
-            "dataset",
-            "initial",
-            "query",
-            "rounds",
-            "seeds",
-            "epochs",
-            "lr",
-            "batch_size",
-            "optimizer",
-            "weight_decay",
-            "device",
-            "reinit",
-            "strategies",
-            "baseline",
-            "model",
-        }
+        required = {*CELL_KEYS, "seeds", "strategies", "baseline"}
         missing = sorted(required - set(config) - set(overrides))
         if missing:
             raise ValueError(f"config.json lacks the keys {missing}: not an experiment config.")

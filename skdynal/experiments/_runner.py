@@ -399,71 +399,21 @@ def run_experiment(
         ``classes``, as returned by :func:`skdynal.datasets.load_dataset`. The training set
         is the pool; its labels are the oracle.
     model : str, torch.nn.Module subclass or skorch.NeuralNet, default="mlp"
-        A name from :data:`skdynal.models.MODELS` or a module class: a
-        :class:`skorch.NeuralNetClassifier` with ``CrossEntropyLoss`` is built from it and
-        the protocol parameters, with ``n_classes``, ``in_channels`` and ``n_features``
-        filled from the data when the module accepts them. An unfitted skorch net is
-        cloned per seed instead (its own epochs, optimizer and so on are used; only
-        ``warm_start`` is set from ``reinit``).
+        The network: a name from :data:`skdynal.models.MODELS`, a module class or an
+        unfitted skorch net (see :class:`ExperimentProtocol`).
     strategies : list or dict, default=("dynamical", "random")
-        Names from :func:`skdynal.experiments.available_strategies`, strategy objects or
-        modAL query functions, ``(label, strategy)`` pairs, or a dict label -> strategy.
-        Strategy objects are cloned per cell and get the cell's seed as ``random_state``
-        when theirs is None.
-    initial : int, default=500
-        Size of the initial labeled set (the paper's M).
-    query : int, default=500
-        Samples queried per round (the paper's b).
-    rounds : int, default=5
-        Query rounds (R); the learning curve has ``rounds + 1`` points.
-    seeds : int or list of int, default=3
-        The seeds (an int ``n`` means ``0..n-1``). A seed fixes the initial set, the net's
-        initial weights and shuffling (torch and numpy are seeded) and the strategy's
-        ``random_state``.
-    epochs : int, default=50
-        Training epochs per fit (skorch ``max_epochs``).
-    lr : float, default=1e-3
-        Learning rate.
-    batch_size : int, default=64
-        Training and inference batch size.
-    optimizer : {"adam", "sgd", "adamw"}, default="adam"
-        ``"sgd"`` uses momentum 0.9.
-    weight_decay : float, default=0.0
-        Optimizer weight decay.
-    device : str, default="cpu"
-        Torch device of the net.
-    reinit : bool, default=False
-        Re-initialise the net before each fit instead of warm-starting.
-    train_until_fit : bool, dict or None, default=None
-        None or False trains ``epochs`` epochs per fit. True, or a dict of
-        :class:`skdynal.callbacks.TrainUntilFit` parameters (``threshold``, ``patience``,
-        ``min_epochs``, ``accuracy``), trains every fit until the accuracy on the labeled
-        set has stayed at or above the threshold for ``patience`` epochs, with ``epochs``
-        as the maximum (the paper's "train until convergence"). The test set is never
-        looked at.
-    reset_optimizer : bool, default=False
-        Give every fit a fresh optimizer (:class:`skdynal.callbacks.ResetOptimizer`), as the
-        official dynamicAL code does after each query; weights stay warm-started.
-    initial_sampling : {"random", "balanced"}, default="random"
-        How the initial labeled set is drawn: uniformly, or the same number of samples
-        per class (see :func:`initial_indices`).
-    inas : bool, dict or None, default=None
-        Grow the architecture during active learning with iNAS
-        (:class:`skdynal.nas.INASLearner`): True, or a dict with ``family`` (a name from
-        :data:`skdynal.nas.FAMILIES`; default ``"mlp"`` for flat rows, ``"cnn"`` for
-        images), ``family_kwargs``, ``initial_structure`` ((1, 1)), ``max_blocks`` (4),
-        ``max_stacks`` (3), ``search_steps`` (1; 0 trains ``initial_structure`` as a fixed
-        architecture), ``holdout`` (0.2) and ``candidate_epochs`` (None: ``epochs``). The
-        net is then rebuilt from the family every round and trained from scratch; ``model``
-        only supplies the training settings. Rows get ``structure`` and ``search_seconds``.
-    module_kwargs : dict, default=None
-        Extra module constructor arguments (e.g. ``{"width": 16}``).
-    net_kwargs : dict, default=None
-        Extra :class:`skorch.NeuralNetClassifier` arguments (override the built ones).
-    dataset : str, default="data"
-        Name of the data, recorded in the rows.
-    baseline : str or None, default="random"
-        Strategy that the summary compares the others with.
+        The strategies compared: names from
+        :func:`skdynal.experiments.available_strategies`, strategy objects or modAL query
+        functions, ``(label, strategy)`` pairs, or a dict label -> strategy (see
+        :class:`ExperimentProtocol`).
+    initial, query, rounds, seeds, epochs, lr, batch_size, optimizer, weight_decay, \
+device, reinit, train_until_fit, reset_optimizer, initial_sampling, inas, module_kwargs, \
+net_kwargs, dataset, baseline
+        The rest of the protocol: the fields of :class:`ExperimentProtocol` of the same
+        names, with the same meanings and defaults. They set the budget (the paper's M, b
+        and R), the seeds, the training of every fit (including ``train_until_fit``,
+        ``reset_optimizer`` and iNAS), the draw of the initial set, and the dataset name and
+        baseline recorded in the results.
     out : str or path-like, default=None
         Folder for the per-cell files and, at the end, the results (see
         :meth:`ExperimentResults.save`). None keeps everything in memory.

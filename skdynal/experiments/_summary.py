@@ -71,6 +71,22 @@ def learning_curves(rows):
     return curves
 
 
+def _curve_aucs(curves):
+    """``{key: {seed: AUC}}`` from the curves of :func:`learning_curves`."""
+    return {
+        key: {seed: learning_curve_auc(*curve) for seed, curve in by_seed.items()}
+        for key, by_seed in curves.items()
+    }
+
+
+def _rank_by_auc(entries):
+    """Sort the entries best mean AUC first and give each its ``rank`` (ties share the lower)."""
+    entries.sort(key=lambda e: -e["auc_mean"])
+    means = [e["auc_mean"] for e in entries]
+    for entry in entries:
+        entry["rank"] = 1 + sum(m > entry["auc_mean"] for m in means)
+
+
 def _stderr(values):
     values = np.asarray(values, dtype=np.float64)
     if len(values) < 2:
@@ -122,10 +138,7 @@ def summarize(rows, baseline="random"):
           ``n_paired``.
     """
     curves = learning_curves(rows)
-    aucs = {
-        strategy: {seed: learning_curve_auc(*curve) for seed, curve in by_seed.items()}
-        for strategy, by_seed in curves.items()
-    }
+    aucs = _curve_aucs(curves)
     summary = []
     for strategy, by_seed in aucs.items():
         values = np.array(list(by_seed.values()))
@@ -159,8 +172,5 @@ def summarize(rows, baseline="random"):
                     n_paired=len(diffs),
                 )
         summary.append(entry)
-    summary.sort(key=lambda e: -e["auc_mean"])
-    means = [e["auc_mean"] for e in summary]
-    for entry in summary:
-        entry["rank"] = 1 + sum(m > entry["auc_mean"] for m in means)
+    _rank_by_auc(summary)
     return summary
