@@ -1,15 +1,12 @@
 """The ten-line strategy of docs/writing_a_strategy.md works as the page says.
 
 The common contract tests (tests/test_common.py) run it next to every exported strategy;
-here: its code is the page's, its scores are what it claims, the page's usage block runs,
-and RayScorer returns the same rows as a local query.
+here: its code is the page's, its scores are what it claims and the page's usage block
+runs; tests/distributed/test_ray.py checks that RayScorer returns the same rows as a local
+query, on the Ray instance it already runs.
 """
 
-import os
-from pathlib import Path
-
 import numpy as np
-import pytest
 import torch
 from _doc_example import BLOCKS, PseudoLabelLossSampler
 from _nets import fitted_net
@@ -48,28 +45,3 @@ def test_the_usage_block_runs(labeled_and_pool):
     exec(compile(BLOCKS[1], "writing_a_strategy.md", "exec"), namespace)
     assert len(set(np.asarray(namespace["idx"]).tolist())) == 10
     assert namespace["scores"].shape == (len(X_pool),)
-
-
-@pytest.mark.ray
-def test_ray_scorer_gives_the_local_answer(labeled_and_pool):
-    ray = pytest.importorskip("ray")
-    from skdynal.distributed import RayScorer
-
-    X_lab, y_lab, X_pool = labeled_and_pool
-    net = fitted_net(X_lab, y_lab)
-    local, local_scores = PseudoLabelLossSampler(random_state=0).select(net, X_pool, 10)
-    tests = Path(__file__).resolve().parent
-    path = os.pathsep.join([str(tests.parent), str(tests)])  # workers import _doc_example
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": path}},
-    )
-    try:
-        scorer = RayScorer(PseudoLabelLossSampler(random_state=0), shard_size=40)
-        remote, remote_scores = scorer.select(net, X_pool, 10)
-    finally:
-        ray.shutdown()
-    np.testing.assert_array_equal(remote, local)
-    np.testing.assert_allclose(remote_scores, local_scores)

@@ -410,6 +410,18 @@ def test_docs_example_runs_on_the_local_instance():
     assert np.all(np.isfinite(scores)) and scores[0] == scores.max()
 
 
+def test_the_strategy_of_the_writing_a_strategy_page(data):
+    """The ten-line example of docs/writing_a_strategy.md, as the page says: same rows."""
+    from _doc_example import PseudoLabelLossSampler
+
+    net, _, _, X_pool = data
+    local, local_scores = PseudoLabelLossSampler(random_state=0).select(net, X_pool, 10)
+    scorer = RayScorer(PseudoLabelLossSampler(random_state=0), shard_size=40)
+    remote, remote_scores = scorer.select(net, X_pool, 10)
+    np.testing.assert_array_equal(remote, local)
+    np.testing.assert_array_equal(remote_scores, local_scores)
+
+
 # Last: these end worker processes, and Ray needs seconds to start new ones.
 
 
