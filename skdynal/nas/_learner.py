@@ -224,6 +224,12 @@ class INASLearner(ActiveLearner):
         self.structures_ = []
         self.search_history_ = []
         self._rng = None
+        # modAL's own __init__ asserts this (an AssertionError); check it first, the same way.
+        validate_parameter_constraints(
+            {"query_strategy": self._parameter_constraints["query_strategy"]},
+            {"query_strategy": query_strategy},
+            caller_name=type(self).__name__,
+        )
         super().__init__(
             estimator,
             query_strategy,
