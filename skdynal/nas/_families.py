@@ -37,6 +37,11 @@ def check_structure(structure):
     Returns
     -------
     structure : tuple of (int, int)
+
+    Raises
+    ------
+    InvalidParameterError
+        (a ``ValueError`` and a ``TypeError``) unless ``structure`` is a pair of ints >= 1.
     """
     try:
         blocks, stacks = structure
