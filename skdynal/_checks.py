@@ -15,6 +15,8 @@ from sklearn.utils._param_validation import (
     InvalidParameterError,
     Options,
     StrOptions,
+    validate_parameter_constraints,
+    validate_params,
 )
 
 __all__ = [
@@ -25,10 +27,25 @@ __all__ = [
     "InvalidParameterError",
     "Options",
     "StrOptions",
+    "StrictInterval",
     "check_batch_size",
     "check_n_instances",
     "check_positive_int",
+    "validate_parameter_constraints",
+    "validate_params",
 ]
+
+
+class StrictInterval(Interval):
+    """An :class:`Interval` that refuses booleans: ``True`` is neither a count nor a fraction.
+
+    ``bool`` is a subclass of ``int``, so a plain ``Interval(numbers.Integral, 1, None)``
+    accepts ``True``; the hand-written checks this replaces never did.
+    """
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, bool) and super().is_satisfied_by(val)
+
 
 #: Rows per forward pass: a positive integer, or ``None`` for the net's own.
 BATCH_SIZE = [Interval(numbers.Integral, 1, None, closed="left"), None]

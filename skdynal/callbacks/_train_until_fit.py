@@ -1,11 +1,19 @@
 """Train each active learning round until the labeled data is fitted."""
 
 import numbers
+from typing import ClassVar
 
 import numpy as np
 import torch
 from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
+
+from .._checks import (
+    InvalidParameterError,
+    StrictInterval,
+    StrOptions,
+    validate_parameter_constraints,
+)
 
 __all__ = ["StopTraining", "TrainUntilFit"]
 
@@ -17,9 +25,6 @@ class StopTraining(KeyboardInterrupt):
     ``EarlyStopping`` raises one); this subclass lets a caller tell a planned stop from a
     real Ctrl-C.
     """
-
-
-_ACCURACY_MODES = ("running", "eval")
 
 
 class TrainUntilFit(Callback):
@@ -87,6 +92,15 @@ class TrainUntilFit(Callback):
     True
     """
 
+    #: Constraints on every parameter, checked once per fit by :meth:`check_params`.
+    _parameter_constraints: ClassVar[dict] = {
+        "threshold": [StrictInterval(numbers.Real, 0, 1, closed="right")],
+        "patience": [StrictInterval(numbers.Integral, 1, None, closed="left")],
+        "min_epochs": [StrictInterval(numbers.Integral, 0, None, closed="left")],
+        "max_epochs": [StrictInterval(numbers.Integral, 1, None, closed="left"), None],
+        "accuracy": [StrOptions({"running", "eval"})],
+    }
+
     def __init__(
         self, threshold=0.97, patience=10, min_epochs=1, max_epochs=None, accuracy="running"
     ):
@@ -96,8 +110,28 @@ class TrainUntilFit(Callback):
         self.max_epochs = max_epochs
         self.accuracy = accuracy
 
+    def check_params(self):
+        """Check the parameters against ``_parameter_constraints``; return ``self``.
+
+        Raises
+        ------
+        InvalidParameterError
+            (a ``ValueError`` and a ``TypeError``) naming the first bad parameter, or
+            ``max_epochs`` below ``max(1, min_epochs)``.
+        """
+        params = {name: getattr(self, name) for name in self._parameter_constraints}
+        validate_parameter_constraints(
+            self._parameter_constraints, params, caller_name=type(self).__name__
+        )
+        if self.max_epochs is not None and self.max_epochs < max(1, self.min_epochs):
+            raise InvalidParameterError(
+                f"max_epochs must be None or an integer >= max(1, min_epochs="
+                f"{self.min_epochs}), got {self.max_epochs!r}."
+            )
+        return self
+
     def initialize(self):
-        _check_params(self)
+        self.check_params()
         self.epochs_ = []
         self.fitted_ = []
         self._reset_fit()
@@ -111,7 +145,7 @@ class TrainUntilFit(Callback):
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         if self.max_epochs is not None and self.max_epochs > net.max_epochs:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"TrainUntilFit(max_epochs={self.max_epochs}) exceeds the net's "
                 f"max_epochs={net.max_epochs}; skorch never trains more than the net's "
                 "max_epochs, so raise the net's max_epochs (or leave TrainUntilFit's "
@@ -174,29 +208,3 @@ def _eval_accuracy(net, dataset):
         correct += int((predicted == y_true).sum())
         seen += len(y_true)
     return correct / seen if seen else 0.0
-
-
-def _check_params(callback):
-    threshold = callback.threshold
-    if (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, numbers.Real)
-        or not 0 < threshold <= 1
-    ):
-        raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}.")
-    for name, minimum in (("patience", 1), ("min_epochs", 0)):
-        value = getattr(callback, name)
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    max_epochs = callback.max_epochs
-    if max_epochs is not None and (
-        isinstance(max_epochs, bool)
-        or not isinstance(max_epochs, numbers.Integral)
-        or max_epochs < max(1, callback.min_epochs)
-    ):
-        raise ValueError(
-            f"max_epochs must be None or an integer >= max(1, min_epochs="
-            f"{callback.min_epochs}), got {max_epochs!r}."
-        )
-    if callback.accuracy not in _ACCURACY_MODES:
-        raise ValueError(f"accuracy must be one of {_ACCURACY_MODES}, got {callback.accuracy!r}.")

@@ -1,8 +1,11 @@
 """The small convolutional network of the dynamicAL experiments."""
 
+import numbers
+from typing import ClassVar
+
 from torch import nn
 
-from .._validation import check_positive_int
+from .._checks import StrictInterval, validate_parameter_constraints
 
 __all__ = ["CNN"]
 
@@ -40,11 +43,19 @@ class CNN(nn.Module):
     torch.Size([2, 10])
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "in_channels": [StrictInterval(numbers.Integral, 1, None, closed="left")],
+        "n_classes": [StrictInterval(numbers.Integral, 1, None, closed="left")],
+        "width": [StrictInterval(numbers.Integral, 1, None, closed="left")],
+    }
+
     def __init__(self, in_channels=3, n_classes=10, width=32):
         super().__init__()
-        check_positive_int(in_channels, "in_channels")
-        check_positive_int(n_classes, "n_classes")
-        check_positive_int(width, "width")
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            {"in_channels": in_channels, "n_classes": n_classes, "width": width},
+            caller_name=type(self).__name__,
+        )
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, width, kernel_size=3, padding=1),
             nn.ReLU(),

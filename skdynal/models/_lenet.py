@@ -1,8 +1,11 @@
 """The LeNet-style network of the official dynamicAL code, for 28x28 and 32x32 images."""
 
+import numbers
+from typing import ClassVar
+
 from torch import nn
 
-from .._validation import check_positive_int
+from .._checks import StrictInterval, validate_parameter_constraints
 
 __all__ = ["LeNet"]
 
@@ -45,11 +48,19 @@ class LeNet(nn.Module):
     torch.Size([2, 10])
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "n_classes": [StrictInterval(numbers.Integral, 1, None, closed="left")],
+        "in_channels": [StrictInterval(numbers.Integral, 1, None, closed="left")],
+        "image_size": [StrictInterval(numbers.Integral, 16, None, closed="left")],
+    }
+
     def __init__(self, n_classes=10, in_channels=1, image_size=28):
         super().__init__()
-        check_positive_int(n_classes, "n_classes")
-        check_positive_int(in_channels, "in_channels")
-        check_positive_int(image_size, "image_size", minimum=16)
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            {"n_classes": n_classes, "in_channels": in_channels, "image_size": image_size},
+            caller_name=type(self).__name__,
+        )
         # Each 5x5 convolution (no padding) removes 4 pixels, each pooling halves.
         side = ((image_size - 4) // 2 - 4) // 2
         self.features = nn.Sequential(

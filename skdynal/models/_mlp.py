@@ -1,10 +1,14 @@
 """Multilayer perceptron for flat features such as scikit-learn's 8x8 digits."""
 
 import numbers
+from collections.abc import Iterable
+from typing import ClassVar
 
 from torch import nn
 
-from .._validation import check_positive_int
+from .._checks import InvalidParameterError, StrictInterval, validate_parameter_constraints
+
+_POSITIVE_INT = StrictInterval(numbers.Integral, 1, None, closed="left")
 
 __all__ = ["MLP"]
 
@@ -36,17 +40,33 @@ class MLP(nn.Module):
     torch.Size([5, 10])
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "n_features": [_POSITIVE_INT],
+        # An int is one hidden layer; every entry of an iterable is checked below.
+        "hidden": [_POSITIVE_INT, Iterable],
+        "n_classes": [_POSITIVE_INT],
+        "dropout": [StrictInterval(numbers.Real, 0, 1, closed="left")],
+    }
+
     def __init__(self, n_features=64, hidden=(128, 128), n_classes=10, dropout=0.0):
         super().__init__()
-        check_positive_int(n_features, "n_features")
-        check_positive_int(n_classes, "n_classes")
-        if isinstance(hidden, numbers.Integral):
-            hidden = (hidden,)
-        hidden = tuple(hidden)
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            {
+                "n_features": n_features,
+                "hidden": hidden,
+                "n_classes": n_classes,
+                "dropout": dropout,
+            },
+            caller_name=type(self).__name__,
+        )
+        hidden = (hidden,) if isinstance(hidden, numbers.Integral) else tuple(hidden)
         for width in hidden:
-            check_positive_int(width, "each entry of hidden")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+            if not _POSITIVE_INT.is_satisfied_by(width):
+                raise InvalidParameterError(
+                    f"Each entry of the 'hidden' parameter of {type(self).__name__} must be "
+                    f"{_POSITIVE_INT}. Got {width!r} in hidden={hidden!r} instead."
+                )
         layers = [nn.Flatten()]
         previous = n_features
         for width in hidden:

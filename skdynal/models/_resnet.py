@@ -1,9 +1,12 @@
 """torchvision's ResNet18 with the small-image stem used for 32x32 inputs."""
 
+import numbers
+from typing import ClassVar
+
 from torch import nn
 
+from .._checks import StrictInterval, validate_parameter_constraints
 from .._torchvision import import_torchvision
-from .._validation import check_positive_int
 
 __all__ = ["ResNet18"]
 
@@ -35,9 +38,17 @@ class ResNet18(_tv_resnet.ResNet):
        Learning by Leveraging Training Dynamics", NeurIPS 2022.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "in_channels": [StrictInterval(numbers.Integral, 1, None, closed="left")],
+        "n_classes": [StrictInterval(numbers.Integral, 1, None, closed="left")],
+    }
+
     def __init__(self, in_channels=3, n_classes=10):
-        check_positive_int(in_channels, "in_channels")
-        check_positive_int(n_classes, "n_classes")
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            {"in_channels": in_channels, "n_classes": n_classes},
+            caller_name=type(self).__name__,
+        )
         super().__init__(_tv_resnet.BasicBlock, [2, 2, 2, 2], num_classes=n_classes)
         self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
         # Same initialisation torchvision gives its own convolutions.

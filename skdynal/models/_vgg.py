@@ -1,9 +1,12 @@
 """torchvision's VGG11 feature extractor with a classifier sized for 32x32 inputs."""
 
+import numbers
+from typing import ClassVar
+
 from torch import nn
 
+from .._checks import StrictInterval, validate_parameter_constraints
 from .._torchvision import import_torchvision
-from .._validation import check_positive_int
 
 __all__ = ["VGG11"]
 
@@ -38,10 +41,19 @@ class VGG11(nn.Module):
        Learning by Leveraging Training Dynamics", NeurIPS 2022.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "in_channels": [StrictInterval(numbers.Integral, 1, None, closed="left")],
+        "n_classes": [StrictInterval(numbers.Integral, 1, None, closed="left")],
+        "batch_norm": ["boolean"],
+    }
+
     def __init__(self, in_channels=3, n_classes=10, batch_norm=True):
         super().__init__()
-        check_positive_int(in_channels, "in_channels")
-        check_positive_int(n_classes, "n_classes")
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            {"in_channels": in_channels, "n_classes": n_classes, "batch_norm": batch_norm},
+            caller_name=type(self).__name__,
+        )
         self.features = _tv_vgg.make_layers(_tv_vgg.cfgs["A"], batch_norm=bool(batch_norm))
         if in_channels != 3:
             first = self.features[0]

@@ -6,11 +6,12 @@ paper writes the same structure as a list with one entry per stack, ``[blocks] *
 """
 
 import numbers
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from .._validation import check_positive_int
+from .._checks import InvalidParameterError, StrictInterval, validate_parameter_constraints
 
 __all__ = [
     "FAMILIES",
@@ -36,33 +37,51 @@ def check_structure(structure):
     Returns
     -------
     structure : tuple of (int, int)
+
+    Raises
+    ------
+    InvalidParameterError
+        (a ``ValueError`` and a ``TypeError``) unless ``structure`` is a pair of ints >= 1.
     """
     try:
         blocks, stacks = structure
     except (TypeError, ValueError):
-        raise TypeError(
+        raise InvalidParameterError(
             f"structure must be a pair (blocks per stack, stacks), got {structure!r}."
         ) from None
     for value, name in ((blocks, "blocks per stack"), (stacks, "number of stacks")):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"The {name} of a structure must be an int >= 1, got {value!r}.")
+        if not _POSITIVE_INT[0].is_satisfied_by(value):
+            raise InvalidParameterError(
+                f"The {name} of a structure must be an int >= 1, got {value!r}."
+            )
     return int(blocks), int(stacks)
 
 
-def _check_dropout(dropout):
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real):
-        raise TypeError(f"dropout must be a float in [0, 1), got {dropout!r}.")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+_POSITIVE_INT = [StrictInterval(numbers.Integral, 1, None, closed="left")]
+_DROPOUT = [StrictInterval(numbers.Real, 0, 1, closed="left")]
+
+#: Constraints on the parameters of the stacked members, shared with their families.
+_MEMBER_CONSTRAINTS = {
+    "blocks": _POSITIVE_INT,
+    "stacks": _POSITIVE_INT,
+    "in_channels": _POSITIVE_INT,
+    "n_features": _POSITIVE_INT,
+    "n_classes": _POSITIVE_INT,
+    "width": _POSITIVE_INT,
+    "head_pool": _POSITIVE_INT,
+    "dropout": _DROPOUT,
+}
 
 
-def _check_member(blocks, stacks, dropout, **sizes):
-    """Validate a member's structure, its positive int ``sizes`` (in order) and dropout."""
-    blocks, stacks = check_structure((blocks, stacks))
-    for name, value in sizes.items():
-        check_positive_int(value, name)
-    _check_dropout(dropout)
-    return blocks, stacks
+def _constraints(*names):
+    return {name: _MEMBER_CONSTRAINTS[name] for name in names}
+
+
+def _check_member(owner, params):
+    """Check ``params`` against ``owner``'s ``_parameter_constraints`` (once per call)."""
+    validate_parameter_constraints(
+        owner._parameter_constraints, params, caller_name=type(owner).__name__
+    )
 
 
 def _head(channels, n_classes, dropout, pool=1):
@@ -139,10 +158,22 @@ class StackedResNet(nn.Module):
        Search", NeurIPS 2019.
     """
 
+    _parameter_constraints: ClassVar[dict] = _constraints(
+        "blocks", "stacks", "in_channels", "n_classes", "width", "dropout"
+    )
+
     def __init__(self, blocks=1, stacks=1, in_channels=3, n_classes=10, width=64, dropout=0.0):
         super().__init__()
-        blocks, stacks = _check_member(
-            blocks, stacks, dropout, in_channels=in_channels, n_classes=n_classes, width=width
+        _check_member(
+            self,
+            {
+                "blocks": blocks,
+                "stacks": stacks,
+                "in_channels": in_channels,
+                "n_classes": n_classes,
+                "width": width,
+                "dropout": dropout,
+            },
         )
         self.stem = nn.Sequential(
             _conv_bn(in_channels, width),
@@ -194,6 +225,10 @@ class StackedCNN(nn.Module):
         average pooling).
     """
 
+    _parameter_constraints: ClassVar[dict] = _constraints(
+        "blocks", "stacks", "in_channels", "n_classes", "width", "dropout", "head_pool"
+    )
+
     def __init__(
         self,
         blocks=1,
@@ -205,14 +240,17 @@ class StackedCNN(nn.Module):
         head_pool=2,
     ):
         super().__init__()
-        blocks, stacks = _check_member(
-            blocks,
-            stacks,
-            dropout,
-            in_channels=in_channels,
-            n_classes=n_classes,
-            width=width,
-            head_pool=head_pool,
+        _check_member(
+            self,
+            {
+                "blocks": blocks,
+                "stacks": stacks,
+                "in_channels": in_channels,
+                "n_classes": n_classes,
+                "width": width,
+                "dropout": dropout,
+                "head_pool": head_pool,
+            },
         )
         self.stem = nn.Sequential(
             _conv_bn(in_channels, width), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)
@@ -267,10 +305,22 @@ class StackedMLP(nn.Module):
         Dropout after every stack (needed by MC-dropout strategies such as BALD).
     """
 
+    _parameter_constraints: ClassVar[dict] = _constraints(
+        "blocks", "stacks", "n_features", "n_classes", "width", "dropout"
+    )
+
     def __init__(self, blocks=1, stacks=1, n_features=64, n_classes=10, width=32, dropout=0.0):
         super().__init__()
-        blocks, stacks = _check_member(
-            blocks, stacks, dropout, n_features=n_features, n_classes=n_classes, width=width
+        _check_member(
+            self,
+            {
+                "blocks": blocks,
+                "stacks": stacks,
+                "n_features": n_features,
+                "n_classes": n_classes,
+                "width": width,
+                "dropout": dropout,
+            },
         )
         layers = [nn.Flatten()]
         previous = n_features
@@ -297,12 +347,14 @@ class ArchitectureFamily:
     ``module__<name>=value`` for every entry of :meth:`module_params`, so skorch itself
     builds and re-initialises it.
 
-    Subclasses set ``module_class`` and store their keyword arguments as attributes of the
-    same name (listed in ``_param_names``).
+    Subclasses set ``module_class``, store their keyword arguments as attributes of the
+    same name (listed in ``_param_names``) and declare their constraints in
+    ``_parameter_constraints``, checked once per :meth:`module_params` call.
     """
 
     module_class = None
     _param_names = ()
+    _parameter_constraints: ClassVar[dict] = {}
 
     def module_params(self, structure):
         """Keyword arguments of ``module_class`` for ``structure``.
@@ -316,8 +368,9 @@ class ArchitectureFamily:
         -------
         params : dict
         """
+        params = self.get_params()
+        _check_member(self, params)
         blocks, stacks = check_structure(structure)
-        params = {name: getattr(self, name) for name in self._param_names}
         params.update(blocks=blocks, stacks=stacks)
         return params
 
@@ -374,6 +427,7 @@ class ResNetFamily(ArchitectureFamily):
 
     module_class = StackedResNet
     _param_names = ("in_channels", "n_classes", "width", "dropout")
+    _parameter_constraints: ClassVar[dict] = _constraints(*_param_names)
 
     def __init__(self, in_channels=3, n_classes=10, width=64, dropout=0.0):
         self.in_channels = in_channels
@@ -408,6 +462,7 @@ class CNNFamily(ArchitectureFamily):
 
     module_class = StackedCNN
     _param_names = ("in_channels", "n_classes", "width", "dropout", "head_pool")
+    _parameter_constraints: ClassVar[dict] = _constraints(*_param_names)
 
     def __init__(self, in_channels=1, n_classes=10, width=16, dropout=0.0, head_pool=2):
         self.in_channels = in_channels
@@ -444,6 +499,7 @@ class MLPFamily(ArchitectureFamily):
 
     module_class = StackedMLP
     _param_names = ("n_features", "n_classes", "width", "dropout")
+    _parameter_constraints: ClassVar[dict] = _constraints(*_param_names)
 
     def __init__(self, n_features=64, n_classes=10, width=32, dropout=0.0):
         self.n_features = n_features

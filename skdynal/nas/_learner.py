@@ -2,6 +2,7 @@
 
 import numbers
 import time
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -10,8 +11,14 @@ from sklearn.base import clone
 from sklearn.utils import check_random_state
 
 from .. import _modal_compat
+from .._checks import (
+    HasMethods,
+    InvalidParameterError,
+    StrictInterval,
+    validate_parameter_constraints,
+    validate_params,
+)
 from .._random import seeded_global_rngs
-from .._validation import check_positive_int
 from ._families import check_structure
 from ._search import candidate_structures, holdout_split
 
@@ -23,22 +30,7 @@ __all__ = ["FamilyMember", "INASLearner", "set_architecture"]
 _SEED_MAX = 2**31 - 1
 
 
-def _check_family(family):
-    if family is None:
-        raise TypeError(
-            "INASLearner needs family=, a factory from a structure (blocks, stacks) to an "
-            "nn.Module, e.g. skdynal.nas.MLPFamily(); got None."
-        )
-    if not callable(family):
-        raise TypeError(f"family must be callable (structure -> nn.Module), got {family!r}.")
-
-
-def _check_skorch_net(estimator):
-    if not (hasattr(estimator, "set_params") and hasattr(estimator, "initialize")):
-        raise TypeError(
-            "INASLearner needs an unfitted skorch net (e.g. NeuralNetClassifier) as "
-            f"estimator, got {type(estimator).__name__}."
-        )
+_POSITIVE_INT = [StrictInterval(numbers.Integral, 1, None, closed="left")]
 
 
 class FamilyMember(torch.nn.Module):
@@ -48,11 +40,16 @@ class FamilyMember(torch.nn.Module):
     arguments; this wraps ``family(structure)`` so any callable family works that way.
     """
 
+    _parameter_constraints: ClassVar[dict] = {"family": [callable]}
+
     def __init__(self, family=None, structure=(1, 1)):
         super().__init__()
+        validate_parameter_constraints(
+            self._parameter_constraints, {"family": family}, caller_name="FamilyMember"
+        )
         member = family(structure)
         if not isinstance(member, torch.nn.Module):
-            raise TypeError(
+            raise InvalidParameterError(
                 f"family({structure!r}) returned {type(member).__name__}, not a torch.nn.Module."
             )
         self.member = member
@@ -72,6 +69,10 @@ def _architecture_params(family, structure):
     return params
 
 
+@validate_params(
+    {"net": [HasMethods(["set_params"])], "family": [callable]},
+    prefer_skip_nested_validation=True,
+)
 def set_architecture(net, family, structure):
     """Make the skorch ``net`` use the member ``structure`` of ``family`` (in place).
 
@@ -178,6 +179,20 @@ class INASLearner(ActiveLearner):
        Search", NeurIPS 2019.
     """
 
+    #: Constraints on the learner's own parameters, checked once per fit by :meth:`_validate`
+    #: (``initial_structure`` by :func:`~skdynal.nas.check_structure` there too).
+    _parameter_constraints: ClassVar[dict] = {
+        "estimator": [HasMethods(["set_params", "initialize"])],
+        "query_strategy": [callable],
+        "family": [callable],
+        "max_blocks": _POSITIVE_INT,
+        "max_stacks": _POSITIVE_INT,
+        "search_steps": [StrictInterval(numbers.Integral, 0, None, closed="left")],
+        "holdout": [StrictInterval(numbers.Real, 0, 1, closed="neither")],
+        "candidate_epochs": [*_POSITIVE_INT, None],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         estimator,
@@ -209,6 +224,12 @@ class INASLearner(ActiveLearner):
         self.structures_ = []
         self.search_history_ = []
         self._rng = None
+        # modAL's own __init__ asserts this (an AssertionError); check it first, the same way.
+        validate_parameter_constraints(
+            {"query_strategy": self._parameter_constraints["query_strategy"]},
+            {"query_strategy": query_strategy},
+            caller_name=type(self).__name__,
+        )
         super().__init__(
             estimator,
             query_strategy,
@@ -222,19 +243,13 @@ class INASLearner(ActiveLearner):
     # ------------------------------------------------------------------ validation
 
     def _validate(self):
-        _check_family(self.family)
-        _check_skorch_net(self.estimator)
+        """Check every parameter (raising ``InvalidParameterError``); return the structure."""
+        params = {name: getattr(self, name) for name in self._parameter_constraints}
+        validate_parameter_constraints(
+            self._parameter_constraints, params, caller_name=type(self).__name__
+        )
         structure = check_structure(self.initial_structure)
-        check_positive_int(self.max_blocks, "max_blocks")
-        check_positive_int(self.max_stacks, "max_stacks")
         candidate_structures(structure, self.max_blocks, self.max_stacks)  # inside the caps
-        check_positive_int(self.search_steps, "search_steps", minimum=0)
-        if isinstance(self.holdout, bool) or not isinstance(self.holdout, numbers.Real):
-            raise TypeError(f"holdout must be a float in (0, 1), got {self.holdout!r}.")
-        if not 0.0 < self.holdout < 1.0:
-            raise ValueError(f"holdout must be in (0, 1), got {self.holdout!r}.")
-        if self.candidate_epochs is not None:
-            check_positive_int(self.candidate_epochs, "candidate_epochs")
         return structure
 
     @property

@@ -6,12 +6,19 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
-from .._validation import check_positive_int
+from .._checks import InvalidParameterError, StrictInterval, validate_params
 from ._families import check_structure
 
 __all__ = ["candidate_structures", "holdout_split"]
 
 
+_POSITIVE_INT = [StrictInterval(numbers.Integral, 1, None, closed="left")]
+
+
+@validate_params(
+    {"max_blocks": _POSITIVE_INT, "max_stacks": _POSITIVE_INT},
+    prefer_skip_nested_validation=True,
+)
 def candidate_structures(structure, max_blocks=12, max_stacks=5):
     """The candidates of one iNAS step from ``structure = (i, j)``.
 
@@ -52,10 +59,8 @@ def candidate_structures(structure, max_blocks=12, max_stacks=5):
        Search", NeurIPS 2019.
     """
     blocks, stacks = check_structure(structure)
-    check_positive_int(max_blocks, "max_blocks")
-    check_positive_int(max_stacks, "max_stacks")
     if blocks > max_blocks or stacks > max_stacks:
-        raise ValueError(
+        raise InvalidParameterError(
             f"Structure {(blocks, stacks)} lies outside the search space (max_blocks="
             f"{max_blocks}, max_stacks={max_stacks}); raise the caps or start smaller."
         )
@@ -67,6 +72,14 @@ def candidate_structures(structure, max_blocks=12, max_stacks=5):
     return candidates
 
 
+@validate_params(
+    {
+        "y": ["array-like"],
+        "holdout": [StrictInterval(numbers.Real, 0, 1, closed="neither")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def holdout_split(y, holdout=0.2, random_state=None):
     """Split the indices of a labeled set into a search-training part and a hold-out part.
 
@@ -97,10 +110,6 @@ def holdout_split(y, holdout=0.2, random_state=None):
     (8, 2)
     """
     y = np.asarray(y)
-    if isinstance(holdout, bool) or not isinstance(holdout, numbers.Real):
-        raise TypeError(f"holdout must be a float in (0, 1), got {holdout!r}.")
-    if not 0.0 < holdout < 1.0:
-        raise ValueError(f"holdout must be in (0, 1), got {holdout!r}.")
     n = len(y)
     n_holdout = int(np.ceil(holdout * n))
     if n_holdout < 1 or n - n_holdout < 1:

@@ -81,7 +81,10 @@ def test_lenet_computes_the_official_layer_order():
 
 
 def test_lenet_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="image_size must be an integer >= 16"):
+    with pytest.raises(
+        ValueError,
+        match=r"'image_size' parameter of LeNet must be an int in the range \[16, inf\)",
+    ):
         LeNet(image_size=15)
     with pytest.raises(ValueError, match="in_channels"):
         LeNet(in_channels=0)
