@@ -48,7 +48,7 @@ class StrictInterval(Interval):
 
 
 #: Rows per forward pass: a positive integer, or ``None`` for the net's own.
-BATCH_SIZE = [Interval(numbers.Integral, 1, None, closed="left"), None]
+BATCH_SIZE = [StrictInterval(numbers.Integral, 1, None, closed="left"), None]
 
 
 def check_n_instances(n_instances, n_pool):

@@ -606,7 +606,8 @@ def _candidates(constraint):
     if isinstance(constraint, Interval):
         integral = constraint.type is numbers.Integral
         step = 1 if integral else 0.5
-        values = [] if integral else [np.nan]
+        values = [True] if constraint.left is None or constraint.left <= 1 else []  # a flag
+        values += [] if integral else [np.nan]
         if integral:
             values.append(1.5)  # not an integer
         for bound, side, closed in (
@@ -648,6 +649,17 @@ def test_parameter_constraints_cover_every_parameter(strategy_class):
     signature = inspect.signature(strategy_class.__init__)
     names = {n for n, p in signature.parameters.items() if n != "self" and p.kind != p.VAR_KEYWORD}
     assert set(strategy_class._parameter_constraints) == names
+
+
+def test_numeric_parameters_refuse_true(strategy_class, fitted_mlp, labeled_and_pool):
+    """``True`` is a flag, never a count or a weight (``bool`` is an ``int`` subclass)."""
+    X_lab, y_lab, X_pool = labeled_and_pool
+    for name, constraints in strategy_class._parameter_constraints.items():
+        if not any(isinstance(c, Interval) for c in constraints) or "boolean" in constraints:
+            continue
+        strategy = build(strategy_class, **{name: True})
+        with pytest.raises(InvalidParameterError, match=f"'{name}' parameter"):
+            strategy.select(fitted_mlp, X_pool, 2, X_labeled=X_lab, y_labeled=y_lab)
 
 
 def test_a_bad_value_of_every_parameter_is_refused(strategy_class, fitted_mlp, labeled_and_pool):

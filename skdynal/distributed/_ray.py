@@ -25,8 +25,8 @@ from .._selection import check_selection
 from .._streaming import pool_rows, take_rows
 from .._validation import (
     Hidden,
-    Interval,
     NonFiniteValues,
+    StrictInterval,
     StrOptions,
     check_feature_shape,
     check_n_instances,
@@ -497,23 +497,23 @@ class RayScorer(BaseQueryStrategy):
 
     _parameter_constraints: ClassVar[dict] = {
         "strategy": [BaseQueryStrategy, None],
-        "n_workers": [Interval(numbers.Integral, 1, None, closed="left")],
-        "n_cpus_per_worker": [Interval(numbers.Real, 0, None, closed="neither")],
-        "n_gpus_per_worker": [Interval(numbers.Real, 0, None, closed="left")],
-        "shard_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "max_retries": [Interval(numbers.Integral, 0, None, closed="left")],
+        "n_workers": [StrictInterval(numbers.Integral, 1, None, closed="left")],
+        "n_cpus_per_worker": [StrictInterval(numbers.Real, 0, None, closed="neither")],
+        "n_gpus_per_worker": [StrictInterval(numbers.Real, 0, None, closed="left")],
+        "shard_size": [StrictInterval(numbers.Integral, 1, None, closed="left"), None],
+        "max_retries": [StrictInterval(numbers.Integral, 0, None, closed="left")],
         "address": [str, None],
         "random_state": ["random_state"],
         "num_workers": [
-            Interval(numbers.Integral, 1, None, closed="left"),
+            StrictInterval(numbers.Integral, 1, None, closed="left"),
             Hidden(StrOptions({"deprecated"})),
         ],
         "num_cpus_per_worker": [
-            Interval(numbers.Real, 0, None, closed="neither"),
+            StrictInterval(numbers.Real, 0, None, closed="neither"),
             Hidden(StrOptions({"deprecated"})),
         ],
         "num_gpus_per_worker": [
-            Interval(numbers.Real, 0, None, closed="left"),
+            StrictInterval(numbers.Real, 0, None, closed="left"),
             Hidden(StrOptions({"deprecated"})),
         ],
     }

@@ -13,7 +13,7 @@ from skorch.dataset import Dataset as SkorchDataset
 from torch.utils.data import Dataset
 
 from .._base import BaseQueryStrategy
-from .._validation import Interval, InvalidParameterError
+from .._validation import InvalidParameterError, StrictInterval
 from ._coreset import CoresetSampler
 from ._outputs import predict_probabilities
 from ._random import RandomSampler
@@ -145,9 +145,9 @@ class ALBLSampler(BaseQueryStrategy):
 
     _parameter_constraints: ClassVar[dict] = {
         "strategies": [list, tuple, None],
-        "n_rounds": [Interval(numbers.Integral, 1, None, closed="left")],
-        "delta": [Interval(numbers.Real, 0, 1, closed="neither")],
-        "p_min": [Interval(numbers.Real, 0, 1, closed="both"), None],
+        "n_rounds": [StrictInterval(numbers.Integral, 1, None, closed="left")],
+        "delta": [StrictInterval(numbers.Real, 0, 1, closed="neither")],
+        "p_min": [StrictInterval(numbers.Real, 0, 1, closed="both"), None],
         "random_state": ["random_state"],
     }
 

@@ -9,7 +9,7 @@ import torch
 from sklearn.utils import check_random_state
 
 from .._base import BaseScoringStrategy
-from .._validation import BATCH_SIZE, Interval
+from .._validation import BATCH_SIZE, StrictInterval
 from ._outputs import batch_probabilities
 
 __all__ = ["BALDSampler"]
@@ -119,7 +119,7 @@ class BALDSampler(BaseScoringStrategy):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        "n_samples": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_samples": [StrictInterval(numbers.Integral, 1, None, closed="left")],
         "batch_size": BATCH_SIZE,
         "random_state": ["random_state"],
     }

@@ -11,7 +11,7 @@ import torch
 from .._adapter import eval_mode
 from .._base import BaseScoringStrategy
 from .._selection import class_balanced_top_k, select_top_k
-from .._validation import BATCH_SIZE, Interval, NonFiniteValues, StrOptions
+from .._validation import BATCH_SIZE, NonFiniteValues, StrictInterval, StrOptions
 from ..gradients import (
     grad_stats,
     last_layer_grad_stats,
@@ -29,13 +29,6 @@ _METHODS = {
 }
 
 _SELECTIONS = ("top_b", "deinfluence", "class_balanced")
-
-
-class _StrictInterval(Interval):
-    """An :class:`Interval` that refuses booleans: ``True`` is neither a weight nor a count."""
-
-    def is_satisfied_by(self, val):
-        return not isinstance(val, bool) and super().is_satisfied_by(val)
 
 
 class DynamicALSampler(BaseScoringStrategy):
@@ -144,13 +137,13 @@ class DynamicALSampler(BaseScoringStrategy):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        "gamma": [_StrictInterval(numbers.Real, 0, None, closed="both")],
+        "gamma": [StrictInterval(numbers.Real, 0, None, closed="both")],
         "batch_size": BATCH_SIZE,
         "method": [StrOptions(set(_METHODS))],
         "random_state": ["random_state"],
         "progress": ["boolean"],
         "selection": [StrOptions(set(_SELECTIONS))],
-        "chunk_size": [_StrictInterval(numbers.Integral, 1, None, closed="left")],
+        "chunk_size": [StrictInterval(numbers.Integral, 1, None, closed="left")],
     }
 
     def __init__(

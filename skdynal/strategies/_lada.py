@@ -17,7 +17,7 @@ from .._adapter import eval_mode
 from .._base import BaseQueryStrategy
 from .._selection import select_top_k
 from .._streaming import map_pool, take_rows
-from .._validation import BATCH_SIZE, Interval, check_positive_int
+from .._validation import BATCH_SIZE, StrictInterval, check_positive_int
 from ._mixing import INPUT, mixed_forward, resolve_mix_layers
 from ._outputs import batch_probabilities, predict_nonlinearity
 
@@ -189,13 +189,13 @@ class LADASampler(BaseQueryStrategy):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        "subset_size": [Interval(numbers.Integral, 2, None, closed="left")],
-        "n_lambda": [Interval(numbers.Integral, 1, None, closed="left")],
-        "generator_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
-        "generator_lr": [Interval(numbers.Real, 0, math.inf, closed="neither")],
-        "alpha_max": [Interval(numbers.Real, _ALPHA_FLOOR, math.inf, closed="neither")],
+        "subset_size": [StrictInterval(numbers.Integral, 2, None, closed="left")],
+        "n_lambda": [StrictInterval(numbers.Integral, 1, None, closed="left")],
+        "generator_epochs": [StrictInterval(numbers.Integral, 0, None, closed="left")],
+        "generator_lr": [StrictInterval(numbers.Real, 0, math.inf, closed="neither")],
+        "alpha_max": [StrictInterval(numbers.Real, _ALPHA_FLOOR, math.inf, closed="neither")],
         "mix_layers": [list, tuple, str, None],
-        "alpha": [Interval(numbers.Real, 0, math.inf, closed="neither"), None],
+        "alpha": [StrictInterval(numbers.Real, 0, math.inf, closed="neither"), None],
         "acquisition_only": ["boolean"],
         "batch_size": BATCH_SIZE,
         "random_state": ["random_state"],

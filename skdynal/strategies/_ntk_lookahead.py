@@ -16,7 +16,7 @@ from .._adapter import eval_mode, explain_shape_errors
 from .._base import BaseQueryStrategy, explain_non_finite
 from .._selection import select_top_k
 from .._streaming import map_pool, take_rows
-from .._validation import BATCH_SIZE, Interval, NonFiniteValues, StrOptions
+from .._validation import BATCH_SIZE, NonFiniteValues, StrictInterval, StrOptions
 from ..diagnostics import KernelTooLargeError, empirical_ntk
 from ..diagnostics._functional import functional_net, one_hot_targets
 
@@ -215,14 +215,14 @@ class NTKLookaheadSampler(BaseQueryStrategy):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        "subset_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "subset_size": [StrictInterval(numbers.Integral, 1, None, closed="left")],
         "kernel": [StrOptions({"trace", "full"})],
         "objective": [StrOptions({"argmax", "output_change"})],
         "reference": [StrOptions({"network", "linearised"})],
         "mode": [StrOptions({"batch", "sequential"})],
-        "ridge": [Interval(numbers.Real, 0, np.inf, closed="left")],
+        "ridge": [StrictInterval(numbers.Real, 0, np.inf, closed="left")],
         "kernel_batch_size": BATCH_SIZE,
-        "max_bytes": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_bytes": [StrictInterval(numbers.Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
     }
 
