@@ -356,22 +356,20 @@ class RayPool:
         results = [None] * len(bounds)
         in_flight = {}
         next_shard = 0
-        try:
-            while next_shard < len(bounds) or in_flight:
-                while next_shard < len(bounds) and len(in_flight) < round_.n_workers:
-                    start, stop = bounds[next_shard]
-                    ref = remote.remote(
-                        [round_.payload_ref], self._source, start, stop, task, device, threads
-                    )
-                    in_flight[ref] = next_shard
-                    next_shard += 1
-                done, _ = ray.wait(list(in_flight), num_returns=1)
-                for ref in done:
-                    results[in_flight.pop(ref)] = ray.get(ref)
-        except BaseException:
-            for ref in in_flight:
-                ray.cancel(ref)
-            raise
+        # On an error or Ctrl-C no new shard starts and the ones in flight are left to finish
+        # (their results are dropped): ray.cancel() on a task whose reply is arriving aborts
+        # the driver in Ray 2.x ("Tried to complete task that was not pending").
+        while next_shard < len(bounds) or in_flight:
+            while next_shard < len(bounds) and len(in_flight) < round_.n_workers:
+                start, stop = bounds[next_shard]
+                ref = remote.remote(
+                    [round_.payload_ref], self._source, start, stop, task, device, threads
+                )
+                in_flight[ref] = next_shard
+                next_shard += 1
+            done, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in done:
+                results[in_flight.pop(ref)] = ray.get(ref)
         return results
 
 
