@@ -8,6 +8,7 @@ before it; a few edges are pinned because the design relies on them.
 
 import ast
 import collections
+import functools
 import graphlib
 from pathlib import Path
 
@@ -23,6 +24,7 @@ def _unit(parts):
     return parts[0] if parts else "__init__"
 
 
+@functools.cache
 def import_graph():
     """``{unit: {units it imports}}`` for the whole package (self-imports left out)."""
     graph = collections.defaultdict(set)
