@@ -21,6 +21,7 @@ from ._validation import (
     check_finite_input,
     check_n_instances,
     check_pool,
+    n_rows,
 )
 
 __all__ = [
@@ -333,8 +334,7 @@ def _check_dataset_rows(adapter, X_pool):
 
 
 def _no_outputs(X_batch):
-    first = next(iter(X_batch.values())) if isinstance(X_batch, dict) else X_batch
-    return torch.zeros(len(first), dtype=torch.bool)
+    return torch.zeros(n_rows(X_batch), dtype=torch.bool)
 
 
 def check_capabilities(strategy, adapter):

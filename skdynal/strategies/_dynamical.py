@@ -11,7 +11,7 @@ import torch
 from .._adapter import eval_mode
 from .._base import BaseScoringStrategy
 from .._selection import class_balanced_top_k, select_top_k
-from .._validation import BATCH_SIZE, NonFiniteValues, StrictInterval, StrOptions
+from .._validation import BATCH_SIZE, NonFiniteValues, StrictInterval, StrOptions, n_rows
 from ..gradients import (
     grad_stats,
     last_layer_grad_stats,
@@ -283,13 +283,7 @@ class DynamicALSampler(BaseScoringStrategy):
     def _grad_stats(self, adapter, X_batch, direction):
         """The ``method``'s per-sample ``||g_u||²`` and ``<g_u, direction>`` of one batch."""
         stats_fn = _METHODS[self.method]
-        dummy_targets = torch.zeros(_batch_len(X_batch), dtype=torch.long, device=adapter.device)
+        dummy_targets = torch.zeros(n_rows(X_batch), dtype=torch.long, device=adapter.device)
         return stats_fn(
             adapter.module, adapter.pseudo_label_loss(), X_batch, dummy_targets, direction
         )
-
-
-def _batch_len(X_batch):
-    if isinstance(X_batch, dict):
-        return len(next(iter(X_batch.values())))
-    return len(X_batch)
