@@ -13,10 +13,10 @@ import numpy as np, torch, scipy.sparse as sp
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "tests"))
 torch.set_num_threads(1)
 warnings.filterwarnings("ignore")
-from _nets import DigitsMLP, fitted_net, make_net
+from _nets import BinaryMLP, TupleLossClassifier, TupleMLP, TwoInputMLP, fitted_net, make_net
 from _strategy_settings import net_params, strategy_params
 from sklearn.datasets import load_digits
-from skorch import NeuralNetBinaryClassifier, NeuralNetClassifier
+from skorch import NeuralNetBinaryClassifier
 import skdynal
 from skdynal._base import BaseQueryStrategy
 
@@ -32,48 +32,6 @@ STRATS = [
     and issubclass(getattr(skdynal, n), BaseQueryStrategy)
 ]
 only = sys.argv[1:]
-
-
-class TwoInput(torch.nn.Module):
-    def __init__(self, dropout=0.0):
-        super().__init__()
-        self.a = torch.nn.Linear(32, 8)
-        self.b = torch.nn.Linear(32, 8)
-        self.drop = torch.nn.Dropout(dropout)
-        self.head = torch.nn.Linear(16, 10)
-
-    def forward(self, left, right):
-        return self.head(self.drop(torch.relu(torch.cat([self.a(left), self.b(right)], 1))))
-
-
-class Binary(torch.nn.Module):
-    def __init__(self, dropout=0.0):
-        super().__init__()
-        self.layers = torch.nn.Sequential(
-            torch.nn.Linear(64, 16),
-            torch.nn.ReLU(),
-            torch.nn.Dropout(dropout),
-            torch.nn.Linear(16, 1),
-        )
-
-    def forward(self, X):
-        return self.layers(X).squeeze(-1)
-
-
-class TupleOut(torch.nn.Module):
-    def __init__(self, dropout=0.0):
-        super().__init__()
-        self.inner = DigitsMLP(dropout=dropout)
-
-    def forward(self, X):
-        out = self.inner(X)
-        return out, out.detach() * 0
-
-
-class TupleNet(NeuralNetClassifier):
-    def get_loss(self, y_pred, y_true, *args, **kwargs):
-        logits, _aux = y_pred
-        return super().get_loss(logits, y_true, *args, **kwargs)
 
 
 def np_(cls):
@@ -120,7 +78,7 @@ def case_dict(cls):
     drop = p.pop("module__dropout", 0.0)
     torch.manual_seed(0)
     d = lambda A: {"left": A[:, :32], "right": A[:, 32:]}
-    net = make_net(module=TwoInput, module__dropout=drop, **p).fit(d(X_lab), y_lab)
+    net = make_net(module=TwoInputMLP, module__dropout=drop, **p).fit(d(X_lab), y_lab)
     return net, d(X_pool), d(X_lab), y_lab, None
 
 
@@ -131,7 +89,7 @@ def case_binary(cls):
     torch.manual_seed(0)
     yb = (y_lab % 2).astype(np.float32)
     net = NeuralNetBinaryClassifier(
-        Binary,
+        BinaryMLP,
         module__dropout=drop,
         criterion=torch.nn.BCEWithLogitsLoss,
         max_epochs=3,
@@ -159,7 +117,7 @@ def case_tuple_loss(cls):
     drop = p.pop("module__dropout", 0.0)
     p.pop("net_class", None)
     torch.manual_seed(0)
-    net = make_net(module=TupleOut, module__dropout=drop, net_class=TupleNet, **p).fit(
+    net = make_net(module=TupleMLP, module__dropout=drop, net_class=TupleLossClassifier, **p).fit(
         X_lab, y_lab
     )
     return net, X_pool, X_lab, y_lab, None
