@@ -40,7 +40,7 @@ from ._engine import (
 from ._labeled import forward
 from ._rules import MaterializingRule, _chunk_size, _conv_geometry, _patches, get_rule
 
-__all__ = ["JacobianFactors", "jacobian_factors", "tangent_kernel"]
+__all__ = ["JacobianFactors", "jacobian_factors", "loss_gradient_factors", "tangent_kernel"]
 
 _STRUCTURES = ("full", "trace")
 
@@ -246,6 +246,59 @@ def jacobian_factors(module, inputs, *, max_buffer_bytes=None):
         dense_names.extend(fallback)
     dense = torch.cat(dense, dim=2) if dense else None
     return JacobianFactors(outputs, outer, dense, (tuple(outer_names), tuple(dense_names)))
+
+
+class _PerSampleLoss(torch.nn.Module):
+    """``module`` followed by a per-sample loss: outputs of shape ``(n, 1)``."""
+
+    def __init__(self, module, loss_fn):
+        super().__init__()
+        self.module = module
+        self.loss_fn = loss_fn
+
+    def forward(self, *args, **kwargs):
+        return self.loss_fn(self.module(*args, **kwargs)).unsqueeze(1)
+
+
+def loss_gradient_factors(module, loss_fn, inputs, *, max_buffer_bytes=None):
+    """Per-sample gradients of a per-sample loss, factored layer by layer.
+
+    The gradient ``g_u = grad_theta loss_fn(module(x_u))`` of every sample of the batch, in
+    the form of :func:`jacobian_factors` with a single output: ``Linear`` layers on 2-D
+    inputs as the pair ``(a_u, delta_u)`` of the layer's input and the loss gradient at its
+    output (``g_u^W = delta_u a_u^T``), every other trainable parameter materialised for
+    its own layer only. One forward and one backward pass; the per-sample gradients of the
+    whole network are never formed. ``tangent_kernel(left, right, "trace")`` then gives
+    ``<g_u, g_v>`` for every pair of samples of two batches.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network, in the mode it should be differentiated in (normally ``eval()``).
+    loss_fn : callable
+        ``loss_fn(outputs) -> (n,)``: the per-sample losses from the module's outputs; the
+        targets, if any, are the function's business (for example the pseudo labels
+        ``argmax outputs``).
+    inputs : torch.Tensor or dict of str to torch.Tensor
+        The batch, first dimension ``n``; a dict is passed as keyword arguments.
+    max_buffer_bytes : int, default=None
+        As in :func:`jacobian_factors`.
+
+    Returns
+    -------
+    factors : JacobianFactors
+        With ``n_outputs == 1``; its ``outputs`` are the per-sample losses.
+
+    See Also
+    --------
+    jacobian_factors : The same for every output of the module.
+    grad_stats : Only ``||g_u||^2`` and ``<g_u, G>``, at the cost of a backward pass.
+    """
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}.")
+    return jacobian_factors(
+        _PerSampleLoss(module, loss_fn), inputs, max_buffer_bytes=max_buffer_bytes
+    )
 
 
 def tangent_kernel(left, right, structure="full"):
