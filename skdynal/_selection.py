@@ -10,6 +10,8 @@ from ._validation import NonFiniteValues
 __all__ = [
     "check_selection",
     "class_balanced_top_k",
+    "gumbel_top_k",
+    "kmeans_plusplus_from_distances",
     "modal_returns_scores",
     "select_top_k",
     "to_modal_result",
@@ -70,6 +72,112 @@ def class_balanced_top_k(scores, labels, n_instances, random_state):
         members = by_score[labels[by_score] == label]
         turn[members] = np.arange(len(members))
     return np.lexsort((tie, -scores, turn))[:n_instances]
+
+
+def kmeans_plusplus_from_distances(
+    sq_distances, sq_norms, cross, n_instances, random_state, *, greedy=False
+):
+    """k-means++ seeding (or farthest-first traversal) from given squared distances.
+
+    Rows are points ``g_u`` of an inner-product space known only through ``sq_norms``
+    (``||g_u||²``) and ``cross(v)`` (``<g_u, g_v>`` for every row ``u``). Each row starts
+    at the squared distance ``sq_distances[u]`` to the nearest *fixed* center (for
+    dynamicAL, the point ``c`` of its score; ``inf`` for plain k-means++); every chosen row
+    becomes a further center, and a row's distance is to its nearest center,
+    ``D²(u) = min(D²(u), ||g_u||² + ||g_v||² - 2 <g_u, g_v>)`` after choosing ``v``.
+
+    The first row is the farthest from the fixed centers (ties broken at random; uniformly
+    at random when every distance is ``inf``). Each next is drawn with probability
+    proportional to ``D²(u)`` (Arthur & Vassilvitskii's D² sampling), or with ``greedy``
+    the farthest row is taken (Gonzalez's farthest-first traversal). Rows already chosen
+    have ``D² = 0``; when no unchosen row has a positive distance, the next is drawn
+    uniformly among the unchosen rows.
+
+    Parameters
+    ----------
+    sq_distances : ndarray of shape (n,)
+        Squared distance of every row to the fixed centers (non-negative, or ``inf``).
+    sq_norms : ndarray of shape (n,)
+        ``||g_u||²``.
+    cross : callable
+        ``cross(v) -> ndarray of shape (n,)``: ``<g_u, g_v>`` for every row ``u``.
+    n_instances : int
+        Rows to choose, at most ``n``.
+    random_state : numpy.random.RandomState
+        Draws: ``randint`` among the farthest rows when several tie (or ``randint(n)`` when
+        every distance is ``inf``) for the first row, then ``choice(n, p=...)`` (or
+        ``choice`` among the unchosen rows) for each next one; with ``greedy``, ``randint``
+        among the farthest rows whenever several tie.
+    greedy : bool, default=False
+        Farthest-first traversal instead of D² sampling.
+
+    Returns
+    -------
+    indices : ndarray of shape (n_instances,)
+        Rows in the order chosen.
+    distances : ndarray of shape (n_instances,)
+        Each chosen row's squared distance to its nearest center when it was chosen.
+
+    References
+    ----------
+    .. [1] D. Arthur and S. Vassilvitskii, "k-means++: The Advantages of Careful Seeding",
+       SODA 2007.
+    .. [2] T. F. Gonzalez, "Clustering to minimize the maximum intercluster distance",
+       Theoretical Computer Science 38, 1985.
+    """
+    nearest = np.array(sq_distances, dtype=np.float64)
+    sq_norms = np.asarray(sq_norms, dtype=np.float64)
+    n = len(nearest)
+    bad = np.isnan(nearest) | ~np.isfinite(sq_norms)
+    if bad.any():
+        raise NonFiniteValues("squared distances", np.flatnonzero(bad))
+    chosen = np.empty(n_instances, dtype=np.intp)
+    distances = np.empty(n_instances, dtype=np.float64)
+    is_chosen = np.zeros(n, dtype=bool)
+    for step in range(n_instances):
+        if step:
+            last = chosen[step - 1]
+            to_last = sq_norms + sq_norms[last] - 2.0 * np.asarray(cross(last), dtype=np.float64)
+            np.minimum(nearest, np.maximum(to_last, 0.0), out=nearest)
+            nearest[is_chosen] = 0.0
+        if np.isposinf(nearest).all():
+            index = random_state.randint(n)
+        elif greedy or step == 0:
+            weights = np.where(is_chosen, -np.inf, nearest)
+            farthest = np.flatnonzero(weights == weights.max())
+            index = (
+                farthest[random_state.randint(len(farthest))] if len(farthest) > 1 else farthest[0]
+            )
+        else:
+            total = nearest.sum()
+            if total > 0:
+                index = random_state.choice(n, p=nearest / total)
+            else:
+                index = random_state.choice(np.flatnonzero(~is_chosen))
+        chosen[step] = index
+        distances[step] = nearest[index]
+        is_chosen[index] = True
+    return chosen, distances
+
+
+def gumbel_top_k(log_weights, n_instances, random_state):
+    """``n_instances`` rows drawn without replacement with probability ∝ ``exp(log_weights)``.
+
+    The Gumbel-top-k trick (Kool et al., 2019): the rows of the largest
+    ``log_weights + Gumbel noise``, one ``random_state.gumbel`` draw per row; rows of weight
+    0 (``-inf``) come last. Used for stochastic batch acquisition (Kirsch et al., 2023).
+
+    Returns
+    -------
+    indices : ndarray of shape (n_instances,)
+    keys : ndarray of shape (n_instances,)
+        The perturbed log weights of the chosen rows.
+    """
+    log_weights = np.asarray(log_weights, dtype=np.float64)
+    keys = log_weights + random_state.gumbel(size=len(log_weights))
+    keys[np.isneginf(log_weights)] = -np.inf
+    indices = select_top_k(keys, n_instances, random_state, allow_negative_inf=True)
+    return indices, keys[indices]
 
 
 def check_selection(indices, n_instances, n_pool, strategy_name):

@@ -10,15 +10,27 @@ import torch
 
 from .._adapter import eval_mode
 from .._base import BaseScoringStrategy
-from .._selection import class_balanced_top_k, select_top_k
-from .._validation import BATCH_SIZE, NonFiniteValues, StrictInterval, StrOptions, n_rows
+from .._selection import (
+    class_balanced_top_k,
+    gumbel_top_k,
+    kmeans_plusplus_from_distances,
+    select_top_k,
+)
+from .._validation import (
+    BATCH_SIZE,
+    InvalidParameterError,
+    NonFiniteValues,
+    StrictInterval,
+    StrOptions,
+    n_rows,
+)
 from ..gradients import (
     grad_stats,
     last_layer_grad_stats,
+    loss_gradient_factors,
     reference_grad_stats,
     summed_loss_gradient,
 )
-from ._outputs import batch_probabilities
 
 __all__ = ["DynamicALSampler"]
 
@@ -28,7 +40,26 @@ _METHODS = {
     "last_layer": last_layer_grad_stats,
 }
 
-_SELECTIONS = ("top_b", "deinfluence", "class_balanced")
+_SELECTIONS = (
+    "top_b",
+    "deinfluence",
+    "class_balanced",
+    "kmeans++",
+    "farthest_first",
+    "power",
+    "softrank",
+)
+#: Selections in the gradient space around dynamicAL's center ``c = -(gamma / 2) G``.
+_CENTERED = ("kmeans++", "farthest_first", "power")
+#: Selections that need the pairwise inner products <g_u, g_v> of the candidates.
+_PAIRWISE = ("kmeans++", "farthest_first")
+#: With ``n_candidates="auto"``: as many candidates as have factors within this many bytes
+#: (float64, as the pool loop gathers them).
+AUTO_CANDIDATE_BYTES = 512 * 2**20
+#: With ``n_candidates="auto"``: at least this many candidates per row of the batch, and
+#: never fewer than AUTO_MIN_CANDIDATES (the whole pool, when it is smaller).
+AUTO_CANDIDATES_PER_PICK = 16
+AUTO_MIN_CANDIDATES = 4096
 
 
 class DynamicALSampler(BaseScoringStrategy):
@@ -144,6 +175,11 @@ class DynamicALSampler(BaseScoringStrategy):
         "progress": ["boolean"],
         "selection": [StrOptions(set(_SELECTIONS))],
         "chunk_size": [StrictInterval(numbers.Integral, 1, None, closed="left")],
+        "n_candidates": [
+            StrictInterval(numbers.Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
+        "beta": [StrictInterval(numbers.Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -155,6 +191,8 @@ class DynamicALSampler(BaseScoringStrategy):
         progress=False,
         selection="class_balanced",
         chunk_size=100,
+        n_candidates="auto",
+        beta=1.0,
     ):
         self.gamma = gamma
         self.batch_size = batch_size
@@ -163,6 +201,33 @@ class DynamicALSampler(BaseScoringStrategy):
         self.progress = progress
         self.selection = selection
         self.chunk_size = chunk_size
+        self.n_candidates = n_candidates
+        self.beta = beta
+
+    def check_params(self):
+        """Check the parameters: the constraint table, then the combinations it cannot say.
+
+        Raises
+        ------
+        sklearn.utils._param_validation.InvalidParameterError
+            Also when a selection around the center ``c = -(gamma/2) G`` is asked for with
+            ``gamma=inf`` (the center is at infinity), or a pairwise selection with
+            ``method="last_layer"`` (its inner products are those of the whole network).
+        """
+        super().check_params()
+        if self.selection in _CENTERED and math.isinf(float(self.gamma)):
+            raise InvalidParameterError(
+                f"selection={self.selection!r} measures distances to the center "
+                "c = -(gamma/2) G, which is at infinity with gamma=inf. Use a finite gamma, "
+                "or selection='top_b', 'class_balanced', 'deinfluence' or 'softrank'."
+            )
+        if self.selection in _PAIRWISE and self.method == "last_layer":
+            raise InvalidParameterError(
+                f"selection={self.selection!r} uses exact inner products of whole-network "
+                "gradients; method='last_layer' approximates only the scores. Use "
+                "method='exact' (or BADGESampler for last-layer gradient embeddings)."
+            )
+        return self
 
     def capabilities(self):
         """Needs the labeled set unless ``gamma == 0``; ranks by the score with ``"top_b"``."""
@@ -202,16 +267,35 @@ class DynamicALSampler(BaseScoringStrategy):
 
     def batch_outputs(self, adapter, state, X_batch):
         """The scores of one batch; with ``selection="class_balanced"`` also the pseudo
-        labels, ``(scores, labels)``."""
+        labels (the net's own ``predict`` rule, a binary net's ``threshold`` included),
+        ``(scores, labels)``."""
         scores = self.score_batch(adapter, state, X_batch)
         if self.selection != "class_balanced":
             return scores
-        probabilities = batch_probabilities(adapter, X_batch).double().cpu().numpy()
-        if probabilities.shape[1] == 1:
-            labels = (probabilities[:, 0] > 0.5).astype(np.int64)
-        else:
-            labels = probabilities.argmax(axis=1)
-        return scores, labels
+        with torch.no_grad():
+            labels = adapter.predicted_labels(adapter.forward_raw(X_batch))
+        return scores, labels.to(torch.int64)
+
+    def batch_gradient_factors(self, adapter, state, X_batch):
+        """The pseudo-label gradients ``g_u`` of one batch in factored form.
+
+        From :func:`skdynal.gradients.loss_gradient_factors`: for every ``Linear`` layer
+        on 2-D inputs the pair ``(a_u, delta_u)`` (with a column of ones appended to ``a_u``
+        when the bias is trainable, so that ``<g_u^W, g_v^W> + <g_u^b, g_v^b> =
+        (a_u . a_v)(delta_u . delta_v)``), then the materialised gradients of every other
+        parameter, concatenated. Returns ``(a_1, delta_1, ..., a_L, delta_L, dense)``.
+        """
+        factors = loss_gradient_factors(adapter.module, adapter.pseudo_label_loss(), X_batch)
+        n = len(factors)
+        parts = []
+        for a, delta, bias in factors.outer:
+            columns = [] if a is None else [a]
+            if bias:
+                columns.append(delta.new_ones((n, 1)))
+            parts += [torch.cat(columns, dim=1), delta[:, 0, :]]
+        dense = factors.dense
+        parts.append(factors.outputs.new_zeros((n, 0)) if dense is None else dense[:, 0, :])
+        return tuple(parts)
 
     def batch_dots(self, adapter, state, X_batch, direction):
         """``<g_u, direction>`` for every row of one batch (the de-influence passes).
@@ -224,16 +308,85 @@ class DynamicALSampler(BaseScoringStrategy):
         return self._grad_stats(adapter, X_batch, direction).dots
 
     def select_from_outputs(self, adapter, state, outputs, n_instances, random_state, pool):
-        """The batch by ``selection``: top-b, class-balanced, or chunked de-influence."""
+        """The batch by ``selection`` (see the class docstring)."""
         if self.selection == "class_balanced":
             scores, labels = outputs
             indices = class_balanced_top_k(scores, labels, n_instances, random_state)
             return indices, scores[indices]
         if self.selection == "deinfluence":
             return self._select_deinfluenced(adapter, outputs, n_instances, random_state, pool)
+        if self.selection == "softrank":
+            order = select_top_k(outputs, len(outputs), random_state)
+            ranks = np.empty(len(outputs))
+            ranks[order] = np.arange(1, len(outputs) + 1)
+            return gumbel_top_k(-float(self.beta) * np.log(ranks), n_instances, random_state)
+        if self.selection in _CENTERED:
+            sq_distances = np.maximum(outputs + self._center_sq_norm(state), 0.0)
+            if self.selection == "power":
+                with np.errstate(divide="ignore"):
+                    log_weights = float(self.beta) * np.log(sq_distances)
+                return gumbel_top_k(log_weights, n_instances, random_state)
+            return self._select_pairwise(
+                adapter, outputs, sq_distances, n_instances, random_state, pool
+            )
         return super().select_from_outputs(
             adapter, state, outputs, n_instances, random_state, pool
         )
+
+    def _center_sq_norm(self, state):
+        """``||c||² = (gamma/2)² ||G||²``, the offset between ``Delta_u`` and ``||g_u - c||²``."""
+        direction = state["direction"]
+        if direction is None or float(self.gamma) == 0:
+            return 0.0
+        sq_norm = sum(float(value.double().square().sum()) for value in direction.values())
+        return (float(self.gamma) / 2.0) ** 2 * sq_norm
+
+    def _select_pairwise(self, adapter, scores, sq_distances, n_instances, random_state, pool):
+        """k-means++ or farthest-first from the center ``c`` over the candidate rows.
+
+        The candidates' gradients are held in factored form
+        (:meth:`batch_gradient_factors`, one more pass over those rows); each pick costs one
+        product of the factors with the chosen row's. Returns ``(indices, squared distance
+        of each chosen row to its nearest center when chosen)``.
+        """
+        candidates = self._candidates(scores, n_instances, random_state, pool)
+        parameter = next(iter(adapter.module.parameters()))
+        gradients = _FactoredGradients(
+            pool.map("batch_gradient_factors", rows=candidates),
+            dtype=parameter.dtype,
+            device=parameter.device,
+        )
+        picks, distances = kmeans_plusplus_from_distances(
+            sq_distances[candidates],
+            gradients.sq_norms(),
+            gradients.cross,
+            n_instances,
+            random_state,
+            greedy=self.selection == "farthest_first",
+        )
+        return candidates[picks], distances
+
+    def _candidates(self, scores, n_instances, random_state, pool):
+        """The rows the pairwise selection runs on: the whole pool, or its largest ``Delta_u``.
+
+        ``n_candidates="auto"`` takes as many as have factors within
+        :data:`AUTO_CANDIDATE_BYTES`, measured on the row of largest ``Delta_u``; never fewer
+        than ``n_instances``.
+        """
+        n_pool = len(scores)
+        if self.n_candidates == "auto":
+            top = np.array([int(np.argmax(scores))])
+            width = sum(part.shape[1] for part in pool.map("batch_gradient_factors", rows=top))
+            n_candidates = min(
+                max(AUTO_CANDIDATES_PER_PICK * n_instances, AUTO_MIN_CANDIDATES),
+                AUTO_CANDIDATE_BYTES // (8 * max(1, width)),
+            )
+        else:
+            n_candidates = self.n_candidates
+        n_candidates = min(n_pool, max(n_instances, int(n_candidates)))
+        if n_candidates == n_pool:
+            return np.arange(n_pool)
+        return select_top_k(scores, n_candidates, random_state)
 
     def _select_deinfluenced(self, adapter, scores, n_instances, random_state, pool):
         """The chunked de-influence selection (see the class Notes).
@@ -287,3 +440,27 @@ class DynamicALSampler(BaseScoringStrategy):
         return stats_fn(
             adapter.module, adapter.pseudo_label_loss(), X_batch, dummy_targets, direction
         )
+
+
+class _FactoredGradients:
+    """Per-sample gradients held as :meth:`DynamicALSampler.batch_gradient_factors` gives
+    them, with their squared norms and inner products."""
+
+    def __init__(self, parts, dtype, device):
+        tensors = [torch.as_tensor(part, dtype=dtype, device=device) for part in parts]
+        self.pairs = list(zip(tensors[:-1:2], tensors[1:-1:2], strict=True))
+        self.dense = tensors[-1]
+
+    def sq_norms(self):
+        """``||g_u||²`` of every row, float64."""
+        total = self.dense.square().sum(dim=1).double()
+        for a, delta in self.pairs:
+            total += (a.square().sum(dim=1) * delta.square().sum(dim=1)).double()
+        return total.cpu().numpy()
+
+    def cross(self, index):
+        """``<g_u, g_index>`` for every row ``u``, float64."""
+        total = (self.dense @ self.dense[index]).double()
+        for a, delta in self.pairs:
+            total += ((a @ a[index]) * (delta @ delta[index])).double()
+        return total.cpu().numpy()

@@ -28,6 +28,8 @@ class _FixedGammaSampler(DynamicALSampler):
         progress=False,
         selection="top_b",
         chunk_size=100,
+        n_candidates="auto",
+        beta=1.0,
     ):
         self.batch_size = batch_size
         self.method = method
@@ -35,6 +37,8 @@ class _FixedGammaSampler(DynamicALSampler):
         self.progress = progress
         self.selection = selection
         self.chunk_size = chunk_size
+        self.n_candidates = n_candidates
+        self.beta = beta
 
     @property
     def gamma(self):
@@ -53,11 +57,18 @@ _PARAMETERS = """
         Breaks ties among equal scores.
     progress : bool, default=False
         Show a tqdm progress bar over the pool.
-    selection : {"top_b", "deinfluence"}, default="top_b"
-        How the batch is picked from the scores; see :class:`DynamicALSampler` (with
-        ``"deinfluence"`` the same unscaled de-influence term is subtracted).
+    selection : str, default="top_b"
+        How the batch is picked from the scores: ``"top_b"``, ``"class_balanced"``,
+        ``"deinfluence"``, ``"softrank"``, and, for :class:`EGLSampler` only (whose center
+        ``c`` is the origin), ``"kmeans++"``, ``"farthest_first"`` and ``"power"``; see
+        :class:`DynamicALSampler` (with ``"deinfluence"`` the same unscaled de-influence
+        term is subtracted).
     chunk_size : int, default=100
         Samples per chunk with ``selection="deinfluence"``.
+    n_candidates : int or "auto", default="auto"
+        Rows of the pairwise selections; see :class:`DynamicALSampler`.
+    beta : float, default=1.0
+        Exponent of the ``"power"`` and ``"softrank"`` selections.
 """
 
 
