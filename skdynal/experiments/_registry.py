@@ -60,8 +60,38 @@ _DEINF_DESCRIPTION = "; de-influence selection in 5 chunks per query (the offici
 _BUILTIN = {
     "dynamical": (
         "DynamicALSampler",
+        {},
+        "dynamicAL, gamma=2, DynamicALSampler's default batch selection",
+    ),
+    "dynamical-topb": (
+        "DynamicALSampler",
         {"gamma": 2.0, **_TOP_B},
         "dynamicAL, gamma=2, top-b (the paper's Eq. 15 and batch selection)",
+    ),
+    "dynamical-balanced": (
+        "DynamicALSampler",
+        {"gamma": 2.0, "selection": "class_balanced"},
+        "dynamicAL, gamma=2, the largest scores with the pseudo classes taking turns",
+    ),
+    "dynamical-kmeanspp": (
+        "DynamicALSampler",
+        {"gamma": 2.0, "selection": "kmeans++"},
+        "dynamicAL, gamma=2, k-means++ in gradient space from the score's center",
+    ),
+    "dynamical-farthest": (
+        "DynamicALSampler",
+        {"gamma": 2.0, "selection": "farthest_first"},
+        "dynamicAL, gamma=2, farthest-first traversal in gradient space from the center",
+    ),
+    "dynamical-power": (
+        "DynamicALSampler",
+        {"gamma": 2.0, "selection": "power"},
+        "dynamicAL, gamma=2, batch sampled with p ∝ squared distance to the center",
+    ),
+    "dynamical-softrank": (
+        "DynamicALSampler",
+        {"gamma": 2.0, "selection": "softrank"},
+        "dynamicAL, gamma=2, batch sampled with p ∝ 1 / rank of the score",
     ),
     "dynamical-gamma0": (
         "DynamicALSampler",
@@ -76,7 +106,7 @@ _BUILTIN = {
     "dynamical-inf": (
         "DynamicALSampler",
         {"gamma": math.inf, **_TOP_B},
-        "dynamicAL alignment term alone (gamma=inf)",
+        "dynamicAL alignment term alone (gamma=inf), top-b",
     ),
     "dynamical-deinf": (
         "DynamicALSampler",
@@ -95,11 +125,6 @@ _BUILTIN = {
         {"gamma": 1.0, **_DEINF},
         "dynamicAL, gamma=1" + _DEINF_DESCRIPTION,
         {"chunk_size": _deinfluence_chunk},
-    ),
-    "dynamical-balanced": (
-        "DynamicALSampler",
-        {"gamma": 2.0, "selection": "class_balanced"},
-        "dynamicAL, gamma=2, the pseudo classes taking turns (DynamicALSampler's default)",
     ),
     "random": ("RandomSampler", {}, "uniform random sampling"),
     "least-confidence": ("LeastConfidenceSampler", {}, "1 - max softmax probability"),

@@ -78,7 +78,21 @@ def test_overall_ranks_average_over_tasks_and_seed_blocks():
 
 def test_every_task_is_defined_with_enough_seeds():
     for name, task in BENCHMARK_TASKS.items():
-        assert task.seeds >= (10 if name == "fashion_mnist" else 20)
+        assert task.seeds >= (10 if task.dataset == "fashion_mnist" else 20), name
+    # the mid-budget regime: >= 1,000 initial labels, batches >= 250, >= 3,000 labels
+    mid = BENCHMARK_TASKS["fashion_mnist_mid"]
+    assert mid.initial >= 1000 and mid.query >= 250
+    assert mid.initial + mid.query * mid.rounds >= 3000
+    # the cold starts: two labels per class and small batches
+    for name in ("digits", "breast_cancer", "three_clust", "diverging_sin"):
+        cold, warm = BENCHMARK_TASKS[f"{name}_cold"], BENCHMARK_TASKS[name]
+        n_classes = 10 if name == "digits" else 2
+        assert cold.initial == 2 * n_classes and cold.query <= warm.query
+        assert (cold.dataset, cold.model, cold.module_kwargs) == (
+            warm.dataset,
+            warm.model,
+            warm.module_kwargs,
+        )
 
 
 def test_quick_benchmark_runs_resumes_and_reports(tmp_path):
