@@ -74,15 +74,15 @@ class DynamicALSampler(BaseScoringStrategy):
         \\qquad g_u = \\nabla_\\theta \\ell(x_u, \\hat y_u),
         \\qquad G = \\sum_{(x, y) \\in S} \\nabla_\\theta \\ell(x, y),
 
-    with the pseudo label ``ŷ_u = argmax f(x_u)``, gradients over all trainable parameters
-    of the network, the net's own loss, and the network in ``eval()`` mode. By default
-    (``selection="class_balanced"``) the predicted classes take turns: the best-scoring
-    sample of every pseudo class first, then the second best of every class, and so on;
-    ``selection="top_b"`` queries the ``n_instances`` largest scores (the paper's subset
-    approximation); ``selection="deinfluence"`` picks them in chunks, as the official code
-    does by default (see Notes). The class-balanced default was chosen on skdynal's
-    cross-domain benchmark, where the paper's top-b fell below random sampling on
-    Fashion-MNIST by concentrating its picks on a few classes (:doc:`/benchmark`).
+    with the pseudo label ``ŷ_u = argmax f(x_u)`` (the net's own ``predict`` rule),
+    gradients over all trainable parameters of the network, the net's own loss, and the
+    network in ``eval()`` mode. ``selection`` says how the batch is drawn from the scores:
+    the paper's top-b (``"top_b"``), the predicted classes taking turns
+    (``"class_balanced"``), the official code's chunks (``"deinfluence"``), a diverse batch
+    in gradient space (``"kmeans++"``, ``"farthest_first"``) or a batch sampled from the
+    scores (``"power"``, ``"softrank"``); see Notes. The default was chosen on skdynal's
+    cross-domain benchmark (:doc:`/benchmark`), where the paper's top-b fell below random
+    sampling on Fashion-MNIST by concentrating its picks on a few classes.
 
     Parameters
     ----------
@@ -108,27 +108,71 @@ class DynamicALSampler(BaseScoringStrategy):
         Breaks ties among equal scores.
     progress : bool, default=False
         Show a tqdm progress bar over the pool.
-    selection : {"class_balanced", "top_b", "deinfluence"}, default="class_balanced"
+    selection : {"class_balanced", "top_b", "deinfluence", "kmeans++", "farthest_first", \
+            "power", "softrank"}, default="class_balanced"
         How the batch is picked from the scores.
 
-        - ``"top_b"``: the ``n_instances`` largest ``Delta_u``.
+        - ``"top_b"``: the ``n_instances`` largest ``Delta_u`` (the paper's subset
+          approximation).
         - ``"class_balanced"``: the largest ``Delta_u`` with the pseudo classes taking
           turns: the best sample of every predicted class first, then the second best of
-          every class, and so on (an option of skdynal, not of the paper; see
-          :doc:`/benchmark`). One more forward pass over the pool for the pseudo labels;
-          through :class:`skdynal.distributed.RayScorer` the shards send back every row's
-          score and pseudo label and the driver picks the batch.
+          every class, and so on (an option of skdynal, not of the paper). One more forward
+          pass over the pool for the pseudo labels.
         - ``"deinfluence"``: in chunks of ``chunk_size``, each further chunk ranked by
           ``Delta_u`` minus the alignment of ``g_u`` with the gradients of the chunks
-          already chosen (see Notes). One more pass over the pool per further chunk.
+          already chosen (the official code's default). One more pass over the pool per
+          further chunk.
+        - ``"kmeans++"``: k-means++ seeding in whole-network gradient space, started from
+          the center ``c = -(gamma/2) G`` of the score (Notes): the first pick is the
+          largest ``Delta_u``, each next is drawn with probability proportional to its
+          squared distance to the nearest of ``c`` and the rows already chosen. Needs a
+          finite ``gamma``.
+        - ``"farthest_first"``: the same distances, always taking the farthest row
+          (deterministic up to ties).
+        - ``"power"``: ``n_instances`` rows drawn without replacement with probability
+          proportional to ``||g_u - c||^(2 beta) = (Delta_u + ||c||²)^beta`` (stochastic
+          batch acquisition). Needs a finite ``gamma``.
+        - ``"softrank"``: drawn with probability proportional to ``rank(Delta_u)^-beta``
+          (rank 1 the largest score).
+
+        Through :class:`skdynal.distributed.RayScorer`, ``"top_b"`` merges the shards'
+        top-k; every other selection gathers every row's outputs on the driver and picks
+        the same batch as locally.
     chunk_size : int, default=100
         Samples per chunk with ``selection="deinfluence"`` (the official code's
         ``grad_update_size``). ``n_instances`` need not be a multiple of it: the last
         chunk is smaller. With ``chunk_size >= n_instances`` the selection is
-        ``"top_b"``'s. Unused with ``"top_b"``.
+        ``"top_b"``'s. Used only with ``"deinfluence"``.
+    n_candidates : int or "auto", default="auto"
+        Rows that ``"kmeans++"`` and ``"farthest_first"`` choose from: the
+        ``n_candidates`` largest ``Delta_u`` (at least ``n_instances``, at most the pool).
+        ``"auto"`` takes ``max(16 n_instances, 4096)`` rows, fewer if their gradient
+        factors would exceed 512 MiB, so the whole pool up to 4,096 rows. Memory: the
+        candidates' factored gradients (Notes), never ``n_candidates x n_parameters``
+        numbers for a network of ``Linear`` layers.
+    beta : float, default=1.0
+        Exponent of ``"power"`` and ``"softrank"``; larger values concentrate the draw on
+        the largest scores (``beta -> inf`` is ``"top_b"``).
 
     Notes
     -----
+    **Gradient space.** With ``c = -(gamma/2) G``, the score is a squared distance:
+    ``Delta_u = ||g_u - c||² - ||c||²``, so top-b takes the ``n_instances`` rows farthest
+    from ``c``, and nothing keeps it from taking near-copies of one gradient.
+    ``"kmeans++"`` and ``"farthest_first"`` keep that geometry and add each chosen row as a
+    further center, so that rows close (in gradient) to one already chosen are discounted.
+    They need ``<g_u, g_v>`` for every candidate ``u`` and chosen ``v``, which the exact
+    engine gives without the per-sample gradients of the whole network: one more pass over
+    the candidates (:func:`skdynal.gradients.loss_gradient_factors`) keeps, for every
+    ``Linear`` layer on 2-D inputs, the layer's input ``a_u`` and output gradient
+    ``delta_u`` (``<g_u^W, g_v^W> = (a_u . a_v)(delta_u . delta_v)``), and materialises
+    the per-sample gradients of the other layers (convolutions, normalisation layers,
+    ``torch.func`` for the rest) one layer at a time. Each pick then costs one product of
+    the candidates' factors with the chosen row's, ``O(n_candidates x factor width)``.
+    ``select`` returns each chosen row's squared distance to its nearest center when it
+    was chosen (``"kmeans++"``, ``"farthest_first"``) or its Gumbel-perturbed log weight
+    (``"power"``, ``"softrank"``).
+
     ``selection="deinfluence"`` reproduces the default batch selection of the official
     implementation ([2]_, ``src/ntk_active_memo_efficient.py``, ``NTK_active_memo.query``,
     with ``src/main.py``'s defaults ``wo_de_inf=0``, ``norm_inf=0``, ``inf_type="full"``,
@@ -159,6 +203,14 @@ class DynamicALSampler(BaseScoringStrategy):
        by Leveraging Training Dynamics", NeurIPS 2022.
     .. [2] The authors' implementation,
        https://github.com/haonan3/Deep-Active-Learning-by-Leveraging-Training-Dynamics
+    .. [3] D. Arthur and S. Vassilvitskii, "k-means++: The Advantages of Careful Seeding",
+       SODA 2007; J. T. Ash et al., "Deep Batch Active Learning by Diverse, Uncertain
+       Gradient Lower Bounds" (BADGE), ICLR 2020.
+    .. [4] D. Holzmüller, V. Zaverkin, J. Kästner and I. Steinwart, "A Framework and
+       Benchmark for Deep Batch Active Learning for Regression", JMLR 24, 2023.
+    .. [5] A. Kirsch, S. Farquhar, P. Atighehchian, A. Jesson, F. Branchaud-Charron and
+       Y. Gal, "Stochastic Batch Acquisition: A Simple Baseline for Deep Active
+       Learning", TMLR 2023.
 
     Examples
     --------

@@ -76,6 +76,10 @@ GLOBAL = [
     BADGESampler(random_state=0),
     CoresetSampler(random_state=0),
     DynamicALSampler(selection="class_balanced", random_state=0),
+    DynamicALSampler(selection="kmeans++", random_state=0),
+    DynamicALSampler(selection="farthest_first", n_candidates=40, random_state=0),
+    DynamicALSampler(selection="power", random_state=0),
+    DynamicALSampler(selection="softrank", random_state=0),
 ]
 
 
