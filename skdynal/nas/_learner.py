@@ -18,6 +18,7 @@ from .._checks import (
     validate_parameter_constraints,
     validate_params,
 )
+from .._interrupt import interrupt_guard, raise_if_interrupted
 from .._random import seeded_global_rngs
 from ._families import check_structure
 from ._search import candidate_structures, holdout_split
@@ -101,6 +102,11 @@ class INASLearner(ActiveLearner):
     been taught. Randomness (the hold-out splits, weight initialisation and shuffling of
     every candidate and of the final net) comes from ``random_state`` alone: the global
     generators are seeded inside each fit and restored afterwards.
+
+    A real Ctrl-C (SIGINT) during a fit, which skorch would swallow and take for the end
+    of training, stops the search at once with ``skdynal._interrupt.Interrupted`` (a
+    ``KeyboardInterrupt``), the way :class:`~skdynal.persistence.ResumableLoop` stops: a
+    candidate cut short is never ranked, and nothing is recorded for the fit.
 
     Parameters
     ----------
@@ -271,6 +277,8 @@ class INASLearner(ActiveLearner):
         with seeded_global_rngs(seed):
             net.initialize()
             net.fit(X, y)
+        # skorch ends fit on a Ctrl-C and returns: a candidate cut short is never ranked
+        raise_if_interrupted()
         return net
 
     def _search(self, structure):
@@ -313,6 +321,15 @@ class INASLearner(ActiveLearner):
     # ------------------------------------------------------------------ modAL hooks
 
     def _fit_to_known(self, bootstrap=False, **fit_kwargs):
+        message = (
+            f"Interrupted while {type(self).__name__} searched and trained on "
+            f"{len(self.y_training)} labels; no structure was chosen or recorded for this "
+            "fit and its net is not trained. Call teach (or fit) again to redo it."
+        )
+        with interrupt_guard(message):
+            return self._search_and_fit(bootstrap=bootstrap, **fit_kwargs)
+
+    def _search_and_fit(self, bootstrap=False, **fit_kwargs):
         structure = self._validate()
         if self._rng is None:
             self._rng = check_random_state(self.random_state)
@@ -331,6 +348,7 @@ class INASLearner(ActiveLearner):
             # A fresh network even when the estimator is warm-started.
             self.estimator.initialize()
             super()._fit_to_known(bootstrap=bootstrap, **fit_kwargs)
+        raise_if_interrupted()
         record.update(
             structure=structure,
             search_seconds=search_seconds,
