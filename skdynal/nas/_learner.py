@@ -329,8 +329,42 @@ class INASLearner(ActiveLearner):
         with interrupt_guard(message):
             return self._search_and_fit(bootstrap=bootstrap, **fit_kwargs)
 
+    def _check_family_fits(self, structure):
+        """Refuse, before any training, a family whose members cannot take the data.
+
+        Builds the member ``structure`` (the search starts there and only grows) in a
+        copy of the net, runs it on two labeled rows and checks it has an output per class.
+        """
+        X, y = self.X_training, np.asarray(self.y_training)
+        net = clone(self.estimator)
+        set_architecture(net, self.family, structure)
+        shape = tuple(np.shape(X)[1:]) if hasattr(X, "shape") else None
+        family = repr(self.family)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                net.initialize()
+                out = net.forward(X[:2], training=False)
+        except (RuntimeError, IndexError, ValueError, TypeError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(
+                f"The family {family} does not fit the data: its member {structure} cannot "
+                f"take rows of shape {shape} ({type(exc).__name__}: {first}). Use a family "
+                "for this input, e.g. MLPFamily(n_features=...) for flat rows (with "
+                "n_features the number of values per row) or CNNFamily(in_channels=...) "
+                "for images of shape (channels, height, width)."
+            ) from None
+        n_outputs = out.shape[-1] if out.dim() == 2 else 1
+        if y.dtype.kind in "iu" and len(y) and int(y.max()) >= n_outputs:
+            raise ValueError(
+                f"The family {family} has {n_outputs} outputs, but the labels go up to "
+                f"{int(y.max())}: give it n_classes={int(y.max()) + 1} (one output per "
+                "class)."
+            )
+
     def _search_and_fit(self, bootstrap=False, **fit_kwargs):
         structure = self._validate()
+        if not self.structures_:
+            self._check_family_fits(structure)
         if self._rng is None:
             self._rng = check_random_state(self.random_state)
         if self.structures_:
