@@ -311,10 +311,13 @@ class BaseQueryStrategy(BaseEstimator):
     def _prepare(self, learner, X_pool, X_labeled, y_labeled):
         adapter = resolve_learner(learner, X_labeled=X_labeled, y_labeled=y_labeled)
         X_pool = check_pool(X_pool)
+        if adapter.X_labeled is not None:
+            # Before the parameters: a net trained on a NaN row has NaN parameters, and the
+            # row is the cause to name.
+            check_finite_input(adapter.X_labeled, "The labeled set X_labeled")
         check_finite_parameters(adapter.module)
         check_castable(X_pool, adapter.dtype, "X_pool")
         if adapter.X_labeled is not None:
-            check_finite_input(adapter.X_labeled, "The labeled set X_labeled")
             check_castable(adapter.X_labeled, adapter.dtype, "The labeled set X_labeled")
         check_feature_shape(X_pool, adapter.X_labeled)
         if adapter.has_labeled:

@@ -65,6 +65,10 @@ def check_pool(X_pool):
         if len(X_pool) == 0:
             raise ValueError("X_pool is empty: there is nothing to query.")
         return X_pool
+    if sp.issparse(X_pool) and not sp.isspmatrix(X_pool):
+        # scipy's sparse arrays (csr_array, ...) index to 1-D rows, which skorch's batches
+        # cannot squeeze; the matrix classes (csr_matrix) give the 2-D rows skorch expects.
+        X_pool = sp.csr_matrix(X_pool)
     if isinstance(X_pool, dict) or sp.issparse(X_pool):
         from skorch.dataset import Dataset as SkorchDataset
 
@@ -85,13 +89,9 @@ def check_pool(X_pool):
         raise ValueError("X_pool must have one row per sample; got a scalar.")
     if len(X_pool) == 0:
         raise ValueError("X_pool is empty: there is nothing to query.")
-    if torch.is_tensor(X_pool):
-        if X_pool.is_floating_point() and not bool(torch.isfinite(X_pool).all()):
-            raise ValueError(_non_finite_message(X_pool))
-    elif X_pool.dtype.kind in "fc":
-        for start in range(0, len(X_pool), _FINITE_CHUNK_ROWS):
-            if not np.isfinite(X_pool[start : start + _FINITE_CHUNK_ROWS]).all():
-                raise ValueError(_non_finite_message(X_pool))
+    if torch.is_tensor(X_pool) or X_pool.dtype.kind in "fc":
+        # names the first row, like the labeled set's check
+        check_finite_input(X_pool, f"X_pool of shape {tuple(X_pool.shape)}")
     elif X_pool.dtype.kind not in "biu":
         raise TypeError(f"X_pool must hold numbers; got an array of dtype {X_pool.dtype}.")
     return X_pool

@@ -523,6 +523,18 @@ def _benchmark(args, parser, argv):
         strategies = _strategy_names(args.strategies)
     except argparse.ArgumentTypeError as err:
         parser.error(f"argument --strategies: {err}")
+    if "bald" in (strategies or ()):
+        from .experiments import BENCHMARK_TASKS
+
+        no_dropout = [
+            name for name in args.tasks if not BENCHMARK_TASKS[name].module_kwargs.get("dropout")
+        ]
+        if no_dropout:
+            parser.error(
+                "strategy bald needs a model with dropout layers, and the models of the "
+                f"tasks {', '.join(no_dropout)} have none; drop bald from --strategies, or "
+                "run it on one dataset with: skdynal run --strategies bald --dropout 0.2"
+            )
     out = args.out or ("skdynal-benchmark-quick" if args.quick else "skdynal-benchmark")
     _check_writable_dir(out, parser)
     start = time.perf_counter()

@@ -14,9 +14,12 @@ class ResetOptimizer(Callback):
     callback to get that protocol; the weights stay warm-started.
 
     The optimizer is rebuilt with :meth:`skorch.NeuralNet.initialize_optimizer`, so it has
-    the net's current ``lr`` and ``optimizer__*`` parameters. Learning-rate schedulers that
-    hold on to the old optimizer object are not rebuilt: put them after this callback only
-    if they create their scheduler in ``on_train_begin`` (skorch's ``LRScheduler`` does).
+    the net's current ``lr`` and ``optimizer__*`` parameters. skorch's ``LRScheduler``
+    builds its scheduler on the optimizer in ``on_train_begin``; one listed before this
+    callback would hold the old optimizer and step nothing, so its ``on_train_begin`` is
+    run again on the new optimizer: the order of the two callbacks does not matter. In later
+    fits the schedule goes on from the epoch count in the history, applied to the fresh
+    optimizer's ``lr``.
 
     References
     ----------
@@ -36,6 +39,19 @@ class ResetOptimizer(Callback):
     """
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        # A net initialised just now already has a fresh optimizer.
+        from skorch.callbacks import LRScheduler
+
         self.n_resets_ = getattr(self, "n_resets_", 0) + 1
         net.initialize_optimizer()
+        # A scheduler built after the first fit starts at the history's epoch
+        # (last_epoch >= 0), which torch only allows on an optimizer that has an
+        # 'initial_lr': the fresh optimizer's lr is where the schedule goes on from.
+        for group in net.optimizer_.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        # Schedulers notified before this callback were built on the old optimizer: build
+        # them again on the new one (LRScheduler.on_train_begin only reads the history).
+        for _, callback in net.callbacks_:
+            if callback is self:
+                break
+            if isinstance(callback, LRScheduler):
+                callback.on_train_begin(net, X=X, y=y, **kwargs)

@@ -46,7 +46,13 @@ class TrainUntilFit(Callback):
 
     Training stops by raising :class:`StopTraining`, a ``KeyboardInterrupt`` that skorch
     catches (the way its own ``EarlyStopping`` works), so it combines with
-    ``EarlyStopping``: whichever fires first ends the round.
+    ``EarlyStopping``: whichever fires first ends the round. Every fit call is recorded in
+    ``epochs_`` and ``fitted_``, whoever ended it (this callback, ``EarlyStopping``, the
+    net's ``max_epochs`` or ``partial_fit(epochs=...)``).
+
+    A sample counts as right when the net's own prediction rule gives its label: ``argmax``
+    over the outputs, or for a ``NeuralNetBinaryClassifier`` ``sigmoid(logit) >
+    threshold`` with the net's ``threshold``.
 
     Parameters
     ----------
@@ -67,9 +73,10 @@ class TrainUntilFit(Callback):
     Attributes
     ----------
     epochs_ : list of int
-        Epochs trained in each fit call so far.
+        Epochs trained in each fit call so far (every call, whoever ended it).
     fitted_ : list of bool
-        For each fit call, whether it stopped because the threshold was met.
+        For each fit call, whether the threshold was met (``patience`` epochs at or above
+        it after ``min_epochs``) when the call ended.
 
     References
     ----------
@@ -142,6 +149,8 @@ class TrainUntilFit(Callback):
         self._streak = 0
         self._correct = 0
         self._seen = 0
+        self._fitted = False
+        self._in_fit = False
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         if self.max_epochs is not None and self.max_epochs > net.max_epochs:
@@ -152,6 +161,18 @@ class TrainUntilFit(Callback):
                 "max_epochs at None)."
             )
         self._reset_fit()
+        self._in_fit = True
+        self._history_start = len(net.history)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        # skorch calls this after every fit/partial_fit, however training ended
+        # (StopTraining, EarlyStopping's KeyboardInterrupt, max_epochs, partial_fit's epochs).
+        if self._in_fit:
+            # from the history: a callback listed before this one may end the fit in an
+            # epoch whose on_epoch_end this callback never saw
+            self.epochs_.append(len(net.history) - self._history_start)
+            self.fitted_.append(self._fitted)
+            self._in_fit = False
 
     def on_epoch_begin(self, net, **kwargs):
         self._correct = 0
@@ -163,9 +184,9 @@ class TrainUntilFit(Callback):
         _, y_true = unpack_data(batch)
         if y_true is None:
             raise ValueError("TrainUntilFit needs labels: the training batches carry no y.")
-        predicted = _predicted_classes(y_pred)
+        predicted = _predicted_classes(net, y_pred).reshape(-1)
         y_true = torch.as_tensor(y_true, device=predicted.device).reshape(-1)
-        self._correct += int((predicted == y_true).sum())
+        self._correct += int((predicted == y_true.to(predicted.dtype)).sum())
         self._seen += len(y_true)
 
     def on_epoch_end(self, net, dataset_train=None, **kwargs):
@@ -178,23 +199,20 @@ class TrainUntilFit(Callback):
         net.history.record("train_acc", float(accuracy))
         net.history.record("fit_streak", self._streak)
         fitted = self._epoch >= self.min_epochs and self._streak >= self.patience
+        self._fitted = bool(fitted)
         at_max = self.max_epochs is not None and self._epoch >= self.max_epochs
         at_net_max = self._epoch >= net.max_epochs
-        if fitted or at_max or at_net_max:
-            self.epochs_.append(self._epoch)
-            self.fitted_.append(bool(fitted))
-            if not at_net_max:
-                raise StopTraining()
+        if (fitted or at_max) and not at_net_max:
+            raise StopTraining()
 
 
-def _predicted_classes(y_pred):
-    if isinstance(y_pred, (tuple, list)):
-        y_pred = y_pred[0]
-    y_pred = y_pred.detach()
-    if y_pred.ndim == 1 or y_pred.shape[-1] == 1:
-        # One logit per sample (binary classifier with BCEWithLogitsLoss).
-        return (y_pred.reshape(-1) > 0).long()
-    return y_pred.argmax(dim=-1)
+def _predicted_classes(net, y_pred):
+    """The classes ``net.predict`` gives for module output ``y_pred``."""
+    from .._adapter import NetAdapter
+
+    if isinstance(y_pred, list):
+        y_pred = tuple(y_pred)
+    return NetAdapter(net).predicted_labels(y_pred)
 
 
 def _eval_accuracy(net, dataset):
@@ -203,8 +221,8 @@ def _eval_accuracy(net, dataset):
         _, y_true = unpack_data(batch)
         with torch.no_grad():
             y_pred = net.evaluation_step(batch, training=False)
-        predicted = _predicted_classes(y_pred).cpu()
+        predicted = _predicted_classes(net, y_pred).cpu().reshape(-1)
         y_true = torch.as_tensor(np.asarray(y_true)).reshape(-1)
-        correct += int((predicted == y_true).sum())
+        correct += int((predicted == y_true.to(predicted.dtype)).sum())
         seen += len(y_true)
     return correct / seen if seen else 0.0

@@ -163,6 +163,18 @@ def _missing_error(root):
             "install them with `sudo apt-get install dataset-fashion-mnist` and pass "
             "root=None."
         )
+    for folder in _candidate_dirs(root):
+        present = [
+            name
+            for name in FASHION_MNIST_FILES.values()
+            if any(os.path.isfile(os.path.join(folder, name + ext)) for ext in ("", ".gz"))
+        ]
+        if present:  # an incomplete copy: name what is missing there, not all four
+            missing = [n for n in FASHION_MNIST_FILES.values() if n not in present]
+            return FileNotFoundError(
+                f"Fashion-MNIST in {folder} is incomplete: {', '.join(missing)}[.gz] "
+                f"missing (found {', '.join(present)}). {how}"
+            )
     return FileNotFoundError(
         f"Fashion-MNIST files not found: looked for {names} in {folders}. {how}"
     )
@@ -208,6 +220,11 @@ def _read_split(files, split, n_keep, rng, name):
     images_path, labels_path = files[f"{split}_images"], files[f"{split}_labels"]
     images = read_idx(images_path)
     _check_images(images, images_path)
+    if len(images) == 0:
+        raise ValueError(
+            f"{images_path} holds 0 images (a valid IDX header, no data); replace it with "
+            "an intact copy."
+        )
     labels = read_idx(labels_path)
     _check_labels(labels, len(images), labels_path)
     keep = subset_indices(len(images), n_keep, rng, name=name)

@@ -18,6 +18,7 @@ from ._benchmark import (
     BenchmarkTask,
     run_benchmark,
 )
+from ._cache import CellCacheWarning
 from ._data import load_experiment_data
 from ._protocol import ExperimentProtocol
 from ._registry import (
@@ -37,6 +38,7 @@ __all__ = [
     "TRAINING_PROTOCOLS",
     "BenchmarkResults",
     "BenchmarkTask",
+    "CellCacheWarning",
     "ExperimentProtocol",
     "ExperimentResults",
     "available_strategies",

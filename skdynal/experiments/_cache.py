@@ -2,18 +2,74 @@
 
 import hashlib
 import json
+import math
 import os
 import re
+import warnings
 
 import numpy as np
 from skorch import NeuralNet
 
 from ._protocol import CELL_KEYS, _stable_repr
-from ._report import write_json
+from ._report import _jsonable, write_json
 
-__all__ = ["CellCache", "protocol_key"]
+__all__ = ["CellCache", "CellCacheWarning", "protocol_key"]
 
-_CELL_FORMAT = 1
+#: Format 2 adds a SHA-256 of the rows; format-1 cells (no checksum) are still read, checked
+#: for their structure only.
+_CELL_FORMAT = 2
+_READABLE_FORMATS = (1, 2)
+#: Keys every row of a cell has (INAS cells add ``structure`` and ``search_seconds``).
+_ROW_KEYS = (
+    "dataset",
+    "model",
+    "strategy",
+    "seed",
+    "round",
+    "n_labels",
+    "test_accuracy",
+    "query_seconds",
+    "train_seconds",
+    "train_epochs",
+)
+
+
+class CellCacheWarning(UserWarning):
+    """A stored cell was damaged or edited; it is recomputed. The message names the file."""
+
+
+def _rows_checksum(rows):
+    text = json.dumps(_jsonable(rows), sort_keys=True, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _is_number(value):
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _rows_problem(rows, label, seed, expected):
+    """Why ``rows`` cannot be this cell's rows, or None."""
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        return "its rows are not a list of objects"
+    if expected is not None and len(rows) != expected["rounds"] + 1:
+        return f"it has {len(rows)} rows, the protocol gives {expected['rounds'] + 1}"
+    for i, row in enumerate(rows):
+        missing = [k for k in _ROW_KEYS if k not in row]
+        if missing:
+            return f"row {i} lacks {', '.join(missing)}"
+        if row["strategy"] != label or row["seed"] != seed or row["round"] != i:
+            return (
+                f"row {i} is for strategy {row['strategy']!r}, seed {row['seed']!r}, round "
+                f"{row['round']!r}, not {label!r}, {seed}, {i}"
+            )
+        accuracy = row["test_accuracy"]
+        if not (_is_number(accuracy) and math.isfinite(accuracy) and 0 <= accuracy <= 1):
+            return f"row {i} has test_accuracy {accuracy!r}, not a number in [0, 1]"
+        if expected is not None:
+            n_labels = expected["initial"] + i * expected["query"]
+            if row["n_labels"] != n_labels:
+                return f"row {i} has {row['n_labels']!r} labels, the protocol gives {n_labels}"
+    return None
 
 
 def _data_fingerprint(*arrays):
@@ -69,9 +125,14 @@ def _strategy_fingerprint(spec):
 class CellCache:
     """Finished cells of one protocol, stored as ``cells_dir/<label>-<hash>__seed<seed>.json``.
 
-    A cell file holds its rows and a key (the protocol key, the strategy's label and
-    fingerprint, the seed); a file whose key differs, or that cannot be read, is ignored
-    and recomputed. Files are written atomically.
+    A cell file holds its rows, their SHA-256 and a key (the protocol key, the strategy's
+    label and fingerprint, the seed). A file whose key differs (another protocol or
+    strategy) is recomputed silently. A file that is cut short or not JSON, has the wrong
+    layout, whose rows do not match their checksum (an edited accuracy), or whose rows are
+    not those the protocol gives (one per round ``0..rounds`` with the protocol's label
+    counts, this strategy and seed, every result column, an accuracy in [0, 1]) is
+    recomputed with a :class:`CellCacheWarning` naming the file and what is wrong. Files
+    are written atomically.
 
     Parameters
     ----------
@@ -79,11 +140,21 @@ class CellCache:
         The folder; None keeps nothing.
     protocol_key : str
         See :func:`protocol_key`.
+    rounds, initial, query : int, default=None
+        The protocol's number of rounds, initial labels and labels per query: with them
+        every stored cell must have ``rounds + 1`` rows with ``initial + r * query``
+        labels in round ``r``. None checks only the rows' structure.
     """
 
-    def __init__(self, cells_dir, protocol_key):
+    def __init__(self, cells_dir, protocol_key, *, rounds=None, initial=None, query=None):
         self.cells_dir = cells_dir
         self.protocol_key = protocol_key
+        given = [v is not None for v in (rounds, initial, query)]
+        if any(given) and not all(given):
+            raise TypeError("CellCache needs all of rounds, initial and query, or none.")
+        self.expected = (
+            None if rounds is None else {"rounds": rounds, "initial": initial, "query": query}
+        )
 
     def key(self, label, spec, seed):
         """The key a cached cell must carry."""
@@ -110,18 +181,43 @@ class CellCache:
         try:
             with open(path, encoding="utf-8") as f:
                 stored = json.load(f)
-        except (OSError, ValueError):
+        except FileNotFoundError:
             return None
-        if stored.get("format") != _CELL_FORMAT or stored.get("key") != self.key(
-            label, spec, seed
-        ):
-            return None
-        return stored["rows"]
+        except (OSError, ValueError) as exc:  # cut short, not JSON, unreadable
+            return self._bad(path, f"it cannot be read as JSON ({exc})")
+        if not isinstance(stored, dict) or not {"format", "key", "rows"} <= set(stored):
+            return self._bad(path, "it is not a cell (an object with format, key and rows)")
+        if stored["format"] not in _READABLE_FORMATS:
+            return self._bad(path, f"it has the unknown format {stored['format']!r}")
+        if stored["key"] != self.key(label, spec, seed):
+            return None  # another protocol or strategy: recomputed and overwritten
+        rows = stored["rows"]
+        problem = _rows_problem(rows, label, seed, self.expected)
+        if problem is not None:
+            return self._bad(path, problem)
+        if stored["format"] >= 2 and stored.get("sha256") != _rows_checksum(rows):
+            return self._bad(path, "its rows do not match their SHA-256 (they were edited)")
+        return rows
+
+    @staticmethod
+    def _bad(path, reason):
+        warnings.warn(
+            f"cell {path} is not used: {reason}. It is recomputed and overwritten.",
+            CellCacheWarning,
+            stacklevel=3,
+        )
+        return None
 
     def store(self, label, spec, seed, rows):
         """Write the cell's rows (nothing without a folder)."""
         path = self.path(label, seed)
         if path is not None:
             write_json(
-                path, {"format": _CELL_FORMAT, "key": self.key(label, spec, seed), "rows": rows}
+                path,
+                {
+                    "format": _CELL_FORMAT,
+                    "key": self.key(label, spec, seed),
+                    "rows": rows,
+                    "sha256": _rows_checksum(rows),
+                },
             )

@@ -547,7 +547,13 @@ class _Experiment:
         config["protocol_key"] = protocol_key(protocol, config, self.arrays)
         self.config = {**config, **added}
         self.cells_dir = None if out is None else os.path.join(os.fspath(out), "cells")
-        self.cache = CellCache(self.cells_dir, config["protocol_key"])
+        self.cache = CellCache(
+            self.cells_dir,
+            config["protocol_key"],
+            rounds=protocol.rounds,
+            initial=protocol.initial,
+            query=protocol.query,
+        )
 
     def cell(self, label, spec, seed, resume=True, on_round=lambda: None):
         """Rows of one (strategy, seed) cell, from the cache or computed (and cached).

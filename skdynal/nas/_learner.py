@@ -18,6 +18,7 @@ from .._checks import (
     validate_parameter_constraints,
     validate_params,
 )
+from .._interrupt import interrupt_guard, raise_if_interrupted
 from .._random import seeded_global_rngs
 from ._families import check_structure
 from ._search import candidate_structures, holdout_split
@@ -101,6 +102,11 @@ class INASLearner(ActiveLearner):
     been taught. Randomness (the hold-out splits, weight initialisation and shuffling of
     every candidate and of the final net) comes from ``random_state`` alone: the global
     generators are seeded inside each fit and restored afterwards.
+
+    A real Ctrl-C (SIGINT) during a fit, which skorch would swallow and take for the end
+    of training, stops the search at once with ``skdynal._interrupt.Interrupted`` (a
+    ``KeyboardInterrupt``), the way :class:`~skdynal.persistence.ResumableLoop` stops: a
+    candidate cut short is never ranked, and nothing is recorded for the fit.
 
     Parameters
     ----------
@@ -271,6 +277,8 @@ class INASLearner(ActiveLearner):
         with seeded_global_rngs(seed):
             net.initialize()
             net.fit(X, y)
+        # skorch ends fit on a Ctrl-C and returns: a candidate cut short is never ranked
+        raise_if_interrupted()
         return net
 
     def _search(self, structure):
@@ -313,7 +321,50 @@ class INASLearner(ActiveLearner):
     # ------------------------------------------------------------------ modAL hooks
 
     def _fit_to_known(self, bootstrap=False, **fit_kwargs):
+        message = (
+            f"Interrupted while {type(self).__name__} searched and trained on "
+            f"{len(self.y_training)} labels; no structure was chosen or recorded for this "
+            "fit and its net is not trained. Call teach (or fit) again to redo it."
+        )
+        with interrupt_guard(message):
+            return self._search_and_fit(bootstrap=bootstrap, **fit_kwargs)
+
+    def _check_family_fits(self, structure):
+        """Refuse, before any training, a family whose members cannot take the data.
+
+        Builds the member ``structure`` (the search starts there and only grows) in a
+        copy of the net, runs it on two labeled rows and checks it has an output per class.
+        """
+        X, y = self.X_training, np.asarray(self.y_training)
+        net = clone(self.estimator)
+        set_architecture(net, self.family, structure)
+        shape = tuple(np.shape(X)[1:]) if hasattr(X, "shape") else None
+        family = repr(self.family)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                net.initialize()
+                out = net.forward(X[:2], training=False)
+        except (RuntimeError, IndexError, ValueError, TypeError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(
+                f"The family {family} does not fit the data: its member {structure} cannot "
+                f"take rows of shape {shape} ({type(exc).__name__}: {first}). Use a family "
+                "for this input, e.g. MLPFamily(n_features=...) for flat rows (with "
+                "n_features the number of values per row) or CNNFamily(in_channels=...) "
+                "for images of shape (channels, height, width)."
+            ) from None
+        n_outputs = out.shape[-1] if out.dim() == 2 else 1
+        if y.dtype.kind in "iu" and len(y) and int(y.max()) >= n_outputs:
+            raise ValueError(
+                f"The family {family} has {n_outputs} outputs, but the labels go up to "
+                f"{int(y.max())}: give it n_classes={int(y.max()) + 1} (one output per "
+                "class)."
+            )
+
+    def _search_and_fit(self, bootstrap=False, **fit_kwargs):
         structure = self._validate()
+        if not self.structures_:
+            self._check_family_fits(structure)
         if self._rng is None:
             self._rng = check_random_state(self.random_state)
         if self.structures_:
@@ -331,6 +382,7 @@ class INASLearner(ActiveLearner):
             # A fresh network even when the estimator is warm-started.
             self.estimator.initialize()
             super()._fit_to_known(bootstrap=bootstrap, **fit_kwargs)
+        raise_if_interrupted()
         record.update(
             structure=structure,
             search_seconds=search_seconds,

@@ -16,6 +16,7 @@ from ._journal import (
     RoundRecord,
 )
 from ._loop import ResumableLoop, ResumeWarning
+from ._state import UntrustedCheckpointError
 
 __all__ = [
     "CheckpointError",
@@ -27,6 +28,7 @@ __all__ = [
     "ResumableLoop",
     "ResumeWarning",
     "RoundRecord",
+    "UntrustedCheckpointError",
     "read_checkpoint",
     "write_checkpoint",
 ]

@@ -22,16 +22,18 @@ from ._checkpoint import (
     write_checkpoint,
 )
 from ._journal import JournalError, LabelJournal, _as_id_list, _as_label
+from ._state import UntrustedCheckpointError, decode_strategy, encode_strategy, trusted_table
 
 __all__ = ["ResumableLoop", "ResumeWarning"]
 
 JOURNAL_FILE = "journal.sqlite"
 CHECKPOINT_DIR = "checkpoints"
 _QUERY, _FIT = 0, 1
-_SKORCH_FILES = {
-    "params.pt": "f_params",
-    "optimizer.pt": "f_optimizer",
-    "history.json": "f_history",
+STRATEGY_FILE = "strategy.json"
+#: The files a checkpoint may hold, by the estimator's format; anything else is refused.
+_ALLOWED_FILES = {
+    "skorch": {"MANIFEST.json", STRATEGY_FILE, "params.pt", "optimizer.pt", "history.json"},
+    "refit": {"MANIFEST.json", STRATEGY_FILE},
 }
 
 
@@ -106,8 +108,79 @@ def _strategy_description(strategy):
     return name, params
 
 
-def _save_param_file(net, arg, path):
-    net.save_params(**{arg: path})
+def _save_param_file(net, name, path):
+    """Write one of a skorch net's checkpoint files: parameters and optimizer state as
+    ``torch.save`` of their ``state_dict`` (tensors only), the history as JSON."""
+    import torch
+
+    if name == "params.pt":
+        torch.save(net.module_.state_dict(), path)
+    elif name == "optimizer.pt":
+        torch.save(net.optimizer_.state_dict(), path)
+    else:
+        net.history.to_file(str(path))
+
+
+def _write_skorch_files(net):
+    """``file name -> write(path)`` for a skorch net's checkpoint files."""
+    return {
+        name: functools.partial(_save_param_file, net, name)
+        for name in ("params.pt", "optimizer.pt", "history.json")
+    }
+
+
+def _load_skorch_files(net, files):
+    """Load parameters and optimizer state with ``torch.load(weights_only=True)`` (tensors
+    and plain containers only: no code runs) and the history as JSON."""
+    import torch
+    from skorch.history import History
+
+    for name, target in (("params.pt", net.module_), ("optimizer.pt", net.optimizer_)):
+        try:
+            state = torch.load(files[name], map_location=net.device, weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise UntrustedCheckpointError(
+                f"{files[name]} holds more than tensors (torch.load with weights_only=True "
+                f"refused it: {str(exc).splitlines()[0]}); resume never loads code. If the "
+                "checkpoint is yours, move the checkpoints folder aside and resume with "
+                "query_strategy=: the journal retrains every round."
+            ) from None
+        except Exception as exc:
+            raise CheckpointError(f"{files[name]} could not be loaded: {exc!r}") from None
+        try:
+            target.load_state_dict(state)
+        except Exception as exc:
+            raise CheckpointError(
+                f"{files[name]} does not fit the net passed to resume ({exc}); pass a net "
+                "built like the original."
+            ) from None
+    try:
+        net.history = History.from_file(str(files["history.json"]))
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{files['history.json']} is not a JSON history: {exc}") from None
+
+
+def _check_checkpoint_files(ckpt, listed=None, fmt=None):
+    """Refuse a file in a checkpoint folder (or its manifest) that resume does not read.
+
+    Called before anything but the directory listing is read; again with the manifest's
+    files and the estimator format once the manifest is read.
+    """
+    allowed = set().union(*_ALLOWED_FILES.values()) if fmt is None else _ALLOWED_FILES[fmt]
+    present = {p.name for p in Path(ckpt).iterdir()} if listed is None else listed
+    if listed is not None:
+        present |= {p.name for p in Path(ckpt).iterdir()}
+    extra = sorted(present - allowed)
+    if extra:
+        raise UntrustedCheckpointError(
+            f"checkpoint {ckpt} holds {Path(ckpt) / extra[0]}"
+            + (f" (and {', '.join(extra[1:])})" if len(extra) > 1 else "")
+            + f", which resume does not read: a checkpoint holds only {sorted(allowed)}. "
+            "Nothing was loaded from it. Pickles (strategy.pkl, estimator.pkl of older "
+            "skdynal versions) are never loaded: they can run code. Remove the file if you "
+            "put it there; otherwise move the checkpoints folder aside and resume with "
+            "query_strategy=: the journal retrains every round."
+        )
 
 
 def _derived_seed(random_state, round_number, purpose):
@@ -207,9 +280,14 @@ class ResumableLoop:
       are returned by :meth:`query`, each label is committed by :meth:`commit_label` as it
       arrives;
     - ``checkpoints/ckpt-NNNNNN/``: atomic, checksummed checkpoints (see
-      :func:`write_checkpoint`) with the net's parameters, optimizer state and history
-      (skorch's ``save_params``; other estimators are pickled), the pickled query strategy
-      (with its random generators) and the labeled set. The two newest are kept.
+      :func:`write_checkpoint`) with the net's parameters and optimizer state (tensors,
+      read back with ``torch.load(weights_only=True)``), its history (JSON), the query
+      strategy as data (``strategy.json``: its class's import path, ``get_params()`` and
+      fitted attributes, its random generators' states) and the labeled set. Nothing in a
+      checkpoint is a pickle: resuming never runs code from the folder (see
+      docs/reliability.md, "What a checkpoint folder may contain, and what resume
+      trusts"). An estimator that is not a skorch net is refitted on the checkpoint's
+      labeled set on resume. The two newest checkpoints are kept.
 
     The learner is trained (``ActiveLearner.teach`` with the round's samples, in query
     order) exactly when the last label of a round is committed, and a checkpoint is
@@ -302,13 +380,16 @@ class ResumableLoop:
         directory : str or path-like
             Where the journal and checkpoints go. Must not hold a started loop.
         estimator : estimator
-            A skorch net (saved with ``save_params``; use ``warm_start=True`` to keep
-            training across rounds) or any picklable sklearn-style estimator.
+            A skorch net (its parameters and optimizer state are saved; use
+            ``warm_start=True`` to keep training across rounds) or any sklearn-style
+            estimator (not saved: :meth:`resume` refits the one it is given on the
+            checkpoint's labeled set).
         query_strategy : callable
             Any modAL-protocol strategy ``strategy(learner, X_pool, n_instances=1)``
-            returning indices into ``X_pool`` (or ``(indices, scores)``). Must be
-            picklable: it is saved with its state (e.g. a ``RandomState``) in every
-            checkpoint.
+            returning indices into ``X_pool`` (or ``(indices, scores)``): a
+            scikit-learn-style estimator (saved as data with its state, e.g. a
+            ``RandomState``) or a module-level function (saved by import path). A
+            TypeError names a parameter a checkpoint cannot hold as data.
         X_pool : array-like of shape (n_samples, ...)
             The whole pool, labeled rows included. Must be passed unchanged to
             :meth:`resume` (it is fingerprinted).
@@ -354,13 +435,7 @@ class ResumableLoop:
             )
         if not callable(query_strategy):
             raise TypeError(f"query_strategy must be callable, got {query_strategy!r}.")
-        try:
-            pickle.dumps(query_strategy)
-        except Exception as exc:
-            raise TypeError(
-                f"query_strategy must be picklable to be saved in checkpoints ({exc}); "
-                "use a module-level function or a class instance, not a lambda."
-            ) from None
+        encode_strategy(query_strategy)  # TypeError naming what a checkpoint cannot hold
         from .._checks import check_positive_int  # imported here: it imports scikit-learn
 
         keep_checkpoints = check_positive_int(keep_checkpoints, "keep_checkpoints")
@@ -426,6 +501,7 @@ class ResumableLoop:
         *,
         pool_ids=None,
         query_strategy=None,
+        trusted=(),
         fallback=True,
         score_fn=None,
     ):
@@ -443,14 +519,18 @@ class ResumableLoop:
             The loop's directory.
         estimator : estimator
             For a skorch net: a net built like the original (it is initialised and its
-            parameters, optimizer state and history are loaded). For other estimators it
-            is ignored when a checkpoint exists (the pickled one is used).
+            parameters, optimizer state and history are loaded). Any other estimator is
+            refitted on the checkpoint's labeled set (with the seed its last fit had).
         X_pool, pool_ids
             The same pool and ids as given to :meth:`start` (checked by fingerprint).
         query_strategy : callable, default=None
-            Only used when no checkpoint was ever written (a crash during round 0): the
-            loop is then rebuilt from ``estimator`` and ``query_strategy``. Otherwise the
-            strategy pickled in the checkpoint is used, with its state.
+            With a checkpoint, the strategy is rebuilt from its ``strategy.json`` (the
+            saved parameters and state win) and ``query_strategy`` only adds its class
+            (and those nested in it) to the trusted ones. Without one (a crash during
+            round 0) the loop is rebuilt from ``estimator`` and ``query_strategy``.
+        trusted : iterable of class or function, default=()
+            Strategy classes or module-level functions a checkpoint may name besides
+            skdynal's strategies and modAL's uncertainty, margin and entropy sampling.
         fallback : bool, default=True
             If the newest checkpoint is damaged, warn (:class:`ResumeWarning`) and use the
             previous one. With False, raise :class:`CheckpointError` instead.
@@ -463,6 +543,11 @@ class ResumableLoop:
             If no checkpoint can be used (each is missing files, truncated, corrupted or
             does not match the journal), or the newest one is damaged and ``fallback`` is
             False. The journal is only read, so it stays usable.
+        UntrustedCheckpointError
+            A :class:`CheckpointError` raised at once (no fallback) if a checkpoint holds a
+            file it may not hold (e.g. a pickle), a ``.pt`` file with more than tensors, or
+            names a strategy class that is not trusted; the message names the file. No
+            code from the folder runs.
         ValueError
             If the directory holds no loop, or the pool differs from the one it started
             with, or the journal was emptied while checkpoints remain (the message says
@@ -498,14 +583,17 @@ class ResumableLoop:
                     f"X_pool or pool_ids differ from the pool the loop in {directory} started "
                     "with; pass the same pool (same rows, order, dtype and ids)."
                 )
+            table = trusted_table(query_strategy, trusted)
             loop = None
             errors = []
             for ckpt in list_checkpoints(directory / CHECKPOINT_DIR):
                 try:
                     loop = cls._from_checkpoint(
-                        ckpt, directory, estimator, journal, X_pool, ids, config, score_fn
+                        ckpt, directory, estimator, journal, X_pool, ids, config, score_fn, table
                     )
                     break
+                except UntrustedCheckpointError:
+                    raise
                 except CheckpointError as exc:
                     if not fallback:
                         raise
@@ -546,8 +634,20 @@ class ResumableLoop:
         return loop
 
     @classmethod
-    def _from_checkpoint(cls, ckpt, directory, estimator, journal, X_pool, ids, config, score_fn):
+    def _from_checkpoint(
+        cls, ckpt, directory, estimator, journal, X_pool, ids, config, score_fn, table
+    ):
+        _check_checkpoint_files(ckpt)
         state, files = read_checkpoint(ckpt)
+        fmt = state.get("estimator_format")
+        if fmt not in _ALLOWED_FILES:
+            raise UntrustedCheckpointError(
+                f"{ckpt / 'MANIFEST.json'} gives estimator_format {fmt!r}; resume reads only "
+                f"{sorted(_ALLOWED_FILES)} (a checkpoint of an older skdynal that pickled "
+                "the estimator is not loaded). Move the checkpoints folder aside and resume "
+                "with query_strategy=: the journal retrains every round."
+            )
+        _check_checkpoint_files(ckpt, set(files) | {"MANIFEST.json"}, fmt)
         rounds = journal.rounds()
         trained = state["trained"]
         if state["queried"] >= len(rounds):
@@ -564,25 +664,34 @@ class ResumableLoop:
         if state["labeled_ids"] != labeled_ids or state["labels"] != labels:
             raise CheckpointError(f"checkpoint {ckpt} holds a labeled set the journal lacks.")
         try:
-            with open(files["strategy.pkl"], "rb") as f:
-                strategy = pickle.load(f)
-            if state["estimator_format"] == "skorch":
-                if not _is_skorch(estimator):
-                    raise CheckpointError(
-                        f"checkpoint {ckpt} holds a skorch net; pass a skorch net to resume."
-                    )
-                with seeded_global_rngs(0):
-                    estimator.initialize()
-                    estimator.load_params(
-                        **{arg: files[name] for name, arg in _SKORCH_FILES.items()}
-                    )
-            else:
-                with open(files["estimator.pkl"], "rb") as f:
-                    estimator = pickle.load(f)
-        except CheckpointError:
-            raise
-        except Exception as exc:
-            raise CheckpointError(f"checkpoint {ckpt} could not be loaded: {exc!r}") from exc
+            data = json.loads(files[STRATEGY_FILE].read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{files[STRATEGY_FILE]} is not JSON: {exc}") from None
+        strategy = decode_strategy(data, files[STRATEGY_FILE], table)
+        if fmt == "skorch":
+            if not _is_skorch(estimator):
+                raise CheckpointError(
+                    f"checkpoint {ckpt} holds a skorch net; pass a skorch net to resume."
+                )
+            with seeded_global_rngs(0):
+                estimator.initialize()
+            _load_skorch_files(estimator, files)
+        else:
+            if estimator is None or not hasattr(estimator, "fit"):
+                raise ValueError(
+                    f"checkpoint {ckpt} holds no estimator (only a skorch net's parameters "
+                    "are saved); pass the estimator again (built like the original): it is "
+                    "refitted on the checkpoint's labeled set."
+                )
+            rows = [{pid: i for i, pid in enumerate(ids)}[pid] for pid in labeled_ids]
+            with (
+                seeded_global_rngs(_derived_seed(config["random_state"], trained, _FIT)),
+                warnings.catch_warnings(),
+            ):
+                warnings.filterwarnings(
+                    "ignore", message=".*force_all_finite.*", category=FutureWarning
+                )
+                estimator.fit(X_pool[rows], _encode_labels(estimator, labels))
         learner = _active_learner(estimator, strategy)
         loop = cls(
             directory,
@@ -860,21 +969,17 @@ class ResumableLoop:
         rounds = self.journal.rounds()[: self._trained + 1]
         labeled_ids, labels = self._training_set(rounds)
 
-        def pickler(obj):
-            def write(path):
-                with open(path, "wb") as f:
-                    pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+        def write_strategy(path):
+            data = encode_strategy(strategy)
+            with open(path, "w") as f:
+                json.dump(data, f, sort_keys=True)
 
-            return write
-
-        writers = {"strategy.pkl": pickler(strategy)}
+        writers = {STRATEGY_FILE: write_strategy}
         if _is_skorch(estimator):
             fmt = "skorch"
-            for name, arg in _SKORCH_FILES.items():
-                writers[name] = functools.partial(_save_param_file, estimator, arg)
+            writers.update(_write_skorch_files(estimator))
         else:
-            fmt = "pickle"
-            writers["estimator.pkl"] = pickler(estimator)
+            fmt = "refit"
         state = {
             "queried": self._queried,
             "trained": self._trained,

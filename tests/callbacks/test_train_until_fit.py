@@ -201,3 +201,78 @@ def test_reset_optimizer_matches_a_net_trained_from_the_same_weights_with_a_new_
     reset.fit(X, y)
     reference.fit(X, y)
     torch.testing.assert_close(reset.module_.weight, reference.module_.weight)
+
+
+def test_every_fit_is_recorded_whoever_ends_it():
+    X, y = _data()
+    # EarlyStopping ends the fit (train loss stops improving); TrainUntilFit never fires
+    callback = TrainUntilFit(threshold=1.0, patience=50)
+    stopper = EarlyStopping(monitor="train_loss", patience=2, threshold=0.5)
+    net = _net([stopper, callback], max_epochs=100).fit(X, y)
+    assert len(net.history) < 100
+    assert callback.epochs_ == [len(net.history)] and callback.fitted_ == [False]
+    # partial_fit with fewer epochs than the net's max_epochs
+    net = _net([callback], max_epochs=100, warm_start=True).fit(X, y, epochs=3)
+    net.partial_fit(X, y, epochs=2)
+    assert callback.epochs_ == [3, 2] and callback.fitted_ == [False, False]
+    assert len(net.history) == 5
+
+
+def test_binary_net_counts_a_sample_right_by_the_nets_own_threshold():
+    from skorch import NeuralNetBinaryClassifier
+
+    class ConstantLogit(torch.nn.Module):
+        """Outputs logit(0.7) for every sample; lr=0 keeps it so."""
+
+        def __init__(self):
+            super().__init__()
+            self.bias = torch.nn.Parameter(torch.tensor([np.log(0.7 / 0.3)], dtype=torch.float32))
+
+        def forward(self, X):
+            return self.bias.expand(len(X))
+
+    X = np.zeros((32, 2), dtype=np.float32)
+    y = np.ones(32, dtype=np.float32)
+    for threshold, expected in [(0.5, 1.0), (0.9, 0.0)]:
+        for accuracy in ("running", "eval"):
+            net = NeuralNetBinaryClassifier(
+                ConstantLogit,
+                threshold=threshold,
+                lr=0.0,
+                max_epochs=2,
+                train_split=None,
+                verbose=0,
+                callbacks=[TrainUntilFit(accuracy=accuracy, patience=5)],
+            ).fit(X, y)
+            # predict() agrees: sigmoid(logit) = 0.7 is class 1 only below the threshold
+            assert (net.predict(X) == 1).mean() == expected
+            assert net.history[:, "train_acc"] == [expected, expected], (threshold, accuracy)
+
+
+@pytest.mark.parametrize("reset_first", [True, False])
+def test_reset_optimizer_and_lr_scheduler_work_in_either_order(reset_first):
+    from skorch.callbacks import LRScheduler
+
+    X, y = _data()
+
+    def make(callbacks):
+        return _net(callbacks, max_epochs=4, lr=0.4, warm_start=True)
+
+    def scheduler():
+        return LRScheduler(policy=torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5)
+
+    def run(reset_first):
+        order = [ResetOptimizer(), scheduler()]
+        net = make(order if reset_first else order[::-1]).fit(X, y)
+        first_lr = net.optimizer_.param_groups[0]["lr"]
+        net.partial_fit(X, y)  # a second round: a fresh optimizer, the schedule goes on
+        return net, first_lr
+
+    net, first_lr = run(reset_first)
+    # StepLR halved the lr after each of the 4 epochs, on the optimizer the net uses
+    assert first_lr == pytest.approx(0.4 * 0.5**4)
+    assert net.optimizer_.param_groups[0]["lr"] < 0.4
+    reference, _ = run(reset_first=True)
+    assert net.optimizer_.param_groups[0]["lr"] == reference.optimizer_.param_groups[0]["lr"]
+    for a, b in zip(net.module_.parameters(), reference.module_.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -194,9 +194,23 @@ def test_missing_file_says_how_to_get_it(gz_root, copy_of):
     with pytest.raises(FileNotFoundError) as info:
         load_fashion_mnist(root)
     message = str(info.value)
-    assert "t10k-labels-idx1-ubyte[.gz]" in message
-    assert str(root) in message and os.path.join(str(root), "FashionMNIST", "raw") in message
+    assert f"Fashion-MNIST in {root} is incomplete: t10k-labels-idx1-ubyte[.gz] missing" in message
+    # only the missing file is named as missing
+    assert "found train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images" in message
+    assert os.path.join(str(root), "FashionMNIST", "raw") in message
     assert "download=True" in message and "apt-get install dataset-fashion-mnist" in message
+
+
+def test_an_images_file_with_zero_images_is_named(gz_root, copy_of):
+    import gzip as gz
+
+    root = copy_of(gz_root)
+    path = root / "train-images-idx3-ubyte.gz"
+    with gz.open(path, "wb") as f:  # a valid IDX header for 0 images of 28x28
+        f.write(struct.pack(">BBBBIII", 0, 0, 8, 3, 0, 28, 28))
+    with pytest.raises(ValueError, match="holds 0 images") as info:
+        load_fashion_mnist(root)
+    assert str(path) in str(info.value)
 
 
 def test_missing_debian_files_name_the_package(tmp_path, monkeypatch):

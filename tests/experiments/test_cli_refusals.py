@@ -121,3 +121,21 @@ def test_run_experiment_refuses_rounds_that_cannot_all_run():
             epochs=1,
             progress=False,
         )
+
+
+def test_benchmark_refuses_bald_up_front_when_no_task_has_dropout(
+    capsys, no_training, tmp_path, monkeypatch
+):
+    import skdynal.experiments._benchmark as benchmark
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("run_benchmark was called")
+
+    argv = ["benchmark", "--quick", "--tasks", "digits", "three_clust"]
+    argv += ["--strategies", "random", "bald", "--out", str(tmp_path / "b")]
+    monkeypatch.setattr(benchmark, "run_benchmark", refuse)
+    code, err = run_cli(argv, capsys)
+    assert code == 2
+    assert "strategy bald needs a model with dropout layers" in err
+    assert "tasks digits, three_clust have none" in err
+    assert "skdynal run --strategies bald --dropout 0.2" in err

@@ -277,7 +277,9 @@ def test_required_net_class_and_cell_cache(tmp_path):
     assert required_net_class(TiDALSampler()) is TiDALNetClassifier
     assert required_net_class(RandomSampler()) is None
     cache = CellCache(str(tmp_path), "abc")
-    rows = [{"round": 0, "test_accuracy": 0.5}]
+    keys = ("dataset", "model", "query_seconds", "train_seconds", "train_epochs")
+    row = {**dict.fromkeys(keys), "strategy": "random", "seed": 0, "round": 0}
+    rows = [{**row, "n_labels": 20, "test_accuracy": 0.5}]
     assert cache.load("random", "random", 0) is None
     cache.store("random", "random", 0, rows)
     assert cache.load("random", "random", 0) == rows

@@ -418,3 +418,66 @@ def test_too_few_labels_to_hold_out_keeps_the_structure(digits):
     assert learner.structures_ == [(1, 1)]
     assert learner.search_history_[0]["skipped"] == "labeled set too small"
     assert learner.estimator.initialized_
+
+
+class _SigintInFit:
+    """A skorch callback factory: a real SIGINT at the end of epoch 1 of the n-th fit."""
+
+    fits = 0
+
+    @classmethod
+    def callback(cls, nth):
+        import os
+        import signal
+
+        from skorch.callbacks import Callback
+
+        class SigintInNthFit(Callback):
+            def on_train_begin(self, net, **kwargs):
+                cls.fits += 1
+
+            def on_epoch_end(self, net, **kwargs):
+                if cls.fits == nth and len(net.history) == 1:
+                    os.kill(os.getpid(), signal.SIGINT)
+
+        return SigintInNthFit()
+
+
+@pytest.mark.parametrize("nth", [2, 4])  # the 2nd candidate; the final net (3 candidates)
+def test_ctrl_c_stops_the_search_and_no_cut_short_candidate_is_ranked(split, nth):
+    from skdynal._interrupt import Interrupted
+
+    _SigintInFit.fits = 0
+    estimator = make_net()
+    estimator.set_params(callbacks=[_SigintInFit.callback(nth)])
+    learner = make_learner(split, estimator=make_net())
+    learner.estimator = estimator
+    with pytest.raises(Interrupted, match="no structure was chosen or recorded"):
+        learner.teach(split[2][:20], split[3][:20])
+    assert _SigintInFit.fits == nth  # nothing trained after the interrupt
+    assert len(learner.search_history_) == 1 == len(learner.structures_)  # the initial fit
+
+
+@pytest.mark.parametrize(
+    ("shape", "family", "n_classes", "match"),
+    [
+        (
+            (1, 28, 28),
+            MLPFamily(width=8),
+            10,
+            r"does not fit the data: .* rows of shape \(1, 28, 28\)",
+        ),
+        ((64,), CNNFamily(width=4), 10, r"does not fit the data: .* rows of shape \(64,\)"),
+        ((64,), MLPFamily(width=8, n_classes=3), 10, "has 3 outputs, but the labels go up to 9"),
+    ],
+)
+def test_a_family_that_does_not_fit_the_data_is_refused_before_training(
+    shape, family, n_classes, match
+):
+    rng = np.random.RandomState(0)
+    X = rng.rand(40, *shape).astype(np.float32)
+    y = np.arange(40) % n_classes
+    net = make_net()
+    with pytest.raises(ValueError, match=match):
+        INASLearner(net, margin_sampling, X, y, family=family, candidate_epochs=1)
+    assert not hasattr(net, "module_")  # nothing was trained

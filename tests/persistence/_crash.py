@@ -121,7 +121,7 @@ def _warm_up(directory, pool):
     for pool_id in loop.query(2):
         loop.commit_label(pool_id, int(y[pool_id]))
     loop.close()
-    ResumableLoop.resume(directory, make_net(), X).close()
+    ResumableLoop.resume(directory, make_net(), X, trusted=[HalfRandomUncertainty]).close()
 
 
 def zygote():
@@ -259,7 +259,7 @@ def _journal_state(directory):
 
 
 def _final_state(directory):
-    """Journal rounds, the newest checkpoint's state and parameters, the pickled strategy."""
+    """Journal rounds, the newest checkpoint's state and parameters, the saved strategy."""
     import torch
 
     from skdynal.persistence import LabelJournal, read_checkpoint
@@ -270,8 +270,8 @@ def _final_state(directory):
         rounds = [(r.round, r.pool_ids, r.labels, r.is_open) for r in journal.rounds()]
     state, files = read_checkpoint(list_checkpoints(Path(directory) / "checkpoints")[0])
     params = torch.load(files["params.pt"], weights_only=True)
-    # the same strategy state pickles to the same bytes (its RandomState included)
-    return rounds, state, params, files["strategy.pkl"].read_bytes()
+    # the same strategy state is saved as the same JSON (its RandomState included)
+    return rounds, state, params, files["strategy.json"].read_bytes()
 
 
 def _classify(directory, events, injected):

@@ -60,7 +60,7 @@ def test_resume_in_a_read_only_folder_refuses_before_handing_out_ids(tmp_path, r
     _start(tmp_path / "loop", X, y).close()
     read_only(tmp_path / "loop")
     with pytest.raises(PermissionError, match=r"is not writable .*could not commit labels"):
-        ResumableLoop.resume(tmp_path / "loop", make_net(), X)
+        ResumableLoop.resume(tmp_path / "loop", make_net(), X, trusted=[HalfRandomUncertainty])
 
 
 def test_start_in_a_read_only_folder_refuses(tmp_path, read_only):
@@ -81,7 +81,9 @@ def test_emptied_journal_offers_the_way_out_not_start_resume_ping_pong(tmp_path,
     if damage == "zero-byte":
         journal.write_bytes(b"")
     for call in (
-        lambda: ResumableLoop.resume(tmp_path / "loop", make_net(), X),
+        lambda: ResumableLoop.resume(
+            tmp_path / "loop", make_net(), X, trusted=[HalfRandomUncertainty]
+        ),
         lambda: _start(tmp_path / "loop", X, y),
     ):
         with pytest.raises(ValueError) as info:
@@ -100,7 +102,7 @@ def test_zero_byte_journal_without_checkpoints_is_a_fresh_start(tmp_path):
     (tmp_path / "loop").mkdir()
     (tmp_path / "loop" / "journal.sqlite").write_bytes(b"")
     with pytest.raises(ValueError, match=r"call ResumableLoop\.start again"):
-        ResumableLoop.resume(tmp_path / "loop", make_net(), X)
+        ResumableLoop.resume(tmp_path / "loop", make_net(), X, trusted=[HalfRandomUncertainty])
     loop = _start(tmp_path / "loop", X, y)  # and start does
     assert loop.n_rounds_trained == 1
     loop.close()
@@ -128,11 +130,15 @@ def test_a_second_writer_is_refused_with_the_first_ones_pid_and_host(tmp_path):
     assert out.startswith("JournalLockedError")
     assert f"process {os.getpid()} on host {socket.gethostname()}" in out
     with pytest.raises(JournalLockedError, match=f"process {os.getpid()} on host"):
-        ResumableLoop.resume(tmp_path / "loop", make_net(), X)  # same process, 2nd opening
+        ResumableLoop.resume(
+            tmp_path / "loop", make_net(), X, trusted=[HalfRandomUncertainty]
+        )  # same process, 2nd opening
     with LabelJournal(tmp_path / "loop" / "journal.sqlite") as reader:  # readers may
         assert len(reader) == 10
     loop.close()
-    ResumableLoop.resume(tmp_path / "loop", make_net(), X).close()  # released on close
+    ResumableLoop.resume(
+        tmp_path / "loop", make_net(), X, trusted=[HalfRandomUncertainty]
+    ).close()  # released on close
 
 
 def test_lock_of_a_killed_process_is_released(tmp_path):
@@ -156,12 +162,12 @@ def test_disk_full_while_checkpointing_says_the_labels_are_safe(tmp_path, monkey
     ids = loop.query(n_instances=4)
     real = loop_module._save_param_file
 
-    def disk_full(net, arg, path):
-        if arg == "f_optimizer":
+    def disk_full(net, name, path):
+        if name == "optimizer.pt":
             with open(path, "wb") as f:
                 f.write(b"partial")
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(net, arg, path)
+        real(net, name, path)
 
     monkeypatch.setattr(loop_module, "_save_param_file", disk_full)
     with pytest.raises(CheckpointWriteError) as info:

@@ -1,5 +1,6 @@
 """A real Ctrl-C during a ResumableLoop's training stops it; resuming gives a clean run."""
 
+import importlib
 import os
 import signal
 import subprocess
@@ -28,7 +29,9 @@ def _clean_run(path, X, y):
     return loop
 
 
-def test_sigint_during_training_stops_the_loop_and_resume_matches_a_clean_run(tmp_path):
+def test_sigint_during_training_stops_the_loop_and_resume_matches_a_clean_run(
+    tmp_path, monkeypatch
+):
     X, y = make_pool()
     path = os.pathsep.join([str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
@@ -50,7 +53,12 @@ def test_sigint_during_training_stops_the_loop_and_resume_matches_a_clean_run(tm
         assert [(r.round, r.is_open) for r in rounds] == [(0, False), (1, False)]
         assert len(journal) == 14
 
-    resumed = ResumableLoop.resume(tmp_path / "loop", make_net(max_epochs=5), X)
+    # the child saved its strategy under the import path it used; trust that class
+    monkeypatch.syspath_prepend(str(HERE.parents[1]))
+    child_class = importlib.import_module("tests.persistence._helpers").HalfRandomUncertainty
+    resumed = ResumableLoop.resume(
+        tmp_path / "loop", make_net(max_epochs=5), X, trusted=[child_class]
+    )
     clean = _clean_run(tmp_path / "clean", X, y)
     assert resumed.n_rounds_trained == clean.n_rounds_trained == 2
     for (name, a), (_, b) in zip(

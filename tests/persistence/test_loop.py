@@ -1,6 +1,5 @@
 import hashlib
 import json
-import pickle
 
 import numpy as np
 import pytest
@@ -69,7 +68,7 @@ def test_resume_between_rounds_matches_uninterrupted(tmp_path, reference):
     loop = start(tmp_path)
     run_rounds(loop, 2)
     loop.close()
-    loop = ResumableLoop.resume(tmp_path, make_net(), X)
+    loop = ResumableLoop.resume(tmp_path, make_net(), X, trusted=[HalfRandomUncertainty])
     assert loop.n_rounds_trained == 3
     assert_same(state_of(loop), reference["after_two"])
     run_rounds(loop, 2)
@@ -87,7 +86,7 @@ def test_resume_mid_round_returns_remaining_queries(tmp_path, reference):
     loop.commit_label(queried[2], Y[queried[2]])
     loop.commit_label(queried[0], Y[queried[0]])
     loop.close()  # no save after the query: resume must replay it
-    loop = ResumableLoop.resume(tmp_path, make_net(), X)
+    loop = ResumableLoop.resume(tmp_path, make_net(), X, trusted=[HalfRandomUncertainty])
     assert loop.pending == [queried[1], queried[3]]
     assert loop.query(4) == [queried[1], queried[3]]  # the open round, not a new query
     for pool_id in loop.query(4):
@@ -104,7 +103,7 @@ def test_resume_after_manual_save_mid_round(tmp_path, reference):
     loop.query(4)
     loop.save()  # strategy state saved after the query: resume must not replay it
     loop.close()
-    loop = ResumableLoop.resume(tmp_path, make_net(), X)
+    loop = ResumableLoop.resume(tmp_path, make_net(), X, trusted=[HalfRandomUncertainty])
     run_rounds(loop, 1)
     assert loop.query(4) == reference["next"]
     assert_same(state_of(loop), reference["final"])
@@ -147,10 +146,12 @@ def test_damaged_checkpoint(tmp_path, reference, file, how, message):
     newest, _ = list_checkpoints(tmp_path / "checkpoints")
     damage(newest / file, how)
     with pytest.raises(CheckpointError, match=message):
-        ResumableLoop.resume(tmp_path, make_net(), X, fallback=False)
+        ResumableLoop.resume(
+            tmp_path, make_net(), X, fallback=False, trusted=[HalfRandomUncertainty]
+        )
     # falling back to the previous checkpoint replays round 2 from the journal
     with pytest.warns(ResumeWarning, match="skipping damaged checkpoint"):
-        loop = ResumableLoop.resume(tmp_path, make_net(), X)
+        loop = ResumableLoop.resume(tmp_path, make_net(), X, trusted=[HalfRandomUncertainty])
     assert_same(state_of(loop), reference["after_two"])
     loop.close()
 
@@ -164,7 +165,7 @@ def test_all_checkpoints_damaged_leaves_journal_usable(tmp_path):
         damage(ckpt / "params.pt", "truncate")
     journal_bytes = (tmp_path / "journal.sqlite").read_bytes()
     with pytest.warns(ResumeWarning), pytest.raises(CheckpointError, match="no usable checkpoint"):
-        ResumableLoop.resume(tmp_path, make_net(), X)
+        ResumableLoop.resume(tmp_path, make_net(), X, trusted=[HalfRandomUncertainty])
     assert (tmp_path / "journal.sqlite").read_bytes() == journal_bytes
     with LabelJournal(tmp_path / "journal.sqlite") as journal:
         assert journal.check_integrity() == {"rounds": 3, "labels": 14, "open_queries": 4}
@@ -182,7 +183,7 @@ def test_crash_before_first_checkpoint_rebuilds_from_journal(tmp_path, reference
         (tmp_path / "a" / "journal.sqlite").read_bytes()
     )
     with pytest.raises(ValueError, match="pass query_strategy"):
-        ResumableLoop.resume(tmp_path / "b", make_net(), X)
+        ResumableLoop.resume(tmp_path / "b", make_net(), X, trusted=[HalfRandomUncertainty])
     strategy = HalfRandomUncertainty(random_state=np.random.RandomState(0))
     loop = ResumableLoop.resume(tmp_path / "b", make_net(), X, query_strategy=strategy)
     assert len(list_checkpoints(tmp_path / "b" / "checkpoints")) == 1
@@ -210,8 +211,8 @@ def test_refusals(tmp_path):
     with pytest.raises(ValueError, match="differ from the pool"):
         ResumableLoop.resume(tmp_path, make_net(), X[::-1].copy())
     with pytest.raises(ValueError, match="holds no loop"):
-        ResumableLoop.resume(tmp_path / "empty", make_net(), X)
-    with pytest.raises(TypeError, match="picklable"):
+        ResumableLoop.resume(tmp_path / "empty", make_net(), X, trusted=[HalfRandomUncertainty])
+    with pytest.raises(TypeError, match=r"cannot be saved in a checkpoint.*not a lambda"):
         ResumableLoop.start(
             tmp_path / "l", make_net(), lambda lr, X, n_instances: [0], X, INIT, Y[INIT]
         )
@@ -252,7 +253,9 @@ def test_string_ids_and_plain_sklearn_estimator(tmp_path):
         for r in range(3):
             if r == stop_after:
                 loop.close()
-                loop = ResumableLoop.resume(directory, None, X, pool_ids=ids)
+                loop = ResumableLoop.resume(
+                    directory, LogisticRegression(max_iter=200), X, pool_ids=ids
+                )
             for pool_id in loop.query(2):
                 loop.commit_label(pool_id, Y[ids.index(pool_id)])
         out = loop.query(2), [r.pool_ids for r in loop.journal.rounds()]
@@ -293,19 +296,19 @@ def test_replay_mismatch_warns(tmp_path):
     loop.close()
     # tamper with the saved strategy state: the replayed query differs from the journal
     ckpt = list_checkpoints(tmp_path / "checkpoints")[0]
-    with open(ckpt / "strategy.pkl", "rb") as f:
-        strategy = pickle.load(f)
-    strategy.random_state = np.random.RandomState(99)
-    data = pickle.dumps(strategy)
-    (ckpt / "strategy.pkl").write_bytes(data)
+    saved = json.loads((ckpt / "strategy.json").read_text())
+    other = np.random.RandomState(99).get_state()
+    saved["params"]["random_state"]["__RandomState__"][1] = other[1].tolist()
+    data = json.dumps(saved).encode()
+    (ckpt / "strategy.json").write_bytes(data)
     manifest = json.loads((ckpt / "MANIFEST.json").read_text())
-    manifest["files"]["strategy.pkl"] = {
+    manifest["files"]["strategy.json"] = {
         "sha256": hashlib.sha256(data).hexdigest(),
         "size": len(data),
     }
     (ckpt / "MANIFEST.json").write_text(json.dumps(manifest))
     with pytest.warns(ResumeWarning, match="keeping the journal's ids"):
-        loop = ResumableLoop.resume(tmp_path, make_net(), X)
+        loop = ResumableLoop.resume(tmp_path, make_net(), X, trusted=[HalfRandomUncertainty])
     assert loop.pending == queried
     loop.close()
 
