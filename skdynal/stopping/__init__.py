@@ -10,6 +10,7 @@ first round the rule says stop. The same call works from a plain modAL loop, fro
 
 from ._base import BaseStoppingRule, cohen_kappa
 from ._rules import (
+    AnyRule,
     ClassificationChange,
     DynamicsPlateau,
     LabelBudget,
@@ -18,6 +19,7 @@ from ._rules import (
 )
 
 __all__ = [
+    "AnyRule",
     "BaseStoppingRule",
     "ClassificationChange",
     "DynamicsPlateau",

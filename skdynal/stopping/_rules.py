@@ -10,6 +10,7 @@ from .._checks import HasMethods, Interval, StrictInterval
 from ._base import BaseStoppingRule, _n_rows, cohen_kappa, predict_proba
 
 __all__ = [
+    "AnyRule",
     "ClassificationChange",
     "DynamicsPlateau",
     "LabelBudget",
@@ -353,3 +354,54 @@ class DynamicsPlateau(BaseStoppingRule):
         if len(recent) < self.patience:
             return False
         return all(not math.isnan(r) and r <= self.threshold for r in recent)
+
+
+class AnyRule(BaseStoppingRule):
+    """Stop as soon as any of several rules says stop (e.g. a rule and a label budget).
+
+    Every rule is updated every round, so each keeps its own ``history_``.
+
+    Parameters
+    ----------
+    rules : list of stopping rules
+
+    Attributes
+    ----------
+    history_ : list of float
+        1.0 for rounds where at least one rule said stop, else 0.0.
+    rules_ : list
+        The rules as updated (the objects passed in).
+
+    References
+    ----------
+    .. [1] M. Bloodgood and K. Vijay-Shanker. A method for stopping active learning based on
+       stabilizing predictions and the need for user-adjustable stopping. CoNLL 2009
+       (combining a stopping rule with a budget).
+    """
+
+    _parameter_constraints: ClassVar[dict] = {"rules": [list]}
+
+    def __init__(self, rules):
+        self.rules = rules
+
+    def _statistic(self, learner, X_unlabeled, ids, n_labeled, X_stop):
+        if not self.rules or not all(isinstance(r, BaseStoppingRule) for r in self.rules):
+            raise TypeError(
+                f"rules must be a non-empty list of skdynal.stopping rules, got {self.rules!r}."
+            )
+        self.rules_ = self.rules
+        said = [
+            r.update(learner, X_unlabeled, pool_ids=ids, n_labeled=n_labeled, X_stop=X_stop)
+            for r in self.rules
+        ]
+        return float(any(said))
+
+    def _met(self):
+        return self.history_[-1] == 1.0
+
+    def _memory_to_json(self):
+        return {"rules": [r.state_dict() for r in self.rules]}
+
+    def _memory_from_json(self, memory):
+        for rule, state in zip(self.rules, memory.get("rules", []), strict=False):
+            rule.load_state_dict(state)

@@ -263,3 +263,16 @@ def test_state_dict_round_trip_gives_the_same_next_decision():
 def test_load_state_dict_refuses_junk():
     with pytest.raises(ValueError, match="written by state_dict"):
         ClassificationChange().load_state_dict({"history": []})
+
+
+def test_any_rule_stops_at_the_first_member_and_updates_all():
+    from skdynal.stopping import AnyRule
+
+    budget, change = LabelBudget(budget=12), ClassificationChange()
+    rule = AnyRule([budget, change])
+    model = Scripted(onehot([0, 1]), onehot([1, 1]), onehot([1, 0]))
+    decisions = [rule.update(model, np.zeros((2, 1)), n_labeled=n) for n in (10, 11, 12)]
+    assert decisions == [False, False, True]
+    assert budget.history_ == [10.0, 11.0, 12.0]
+    assert change.history_[1:] == [0.5, 0.5]
+    assert rule.history_ == [0.0, 0.0, 1.0]
