@@ -276,29 +276,29 @@ class LabelBudget(BaseStoppingRule):
 
 
 class DynamicsPlateau(BaseStoppingRule):
-    """Stop when no unlabeled row would change the training dynamics more than labeled ones.
+    """Stop when the best training-dynamics gain left in the pool has collapsed.
 
     dynamicAL's score ``Δ_u = ‖g_u‖² + γ⟨g_u, G⟩`` (with ``g_u`` the gradient of the loss of
     ``u`` at its pseudo label and ``G`` the summed gradient of the labeled set) is, for
     γ = 2, ``‖G + g_u‖² − ‖G‖²``: how much adding ``u`` to the labeled set would raise the
     squared norm of the training gradient, which is the first-order rate at which one
-    gradient step lowers the training loss (Wang et al. 2022, Eq. 15). Scoring the labeled
-    rows the same way gives the contribution of a row the model has already learned. The
-    rule's statistic is the ratio
+    gradient step lowers the training loss (Wang et al. 2022, Eq. 15). Its largest value
+    over the pool, ``m_t = max_u Δ_u`` in round ``t``, is the most that one more label can
+    still speed up training. The rule's statistic is that gain relative to the first round
+    it saw, when the model was trained on the initial labeled set only,
 
-    ``r = max_u Δ_u / mean_{x in S} Δ_x``
+    ``r_t = m_t / m_0``,
 
-    (pool rows ``u``, labeled rows ``x``, both scored by ``scorer``), and it stops when
-    ``r <= threshold`` in ``patience`` successive rounds: the most promising unlabeled row
-    would then speed up training no more than ``threshold`` times an average row already
-    labeled, so labeling further rows adds little that the labeled set does not already
-    teach. ``patience > 1`` guards against one noisy round. This is a rule of this package,
-    derived here; it is evaluated against the published ones in the documentation ("Stopping
-    rules").
+    and it stops when ``r_t <= threshold`` in ``patience`` successive rounds: the most
+    promising unlabeled row would then change the training dynamics by less than
+    ``threshold`` times what the best row could at the start, so labeling further rows
+    teaches the model little. ``patience > 1`` guards against one noisy round. This is a
+    rule of this package, derived here; the documentation ("Stopping rules") evaluates it
+    against the published ones.
 
     Parameters
     ----------
-    threshold : float, default=1.0
+    threshold : float, default=0.05
         Stop when the ratio is at most this.
     patience : int, default=2
         Number of successive rounds the ratio must stay at or below ``threshold``.
@@ -309,7 +309,7 @@ class DynamicsPlateau(BaseStoppingRule):
     Attributes
     ----------
     history_ : list of float
-        The ratio ``r`` of each round (NaN when the labeled reference is not positive).
+        The ratio ``r_t`` of each round (NaN when the first round's gain is not positive).
 
     References
     ----------
@@ -323,7 +323,7 @@ class DynamicsPlateau(BaseStoppingRule):
         "scorer": [HasMethods(["score"]), None],
     }
 
-    def __init__(self, threshold=1.0, patience=2, scorer=None):
+    def __init__(self, threshold=0.05, patience=2, scorer=None):
         self.threshold = threshold
         self.patience = patience
         self.scorer = scorer
@@ -334,26 +334,26 @@ class DynamicsPlateau(BaseStoppingRule):
             from ..strategies import DynamicALSampler
 
             scorer = DynamicALSampler()
-        X_labeled = getattr(learner, "X_training", None)
-        if X_labeled is None:
-            raise ValueError(
-                "DynamicsPlateau scores the labeled set as its reference: pass a modAL "
-                "learner (it holds X_training)."
-            )
         if _n_rows(X_unlabeled) == 0:
             return 0.0
-        pool = np.asarray(scorer.score(learner, X_unlabeled), dtype=np.float64)
-        labeled = np.asarray(scorer.score(learner, X_labeled), dtype=np.float64)
-        reference = float(np.mean(labeled))
-        if not np.isfinite(reference) or reference <= 0:
+        best = float(np.max(np.asarray(scorer.score(learner, X_unlabeled), dtype=np.float64)))
+        first = self._memory.setdefault("first", best)
+        if not np.isfinite(first) or first <= 0:
             return math.nan
-        return float(np.max(pool)) / reference
+        return best / first
 
     def _met(self):
         recent = self.history_[-self.patience :]
         if len(recent) < self.patience:
             return False
         return all(not math.isnan(r) and r <= self.threshold for r in recent)
+
+    def _memory_to_json(self):
+        return {"first": self._memory.get("first")}
+
+    def _memory_from_json(self, memory):
+        if memory.get("first") is not None:
+            self._memory["first"] = float(memory["first"])
 
 
 class AnyRule(BaseStoppingRule):

@@ -182,25 +182,31 @@ class TableScorer:
 
 
 def test_dynamics_plateau_ratio_and_patience():
-    # labeled rows 0, 1 score 2 and 6 (mean 4); pools per round
-    table = {0: 2.0, 1: 6.0, 10: 12.0, 11: 3.0, 12: 4.0, 13: 1.0, 14: 3.0}
-    learner = Scripted(onehot([0]), X_training=np.array([[0], [1]]), y_training=np.zeros(2))
-    rule = DynamicsPlateau(threshold=1.0, patience=2, scorer=TableScorer(table))
-    assert not rule.update(learner, np.array([[10], [11]]))  # 12 / 4 = 3
-    assert not rule.update(learner, np.array([[11], [12]]))  # 4 / 4 = 1 (1st)
-    assert not rule.update(learner, np.array([[10], [13]]))  # 3: the run breaks
-    assert not rule.update(learner, np.array([[13], [14]]))  # 0.75 (1st)
-    assert rule.update(learner, np.array([[13]]))  # 0.25 (2nd): stop
-    assert rule.history_ == pytest.approx([3.0, 1.0, 3.0, 0.75, 0.25])
-    assert rule.stopped_at_ == 4
+    table = {10: 8.0, 11: 2.0, 12: 4.0, 13: 0.5, 14: 0.3, 15: 0.1}
+    learner = Scripted(onehot([0]), y_training=np.zeros(2))
+    rule = DynamicsPlateau(threshold=0.1, patience=2, scorer=TableScorer(table))
+    assert not rule.update(learner, np.array([[10], [11]]))  # m_0 = 8: r = 1
+    assert not rule.update(learner, np.array([[11], [13]]))  # 2 / 8 = 0.25
+    assert not rule.update(learner, np.array([[13], [14]]))  # 0.5 / 8 = 0.0625 (1st)
+    assert not rule.update(learner, np.array([[12], [15]]))  # 4 / 8 = 0.5: the run breaks
+    assert not rule.update(learner, np.array([[14], [15]]))  # 0.3 / 8 = 0.0375 (1st)
+    assert rule.update(learner, np.array([[15]]))  # 0.1 / 8 = 0.0125 (2nd): stop
+    assert rule.history_ == pytest.approx([1.0, 0.25, 0.0625, 0.5, 0.0375, 0.0125])
+    assert rule.stopped_at_ == 5
+    # the first round's gain is part of the state
+    again = DynamicsPlateau(threshold=0.1, scorer=TableScorer(table))
+    again.load_state_dict(rule.state_dict())
+    again.update(learner, np.array([[13]]))
+    assert again.history_[-1] == pytest.approx(0.5 / 8)
 
 
-def test_dynamics_plateau_non_positive_reference_is_nan():
-    table = {0: -1.0, 1: 1.0, 5: 2.0}
-    learner = Scripted(onehot([0]), X_training=np.array([[0], [1]]), y_training=np.zeros(2))
+def test_dynamics_plateau_non_positive_first_gain_is_nan():
+    table = {5: -2.0, 6: 1.0}
+    learner = Scripted(onehot([0]), y_training=np.zeros(2))
     rule = DynamicsPlateau(patience=1, scorer=TableScorer(table))
     assert rule.update(learner, np.array([[5]])) is False
-    assert math.isnan(rule.history_[0])
+    assert rule.update(learner, np.array([[6]])) is False
+    assert math.isnan(rule.history_[0]) and math.isnan(rule.history_[1])
 
 
 def test_dynamics_plateau_with_dynamical_sampler_on_a_real_net(fitted_mlp, labeled_and_pool):
@@ -212,11 +218,10 @@ def test_dynamics_plateau_with_dynamical_sampler_on_a_real_net(fitted_mlp, label
     learner = ActiveLearner(fitted_mlp, DynamicALSampler(), X_training=X_lab, y_training=y_lab)
     rule = DynamicsPlateau(patience=1)
     rule.update(learner, X_pool)
-    sampler = DynamicALSampler()
-    pool = sampler.score(learner, X_pool)
-    labeled = sampler.score(learner, X_lab)
-    assert rule.history_[0] == pytest.approx(pool.max() / labeled.mean())
-    assert rule.stop_ == (rule.history_[0] <= 1.0)
+    rule.update(learner, X_pool[:40])
+    pool = DynamicALSampler().score(learner, X_pool)
+    assert rule.history_[0] == 1.0
+    assert rule.history_[1] == pytest.approx(pool[:40].max() / pool.max())
 
 
 # ---------------------------------------------------------------- checks and state
