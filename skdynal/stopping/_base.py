@@ -97,8 +97,8 @@ class BaseStoppingRule(BaseEstimator):
     from the first round the rule's condition holds on (the decision is latched: once a
     rule says stop it keeps saying so; :meth:`reset` forgets everything). The same call
     works from a plain modAL loop, from :class:`~skdynal.persistence.ResumableLoop` (its
-    ``learner`` and :meth:`~skdynal.persistence.ResumableLoop.unlabeled`), from the Label
-    Studio bridge and from an evaluation that feeds every rule the same rounds.
+    ``learner`` and the pool rows not in ``loop.labeled()``), from the Label Studio bridge
+    and from an evaluation that feeds every rule the same rounds.
 
     Subclasses implement ``_statistic(learner, X_unlabeled, ids, n_labeled, X_stop)`` (return a
     float, NaN while undefined) and ``_met()`` (whether ``history_`` satisfies the rule);

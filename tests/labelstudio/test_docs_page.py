@@ -93,7 +93,8 @@ def test_every_command_of_the_page(tmp_path):
                 pass
             assert time.monotonic() - start < 240, (tmp_path / "ls.log").read_text()[-3000:]
             time.sleep(0.5)
-        sys.stderr.write(f"\nthe page's Label Studio started in {time.monotonic() - start:.1f} s\n")
+        took = time.monotonic() - start
+        sys.stderr.write(f"\nthe page's Label Studio started in {took:.1f} s\n")
 
         def run(block):
             out = subprocess.run(
