@@ -756,8 +756,12 @@ def _options(args, *names):
 
 def main(argv=None):
     """Entry point of the ``skdynal`` console script; returns the exit status."""
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "labelstudio":  # its own parser: skdynal/labelstudio/_cli.py
+        from .labelstudio._cli import main as labelstudio_main
+
+        return labelstudio_main(argv[1:])
+    parser = build_parser()
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv = ["run", *argv]
     args = parser.parse_args(argv)
