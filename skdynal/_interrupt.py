@@ -7,12 +7,28 @@ with a half-trained net as if the round were complete. :func:`interrupt_guard` i
 SIGINT handler that records the signal before raising ``KeyboardInterrupt`` (so that
 training still stops at once), and raises :class:`Interrupted` when the guarded block ends,
 whether skorch swallowed the signal or not.
+
+:func:`exit_on_interrupt` is for the command line's start-up (argument parsing and the
+imports of torch, scikit-learn, ...), where nothing is being written yet: a SIGINT there
+ends the process at once with one line and exit status 130. A ``KeyboardInterrupt`` raised
+in the middle of an import is not safe to propagate: a library may catch it, or leave a
+half-initialised module behind that fails later with an unrelated error.
 """
 
+import os
 import signal
 import threading
 
-__all__ = ["Interrupted", "interrupt_guard", "raise_if_interrupted"]
+__all__ = [
+    "Interrupted",
+    "exit_now",
+    "exit_on_interrupt",
+    "interrupt_guard",
+    "raise_if_interrupted",
+]
+
+#: What a Ctrl-C outside a run's cells prints (nothing was being written).
+INTERRUPTED_LINE = "skdynal: interrupted\n"
 
 _active = []  # the guards entered in the main thread, innermost last
 
@@ -80,3 +96,36 @@ def raise_if_interrupted():
     for guard in reversed(_active):
         if guard.interrupted:
             raise Interrupted(guard.message)
+
+
+def exit_now(signum=None, frame=None):
+    """SIGINT handler: write :data:`INTERRUPTED_LINE` to stderr and end the process (130).
+
+    ``os._exit``: no exception travels through the code that was running, no cleanup
+    runs. Only for moments when nothing is being written (see :class:`exit_on_interrupt`).
+    """
+    os.write(2, INTERRUPTED_LINE.encode())
+    os._exit(130)
+
+
+class exit_on_interrupt:
+    """Context manager: a SIGINT inside the block ends the process at once (:func:`exit_now`).
+
+    For the command line's start-up only; the previous handler is restored at the end.
+    Outside the main thread it does nothing.
+    """
+
+    def __enter__(self):
+        self._previous = None
+        self._installed = threading.current_thread() is threading.main_thread()
+        if self._installed:
+            self._previous = signal.signal(signal.SIGINT, exit_now)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._installed:
+            previous = self._previous
+            signal.signal(
+                signal.SIGINT, signal.default_int_handler if previous is None else previous
+            )
+        return False

@@ -9,11 +9,13 @@ learning-curve plot into ``skdynal-results/digits-mlp``.
 import argparse
 import math
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 
-import torch
+from ._interrupt import INTERRUPTED_LINE, exit_on_interrupt
 
 __all__ = ["build_parser", "main"]
 
@@ -607,6 +609,8 @@ def _resolve(args, parser):
         args.fixed_structure[0] > args.max_blocks or args.fixed_structure[1] > args.max_stacks
     ):
         parser.error("--fixed-structure must lie within --max-blocks and --max-stacks")
+    import torch
+
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     elif args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -761,16 +765,63 @@ def main(argv=None):
         from .labelstudio._cli import main as labelstudio_main
 
         return labelstudio_main(argv[1:])
-    parser = build_parser()
-    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
-        argv = ["run", *argv]
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "list":
-            return _list()
-        if args.command == "benchmark":
-            return _benchmark(args, args.subparser, argv)
-        return _run(args, args.subparser)
-    except KeyboardInterrupt:  # outside a run's cells: nothing was being written
-        sys.stderr.write("skdynal: interrupted\n")
-        return 130
+    # Start-up: parsing and the heavy imports (torch, scikit-learn, the experiments). A
+    # Ctrl-C here ends the process at once with one line and status 130: nothing is written
+    # yet, and a KeyboardInterrupt raised inside an import may be caught by the library or
+    # turn into an unrelated error later.
+    with exit_on_interrupt():
+        parser = build_parser()
+        if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+            argv = ["run", *argv]
+        args = parser.parse_args(argv)
+        if args.command in ("run", "benchmark"):
+            import torch  # noqa: F401
+
+            from . import experiments  # noqa: F401
+    with _InterruptRecorder() as recorder:
+        try:
+            if args.command == "list":
+                return _list()
+            if args.command == "benchmark":
+                return _benchmark(args, args.subparser, argv)
+            return _run(args, args.subparser)
+        except KeyboardInterrupt:  # outside a run's cells: nothing was being written
+            sys.stderr.write(INTERRUPTED_LINE)
+            return 130
+        except BaseException as exc:
+            # A Ctrl-C that a library (a lazy import, a data loader) caught and turned into
+            # another error, or that parser.exit reported as one: still an interrupt.
+            if recorder.interrupted and not (isinstance(exc, SystemExit) and exc.code == 130):
+                sys.stderr.write(INTERRUPTED_LINE)
+                return 130
+            raise
+
+
+class _InterruptRecorder:
+    """SIGINT raises KeyboardInterrupt, as Python's default handler does, and is recorded.
+
+    Nested :class:`~skdynal._interrupt.interrupt_guard` blocks take over inside a run's
+    cells and restore this handler when they end.
+    """
+
+    def __init__(self):
+        self.interrupted = False
+        self._installed = False
+
+    def _handler(self, signum, frame):
+        self.interrupted = True
+        raise KeyboardInterrupt
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._installed = True
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._installed:
+            previous = self._previous
+            signal.signal(
+                signal.SIGINT, signal.default_int_handler if previous is None else previous
+            )
+        return False

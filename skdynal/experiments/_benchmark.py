@@ -14,6 +14,7 @@ import math
 import multiprocessing
 import os
 import signal
+import threading
 import time
 
 import numpy as np
@@ -316,6 +317,45 @@ def _init_worker():
     # it (dying inside the executor's queue would break the pool) and refuses its next
     # cell; a busy one is stopped by the cell's own interrupt guard, which drops the cell.
     signal.signal(signal.SIGINT, _record_interrupt)
+    # Workers start with SIGINT blocked (_spawning_workers): a Ctrl-C while this worker
+    # was still importing waited, and is delivered (recorded) now.
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+class _spawning_workers:
+    """Context manager around ``pool.submit``, which spawns the workers: SIGINT is held back.
+
+    The main thread blocks SIGINT, so that a spawned worker starts with it blocked (the
+    mask survives fork and exec) and a Ctrl-C while it imports waits for
+    :func:`_init_worker` instead of printing a traceback from multiprocessing's bootstrap.
+    Here, a SIGINT meanwhile is only recorded (another thread may take it), and raised as
+    ``KeyboardInterrupt`` when the block ends, once the pool knows all of its workers.
+    """
+
+    def __enter__(self):
+        self._active = hasattr(signal, "pthread_sigmask") and (
+            threading.current_thread() is threading.main_thread()
+        )
+        self._received = False
+        if self._active:
+            self._previous = signal.signal(signal.SIGINT, self._record)
+            self._mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        return self
+
+    def _record(self, signum, frame):
+        self._received = True
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._active:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)  # a pending one: recorded
+            previous = self._previous
+            signal.signal(  # runs the pending Python handler first
+                signal.SIGINT, signal.default_int_handler if previous is None else previous
+            )
+            if self._received and exc_type is None:
+                raise KeyboardInterrupt
+        return False
 
 
 def _run_job(job):
@@ -450,8 +490,9 @@ def _run_jobs(jobs, n_jobs, progress):
         with concurrent.futures.ProcessPoolExecutor(
             n_jobs, mp_context=context, initializer=_init_worker
         ) as pool:
-            futures = [pool.submit(_run_job, job) for job in jobs]
             try:
+                with _spawning_workers():
+                    futures = [pool.submit(_run_job, job) for job in jobs]
                 for future in concurrent.futures.as_completed(futures):
                     key, seconds, cached = future.result()
                     timings[key] = (seconds, cached)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from skdynal import cli
 from skdynal.datasets import write_cifar10_standin
@@ -103,7 +104,7 @@ def test_bad_arguments_exit_with_a_clear_message(argv, message, capsys):
     assert "usage: skdynal" in err
 
 
-@pytest.mark.skipif(cli.torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_device_without_cuda_is_refused(capsys):
     code, err = run_cli(["run", "--device", "cuda"], capsys)
     assert code == 2 and "CUDA is not available" in err

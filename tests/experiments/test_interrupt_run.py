@@ -149,3 +149,108 @@ def test_benchmark_worker_records_ctrl_c_when_idle_and_refuses_its_next_cell(mon
     task = _benchmark.BENCHMARK_TASKS["digits"].scaled(True)
     with pytest.raises(Interrupted, match="before the cell 'random' seed 0 started"):
         _benchmark._run_job((task, "fixed", "random", 0, "unused", True))
+
+
+# ------------------------------------------------------------- Ctrl-C during the start-up
+
+
+def _env():
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+
+
+def _maps(pid):
+    try:
+        return Path(f"/proc/{pid}/maps").read_text()
+    except OSError:  # gone, or not Linux
+        return ""
+
+
+def _children(pid):
+    """Pids of the spawned multiprocessing workers of ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"spawn_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _wait_for(predicate, proc, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if predicate():
+            return
+        time.sleep(0.002)
+    proc.kill()
+    pytest.fail(f"never happened; {proc.communicate()}")
+
+
+def _assert_one_line_130(proc, timeout=120):
+    _, stderr = proc.communicate(timeout=timeout)
+    lines = stderr.strip().splitlines()
+    assert "Traceback" not in stderr, stderr
+    assert len(lines) == 1 and lines[0].startswith("skdynal: interrupted"), stderr
+    assert proc.returncode == 130, stderr
+
+
+def _assert_nothing_half_written(out):
+    files = [p for p in Path(out).rglob("*") if p.is_file()] if Path(out).exists() else []
+    assert not [p for p in files if p.name.startswith(".")], files  # no temporary file left
+    for path in files:
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("library", ["_multiarray_umath", "libtorch_cpu"])
+def test_sigint_while_skdynal_run_imports_exits_130_with_one_line(tmp_path, library):
+    # The SIGINT lands in the start-up imports: as soon as numpy's (scikit-learn's) or
+    # torch's compiled library is loaded, well before the imports end.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skdynal", *ARGS, "--out", str(tmp_path / "out")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    _wait_for(lambda: library in _maps(proc.pid), proc)
+    os.kill(proc.pid, signal.SIGINT)
+    _assert_one_line_130(proc)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux's /proc")
+def test_ctrl_c_to_the_group_while_benchmark_workers_import_exits_130_with_one_line(tmp_path):
+    # Ctrl-C in a terminal reaches every process of the group: here while a spawned worker
+    # of --jobs 2 is still importing torch, before the pool's initializer ran in it.
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "skdynal", "benchmark", "--quick", "--jobs", "2"),
+            *("--tasks", "three_clust", "--strategies", "random", "--no-progress"),
+            *("--out", str(out)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        start_new_session=True,
+    )
+    try:
+        _wait_for(lambda: any("libtorch_cpu" in _maps(pid) for pid in _children(proc.pid)), proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        _assert_one_line_130(proc)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    _assert_nothing_half_written(out)
+    assert not list(out.rglob("results.csv"))
