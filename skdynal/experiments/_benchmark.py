@@ -107,7 +107,7 @@ class BenchmarkTask:
 _QUICK_SMALL = {"rounds": 2, "seeds": 2, "epochs": 10, "min_epochs": 2}
 
 #: Cold starts of the small tasks: (task, initial labels, labels per query, rounds); two
-#: labels per class to begin with and small batches.
+#: labels per class to begin with and small batches; 10 seeds each.
 _COLD_STARTS = (
     ("digits", 20, 10, 15),
     ("breast_cancer", 4, 4, 12),
@@ -235,6 +235,7 @@ BENCHMARK_TASKS = {
                 initial=initial,
                 query=query,
                 rounds=rounds,
+                seeds=10,
                 quick=_QUICK_SMALL,
             )
             for name, initial, query, rounds in _COLD_STARTS
