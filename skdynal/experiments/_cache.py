@@ -13,14 +13,15 @@ from skorch import NeuralNet
 from ._protocol import CELL_KEYS, _stable_repr
 from ._report import _jsonable, write_json
 
-__all__ = ["CellCache", "CellCacheWarning", "protocol_key"]
+__all__ = ["RESULT_COLUMNS", "CellCache", "CellCacheWarning", "protocol_key"]
 
 #: Format 2 adds a SHA-256 of the rows; format-1 cells (no checksum) are still read, checked
 #: for their structure only.
 _CELL_FORMAT = 2
 _READABLE_FORMATS = (1, 2)
-#: Keys every row of a cell has (INAS cells add ``structure`` and ``search_seconds``).
-_ROW_KEYS = (
+#: Columns of the tidy results table, one row per (strategy, seed, round): the keys every
+#: row of a cell has (INAS cells add ``structure`` and ``search_seconds``).
+RESULT_COLUMNS = [
     "dataset",
     "model",
     "strategy",
@@ -31,7 +32,7 @@ _ROW_KEYS = (
     "query_seconds",
     "train_seconds",
     "train_epochs",
-)
+]
 
 
 class CellCacheWarning(UserWarning):
@@ -54,7 +55,7 @@ def _rows_problem(rows, label, seed, expected):
     if expected is not None and len(rows) != expected["rounds"] + 1:
         return f"it has {len(rows)} rows, the protocol gives {expected['rounds'] + 1}"
     for i, row in enumerate(rows):
-        missing = [k for k in _ROW_KEYS if k not in row]
+        missing = [k for k in RESULT_COLUMNS if k not in row]
         if missing:
             return f"row {i} lacks {', '.join(missing)}"
         if row["strategy"] != label or row["seed"] != seed or row["round"] != i:

@@ -16,7 +16,7 @@ from .. import _modal_compat
 from .._interrupt import interrupt_guard, raise_if_interrupted
 from .._random import seeded_global_rngs
 from .._validation import check_positive_int
-from ._cache import CellCache, protocol_key
+from ._cache import RESULT_COLUMNS, CellCache, protocol_key
 from ._net_factory import make_learner, net_builder, required_net_class
 from ._protocol import ExperimentProtocol
 from ._registry import make_strategy
@@ -40,19 +40,6 @@ __all__ = [
     "run_experiment",
 ]
 
-#: Columns of the tidy results table, one row per (strategy, seed, round).
-RESULT_COLUMNS = [
-    "dataset",
-    "model",
-    "strategy",
-    "seed",
-    "round",
-    "n_labels",
-    "test_accuracy",
-    "query_seconds",
-    "train_seconds",
-    "train_epochs",
-]
 
 SUMMARY_COLUMNS = [
     "strategy",

@@ -6,7 +6,26 @@ import numbers
 import numpy as np
 from sklearn.base import BaseEstimator
 
-__all__ = ["BaseStoppingRule", "cohen_kappa", "predict_proba"]
+__all__ = ["BaseStoppingRule", "cohen_kappa", "predict_labels", "predict_proba"]
+
+
+def predict_labels(learner, X):
+    """The classes ``learner.predict`` gives for ``X``: the model's own decision rule (a
+    binary net's ``threshold`` included), which every pseudo label of skdynal follows.
+
+    Raises a ``TypeError`` naming the object when it has no ``predict``.
+    """
+    method = getattr(learner, "predict", None)
+    if method is None:
+        raise TypeError(
+            f"a stopping rule needs the model's predictions, but {type(learner).__name__} has "
+            "no predict; pass a modAL ActiveLearner, a fitted skorch NeuralNetClassifier or "
+            "another classifier."
+        )
+    labels = np.asarray(method(X)).reshape(-1)
+    if labels.shape[0] != _n_rows(X):
+        raise ValueError(f"predict returned {labels.shape[0]} labels for {_n_rows(X)} rows.")
+    return labels
 
 
 def predict_proba(learner, X):

@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 
 from .._checks import HasMethods, Interval, StrictInterval
-from ._base import BaseStoppingRule, _n_rows, cohen_kappa, predict_proba
+from ._base import BaseStoppingRule, _n_rows, cohen_kappa, predict_labels, predict_proba
 
 __all__ = [
     "AnyRule",
@@ -127,7 +127,7 @@ class StabilizingPredictions(_PredictionMemory, BaseStoppingRule):
             X = X_unlabeled
         if _n_rows(X) == 0:
             return math.nan
-        pred = predict_proba(learner, X).argmax(axis=1)
+        pred = predict_labels(learner, X)
         pair = self._compare(ids, pred)
         return math.nan if pair is None else cohen_kappa(*pair)
 
@@ -172,7 +172,7 @@ class ClassificationChange(_PredictionMemory, BaseStoppingRule):
     def _statistic(self, learner, X_unlabeled, ids, n_labeled, X_stop):
         if _n_rows(X_unlabeled) == 0:
             return 0.0
-        pred = predict_proba(learner, X_unlabeled).argmax(axis=1)
+        pred = predict_labels(learner, X_unlabeled)
         pair = self._compare(ids, pred)
         if pair is None:
             return math.nan

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from .._base import BaseQueryStrategy
+from .._selection import kmeans_plusplus_from_distances
 from .._validation import BATCH_SIZE, NonFiniteValues
 from ._outputs import batch_embeddings
 
@@ -63,32 +64,17 @@ def kmeans_plusplus_seeding(A, H, n_instances, random_state):
         Each chosen row's squared distance to its nearest earlier center (``inf`` for the
         first).
     """
-    n = len(A)
     finite = torch.isfinite(A).all(dim=1) & torch.isfinite(H).all(dim=1)
     if not bool(finite.all()):
         raise NonFiniteValues("gradient embeddings", torch.nonzero(~finite).reshape(-1).cpu())
-    chosen = np.empty(n_instances, dtype=np.intp)
-    distances = np.empty(n_instances, dtype=np.float64)
-    chosen[0] = random_state.randint(n)
-    distances[0] = np.inf
-    nearest = None
     sq_norms = (A * A).sum(dim=1) * (H * H).sum(dim=1)
-    is_chosen = np.zeros(n, dtype=bool)
-    is_chosen[chosen[0]] = True
-    for step in range(1, n_instances):
-        to_new = factorized_squared_distances(A, H, int(chosen[step - 1]), sq_norms)
-        nearest = to_new if nearest is None else torch.minimum(nearest, to_new)
-        weights = nearest.cpu().numpy().astype(np.float64)
-        weights[is_chosen] = 0.0
-        total = weights.sum()
-        if total > 0:
-            index = random_state.choice(n, p=weights / total)
-        else:
-            index = random_state.choice(np.flatnonzero(~is_chosen))
-        chosen[step] = index
-        distances[step] = weights[index]
-        is_chosen[index] = True
-    return chosen, distances
+
+    def cross(center):
+        return ((A @ A[center]) * (H @ H[center])).cpu().numpy()
+
+    return kmeans_plusplus_from_distances(
+        np.full(len(A), np.inf), sq_norms.cpu().numpy(), cross, n_instances, random_state
+    )
 
 
 class BADGESampler(BaseQueryStrategy):

@@ -30,6 +30,9 @@ class Scripted:
         self.calls += 1
         return table[: len(X)]
 
+    def predict(self, X):
+        return self.predict_proba(X).argmax(axis=1)
+
 
 def onehot(classes, k=3):
     return np.eye(k)[np.asarray(classes)]
@@ -239,6 +242,29 @@ def test_dynamics_plateau_with_dynamical_sampler_on_a_real_net(fitted_mlp, label
 def test_bad_parameters_are_named(rule, message):
     with pytest.raises((ValueError, TypeError), match=message):
         rule.update(Scripted(onehot([0])), np.zeros((1, 1)), n_labeled=1)
+
+
+def test_predictions_follow_the_models_own_decision_rule():
+    # A binary net with threshold 0.9 predicts 0 for p = 0.8: the rules compare what
+    # predict() says, not the argmax of the probabilities.
+    class Thresholded:
+        threshold = 0.9
+
+        def __init__(self, p):
+            self.p = np.asarray(p, dtype=float)
+
+        def predict_proba(self, X):
+            return np.stack([1 - self.p, self.p], axis=1)[: len(X)]
+
+        def predict(self, X):
+            return (self.p[: len(X)] > self.threshold).astype(int)
+
+    X, ids = np.zeros((4, 1)), np.arange(4)
+    rule = ClassificationChange()
+    rule.update(Thresholded([0.8, 0.2, 0.95, 0.1]), X, pool_ids=ids, n_labeled=1)
+    # by argmax nothing changes (rows 0 and 2 stay class 1); by the threshold row 2 does
+    rule.update(Thresholded([0.6, 0.2, 0.85, 0.1]), X, pool_ids=ids, n_labeled=2)
+    assert rule.history_[-1] == pytest.approx(0.25)  # only row 2 crosses 0.9
 
 
 def test_model_without_predict_proba_is_named():
