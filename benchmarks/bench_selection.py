@@ -2,7 +2,8 @@
 
 For each setting, fits the net on a class-balanced initial set, then times
 ``DynamicALSampler(selection=...).select`` on the same pool, same net, same process, and
-prints the median of ``--repeats`` queries and its ratio to top-b's. Settings: the suite's
+prints the median of ``--repeats`` queries (after one untimed query, the selections
+taking turns) and its ratio to top-b's. Settings: the suite's
 sizes (digits MLP, Fashion-MNIST LeNet, the mid-budget Fashion-MNIST MLP) and a
 20,000-row Fashion-MNIST pool.
 
@@ -93,20 +94,23 @@ def main():
         net = fitted_net(module, module_kwargs, X[labeled], y[labeled], epochs)
         print(f"\n{name}: pool {len(pool)}, labeled {initial}, batch {query}")
         print(f"{'selection':<16}{'seconds':>9}{'x top-b':>9}")
-        baseline = None
-        for selection in SELECTIONS:
-            strategy = DynamicALSampler(selection=selection, random_state=0)
-            times = []
-            for _ in range(args.repeats):
+        strategies = {s: DynamicALSampler(selection=s, random_state=0) for s in SELECTIONS}
+        times = {s: [] for s in SELECTIONS}
+        # one untimed query first (lazy initialisation), then the selections take turns so
+        # that a busy machine slows them alike
+        for repeat in range(args.repeats + 1):
+            for selection, strategy in strategies.items():
                 start = time.perf_counter()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     strategy.select(
                         net, X[pool], query, X_labeled=X[labeled], y_labeled=y[labeled]
                     )
-                times.append(time.perf_counter() - start)
-            seconds = statistics.median(times)
-            baseline = baseline or seconds
+                if repeat:
+                    times[selection].append(time.perf_counter() - start)
+        baseline = statistics.median(times["top_b"])
+        for selection in SELECTIONS:
+            seconds = statistics.median(times[selection])
             print(f"{selection:<16}{seconds:>9.2f}{seconds / baseline:>9.2f}")
 
 
