@@ -176,11 +176,14 @@ def trusted_table(query_strategy=None, trusted=()):
     """
     import modAL.uncertainty
 
-    from .. import strategies
+    # skdynal's own strategies through the package's public (lazily loaded) names: the
+    # persistence layer does not depend on skdynal.strategies, and nothing is looked up by a
+    # name read from the folder.
+    import skdynal
 
     table = {}
-    for name in strategies.__all__:
-        obj = getattr(strategies, name)
+    for name in skdynal.__all__:
+        obj = getattr(skdynal, name)
         if isinstance(obj, type) and hasattr(obj, "get_params"):
             table[_path(obj)] = obj
     for name in _MODAL_FUNCTIONS:
