@@ -75,7 +75,7 @@ def class_balanced_top_k(scores, labels, n_instances, random_state):
 
 
 def kmeans_plusplus_from_distances(
-    sq_distances, sq_norms, cross, n_instances, random_state, *, greedy=False
+    sq_distances, sq_norms, cross, n_instances, random_state, *, greedy=False, first=None
 ):
     """k-means++ seeding (or farthest-first traversal) from given squared distances.
 
@@ -110,6 +110,9 @@ def kmeans_plusplus_from_distances(
         among the farthest rows whenever several tie.
     greedy : bool, default=False
         Farthest-first traversal instead of D² sampling.
+    first : int, default=None
+        The first row, when it is chosen otherwise (for dynamicAL with ``gamma=inf``, whose
+        fixed center is at infinity: the row of largest score). No draw for it.
 
     Returns
     -------
@@ -140,7 +143,9 @@ def kmeans_plusplus_from_distances(
             to_last = sq_norms + sq_norms[last] - 2.0 * np.asarray(cross(last), dtype=np.float64)
             np.minimum(nearest, np.maximum(to_last, 0.0), out=nearest)
             nearest[is_chosen] = 0.0
-        if np.isposinf(nearest).all():
+        if step == 0 and first is not None:
+            index = int(first)
+        elif np.isposinf(nearest).all():
             index = random_state.randint(n)
         elif greedy or step == 0:
             weights = np.where(is_chosen, -np.inf, nearest)

@@ -44,8 +44,8 @@ _PRESETS = {
         lr=1e-3,
         batch_size=32,
         strategies=[
-            "dynamical-balanced",
             "dynamical",
+            "dynamical-topb",
             "random",
             "least-confidence",
             "margin",

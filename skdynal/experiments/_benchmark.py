@@ -259,8 +259,9 @@ DEFAULT_BENCHMARK_STRATEGIES = (
     "coreset",
     "badge",
     "albl",
-    "dynamical-balanced",
     "dynamical",
+    "dynamical-balanced",
+    "dynamical-topb",
 )
 
 _BASELINE = "random"

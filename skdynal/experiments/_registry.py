@@ -61,7 +61,7 @@ _BUILTIN = {
     "dynamical": (
         "DynamicALSampler",
         {},
-        "dynamicAL, gamma=2, DynamicALSampler's default batch selection",
+        "dynamicAL, gamma=2, DynamicALSampler's default (k-means++ in gradient space)",
     ),
     "dynamical-topb": (
         "DynamicALSampler",

@@ -59,8 +59,8 @@ _PARAMETERS = """
         Show a tqdm progress bar over the pool.
     selection : str, default="top_b"
         How the batch is picked from the scores: ``"top_b"``, ``"class_balanced"``,
-        ``"deinfluence"``, ``"softrank"``, and, for :class:`EGLSampler` only (whose center
-        ``c`` is the origin), ``"kmeans++"``, ``"farthest_first"`` and ``"power"``; see
+        ``"deinfluence"``, ``"kmeans++"``, ``"farthest_first"``, ``"softrank"``, and, for
+        :class:`EGLSampler` only (whose center ``c`` is the origin), ``"power"``; see
         :class:`DynamicALSampler` (with ``"deinfluence"`` the same unscaled de-influence
         term is subtracted).
     chunk_size : int, default=100

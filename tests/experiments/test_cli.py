@@ -33,8 +33,8 @@ def test_no_arguments_is_the_digits_main_job():
     args = resolved(["run"])
     assert (args.dataset, args.model) == ("digits", "mlp")
     assert args.strategies == [
-        "dynamical-balanced",
         "dynamical",
+        "dynamical-topb",
         "random",
         "least-confidence",
         "margin",

@@ -235,13 +235,38 @@ def test_selection_never_repeats_a_row_when_all_distances_vanish():
     assert sorted(indices) == [0, 1, 2, 3, 4]
 
 
-@pytest.mark.parametrize("selection", ["kmeans++", "farthest_first", "power"])
-def test_center_at_infinity_is_refused(selection, fitted):
+def test_power_with_the_center_at_infinity_is_refused(fitted):
     net, X, y, X_pool = fitted
     with pytest.raises(InvalidParameterError, match="gamma=inf"):
-        DynamicALSampler(gamma=math.inf, selection=selection).select(
+        DynamicALSampler(gamma=math.inf, selection="power").select(
             net, X_pool, 3, X_labeled=X, y_labeled=y
         )
+
+
+@pytest.mark.parametrize("selection", ["kmeans++", "farthest_first"])
+def test_center_at_infinity_starts_from_the_largest_alignment(selection, fitted):
+    # gamma = inf: the first pick is the largest <g_u, G>, then distances to chosen rows only
+    net, X, y, X_pool = fitted
+    module = net.module_.eval()
+    g = _flat_gradients(module, torch.as_tensor(X_pool))
+    G = _flat_gradients(module, torch.as_tensor(X), torch.as_tensor(y)).sum(0)
+    alignment = (g @ G).numpy()
+    indices, distances = DynamicALSampler(
+        gamma=math.inf, selection=selection, random_state=4
+    ).select(net, X_pool, 8, X_labeled=X, y_labeled=y)
+    rng = np.random.RandomState(4)
+    first = select_top_k(alignment, 1, rng)[0]
+    nearest = np.full(len(alignment), np.inf)
+    chosen = [first]
+    for _ in range(7):
+        nearest = np.minimum(nearest, ((g - g[chosen[-1]]) ** 2).sum(1).numpy())
+        nearest[chosen] = 0.0
+        if selection == "farthest_first":
+            chosen.append(int(np.argmax(nearest)))
+        else:
+            chosen.append(rng.choice(len(nearest), p=nearest / nearest.sum()))
+    np.testing.assert_array_equal(indices, chosen)
+    assert distances[0] == np.inf
 
 
 def test_last_layer_method_is_refused_for_pairwise_selections(fitted):
@@ -269,7 +294,7 @@ def test_class_balanced_follows_a_binary_nets_threshold():
     net.threshold = float(np.quantile(net.predict_proba(X_pool)[:, 1], 0.9))
     positives = net.predict(X_pool) == 1
     assert 0 < positives.sum() < len(X_pool) // 5
-    indices, _ = DynamicALSampler(random_state=0).select(
+    indices, _ = DynamicALSampler(selection="class_balanced", random_state=0).select(
         net, X_pool, 10, X_labeled=X[:100], y_labeled=y[:100]
     )
     assert positives[indices].sum() == 5
