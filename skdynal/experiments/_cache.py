@@ -11,6 +11,7 @@ import numpy as np
 from skorch import NeuralNet
 
 from ._protocol import CELL_KEYS, _stable_repr
+from ._registry import make_strategy
 from ._report import _jsonable, write_json
 
 __all__ = ["RESULT_COLUMNS", "CellCache", "CellCacheWarning", "protocol_key"]
@@ -118,9 +119,17 @@ def protocol_key(protocol, config, arrays):
 
 
 def _strategy_fingerprint(spec):
-    if isinstance(spec, str):
+    """What a cell's strategy is: an estimator's repr, or a registry name with the
+    parameters it builds, so that a cell stored before a name changed meaning (the
+    registry's ``dynamical`` follows ``DynamicALSampler``'s default) is recomputed."""
+    if not isinstance(spec, str):
+        return _stable_repr(spec)
+    strategy = make_strategy(spec)
+    if not hasattr(strategy, "get_params"):
         return spec
-    return _stable_repr(spec)
+    params = strategy.get_params(deep=False)
+    params.pop("random_state", None)
+    return f"{spec} {_stable_repr(sorted(params.items()))}"
 
 
 class CellCache:

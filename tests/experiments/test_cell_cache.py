@@ -118,3 +118,40 @@ def test_cells_of_another_protocol_are_recomputed_silently_and_old_format_is_rea
     assert cache.load("random", "random", key["seed"]) == stored["rows"]
     with pytest.raises(TypeError, match="all of rounds, initial and query"):
         CellCache(str(tmp_path), "abc", rounds=2)
+
+
+def test_a_registry_name_whose_parameters_change_is_recomputed(tmp_path):
+    from skdynal import DynamicALSampler
+    from skdynal.experiments import register_strategy
+    from skdynal.experiments._cache import CellCache
+
+    cache = CellCache(str(tmp_path), "protocol")
+    assert "'kmeans++'" in cache.key("d", "dynamical", 0)["spec"]
+    assert "'top_b'" in cache.key("d", "dynamical-topb", 0)["spec"]
+    rows = [
+        {
+            "dataset": "d",
+            "model": "mlp",
+            "strategy": "cache-test",
+            "seed": 0,
+            "round": 0,
+            "n_labels": 10,
+            "test_accuracy": 0.5,
+            "query_seconds": None,
+            "train_seconds": 0.1,
+            "train_epochs": 5,
+        }
+    ]
+    register_strategy("cache-test", lambda rs: DynamicALSampler(selection="top_b"), overwrite=True)
+    cache.store("cache-test", "cache-test", 0, rows)
+    assert cache.load("cache-test", "cache-test", 0) is not None
+    # the same name now builds another selection: the stored cell is not reused
+    register_strategy(
+        "cache-test", lambda rs: DynamicALSampler(selection="kmeans++"), overwrite=True
+    )
+    try:
+        assert cache.load("cache-test", "cache-test", 0) is None
+    finally:
+        from skdynal.experiments._registry import _REGISTRY
+
+        del _REGISTRY["cache-test"]
