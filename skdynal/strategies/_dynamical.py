@@ -62,6 +62,9 @@ AUTO_CANDIDATE_BYTES = 512 * 2**20
 #: never fewer than AUTO_MIN_CANDIDATES (the whole pool, when it is smaller).
 AUTO_CANDIDATES_PER_PICK = 16
 AUTO_MIN_CANDIDATES = 4096
+#: With ``n_candidates="auto"``, when not even ``n_instances`` rows' factors fit: candidates
+#: per row of the batch for the streamed selection (one pass over them per pick).
+STREAMED_CANDIDATES_PER_PICK = 2
 
 
 class DynamicALSampler(BaseScoringStrategy):
@@ -153,9 +156,10 @@ class DynamicALSampler(BaseScoringStrategy):
         Rows that ``"kmeans++"`` and ``"farthest_first"`` choose from: the
         ``n_candidates`` largest ``Delta_u`` (at least ``n_instances``, at most the pool).
         ``"auto"`` takes ``max(16 n_instances, 4096)`` rows, fewer if their gradient
-        factors would exceed 512 MiB, so the whole pool up to 4,096 rows. Memory: the
-        candidates' factored gradients (Notes), never ``n_candidates x n_parameters``
-        numbers for a network of ``Linear`` layers.
+        factors would exceed 512 MiB, so the whole pool up to 4,096 rows; when not even
+        ``n_instances`` rows' factors fit (large convolutional networks), it takes
+        ``2 n_instances`` rows and streams them (Notes). Memory never grows with
+        ``n_candidates x n_parameters``.
     beta : float, default=1.0
         Exponent of ``"power"`` and ``"softrank"``; larger values concentrate the draw on
         the largest scores (``beta -> inf`` is ``"top_b"``).
@@ -175,6 +179,10 @@ class DynamicALSampler(BaseScoringStrategy):
     the per-sample gradients of the other layers (convolutions, normalisation layers,
     ``torch.func`` for the rest) one layer at a time. Each pick then costs one product of
     the candidates' factors with the chosen row's, ``O(n_candidates x factor width)``.
+    When the candidates' factors would exceed 512 MiB (convolutions make them as large as
+    the layers' parameters), nothing is held: each pick costs one pass of dots with the
+    chosen row's gradient over the candidates, as the de-influence selection does, exact
+    with memory of one gradient.
     ``select`` returns each chosen row's squared distance to its nearest center when it
     was chosen (``"kmeans++"``, ``"farthest_first"``) or its Gumbel-perturbed log weight
     (``"power"``, ``"softrank"``).
@@ -407,17 +415,24 @@ class DynamicALSampler(BaseScoringStrategy):
         """k-means++ or farthest-first from the center ``c`` over the candidate rows.
 
         The candidates' gradients are held in factored form
-        (:meth:`batch_gradient_factors`, one more pass over those rows); each pick costs one
-        product of the factors with the chosen row's. Returns ``(indices, squared distance
-        of each chosen row to its nearest center when chosen)``.
+        (:meth:`batch_gradient_factors`, one more pass over those rows) when their factors
+        fit in :data:`AUTO_CANDIDATE_BYTES`; each pick then costs one product of the factors
+        with the chosen row's. Otherwise (networks whose convolutions make the factors as
+        large as the parameters) nothing is held: each pick costs one pass of dots with the
+        chosen row's gradient over the candidates (:meth:`batch_dots`). Returns
+        ``(indices, squared distance of each chosen row to its nearest center when
+        chosen)``.
         """
-        candidates = self._candidates(scores, n_instances, random_state, pool)
-        parameter = next(iter(adapter.module.parameters()))
-        gradients = _FactoredGradients(
-            pool.map("batch_gradient_factors", rows=candidates),
-            dtype=parameter.dtype,
-            device=parameter.device,
-        )
+        candidates, width = self._candidates(scores, n_instances, random_state, pool)
+        if 8 * width * len(candidates) <= AUTO_CANDIDATE_BYTES:
+            parameter = next(iter(adapter.module.parameters()))
+            gradients = _FactoredGradients(
+                pool.map("batch_gradient_factors", rows=candidates),
+                dtype=parameter.dtype,
+                device=parameter.device,
+            )
+        else:
+            gradients = _StreamedGradients(self, adapter, pool, candidates)
         first = None
         if math.isinf(float(self.gamma)):
             first = select_top_k(scores[candidates], 1, random_state)[0]
@@ -433,26 +448,35 @@ class DynamicALSampler(BaseScoringStrategy):
         return candidates[picks], distances
 
     def _candidates(self, scores, n_instances, random_state, pool):
-        """The rows the pairwise selection runs on: the whole pool, or its largest ``Delta_u``.
+        """The rows the pairwise selection runs on, and the width of one row's factors.
 
-        ``n_candidates="auto"`` takes as many as have factors within
-        :data:`AUTO_CANDIDATE_BYTES`, measured on the row of largest ``Delta_u``; never fewer
-        than ``n_instances``.
+        The whole pool or its largest ``Delta_u``. ``n_candidates="auto"`` takes
+        ``max(16 n_instances, 4096)`` rows when their factors fit in
+        :data:`AUTO_CANDIDATE_BYTES` (the width is measured on the row of largest
+        ``Delta_u``), as many as fit when that is at least ``n_instances``, and otherwise
+        ``2 n_instances`` rows for the streamed selection; never fewer than ``n_instances``.
         """
         n_pool = len(scores)
+        top = np.array([int(np.argmax(scores))])
+        width = sum(part.shape[1] for part in pool.map("batch_gradient_factors", rows=top))
         if self.n_candidates == "auto":
-            top = np.array([int(np.argmax(scores))])
-            width = sum(part.shape[1] for part in pool.map("batch_gradient_factors", rows=top))
-            n_candidates = min(
-                max(AUTO_CANDIDATES_PER_PICK * n_instances, AUTO_MIN_CANDIDATES),
-                AUTO_CANDIDATE_BYTES // (8 * max(1, width)),
-            )
+            fitting = AUTO_CANDIDATE_BYTES // (8 * max(1, width))
+            if fitting >= n_instances:
+                n_candidates = min(
+                    max(AUTO_CANDIDATES_PER_PICK * n_instances, AUTO_MIN_CANDIDATES), fitting
+                )
+            else:
+                n_candidates = STREAMED_CANDIDATES_PER_PICK * n_instances
         else:
             n_candidates = self.n_candidates
         n_candidates = min(n_pool, max(n_instances, int(n_candidates)))
         if n_candidates == n_pool:
-            return np.arange(n_pool)
-        return select_top_k(scores, n_candidates, random_state)
+            return np.arange(n_pool), width
+        return select_top_k(scores, n_candidates, random_state), width
+
+    def batch_sq_norms(self, adapter, state, X_batch):
+        """``||g_u||²`` for every row of one batch (the streamed pairwise selection)."""
+        return self._grad_stats(adapter, X_batch, None).sq_norms
 
     def _select_deinfluenced(self, adapter, scores, n_instances, random_state, pool):
         """The chunked de-influence selection (see the class Notes).
@@ -530,3 +554,24 @@ class _FactoredGradients:
         for a, delta in self.pairs:
             total += ((a @ a[index]) * (delta @ delta[index])).double()
         return total.cpu().numpy()
+
+
+class _StreamedGradients:
+    """The candidates' gradients never held: ``<g_u, g_v>`` by one pass of dots with
+    ``g_v`` over the candidates (``pool.map("batch_dots", ...)``)."""
+
+    def __init__(self, strategy, adapter, pool, candidates):
+        self.strategy = strategy
+        self.adapter = adapter
+        self.pool = pool
+        self.candidates = candidates
+
+    def sq_norms(self):
+        """``||g_u||²`` of every candidate, float64."""
+        return self.pool.map("batch_sq_norms", rows=self.candidates)
+
+    def cross(self, index):
+        """``<g_u, g_index>`` for every candidate ``u``, float64."""
+        row = self.pool.take(self.candidates[[index]])
+        direction = self.strategy._chunk_mean_gradient(self.adapter, row)
+        return self.pool.map("batch_dots", rows=self.candidates, direction=direction)

@@ -298,3 +298,37 @@ def test_class_balanced_follows_a_binary_nets_threshold():
         net, X_pool, 10, X_labeled=X[:100], y_labeled=y[:100]
     )
     assert positives[indices].sum() == 5
+
+
+@pytest.mark.parametrize("selection", ["kmeans++", "farthest_first"])
+def test_streamed_selection_when_the_factors_do_not_fit(fitted, selection, monkeypatch):
+    # A budget too small for the factors of even one batch: no factor is held, each pick
+    # is one pass of dots over the candidates, and the batch is the same as brute force's.
+    import skdynal.strategies._dynamical as dynamical
+
+    monkeypatch.setattr(dynamical, "AUTO_CANDIDATE_BYTES", 1)
+    calls = []
+    original = DynamicALSampler.batch_gradient_factors
+
+    def counting(self, adapter, state, X_batch):
+        calls.append(len(X_batch))
+        return original(self, adapter, state, X_batch)
+
+    monkeypatch.setattr(DynamicALSampler, "batch_gradient_factors", counting)
+    net, X, y, X_pool = fitted
+    g, _, sq_to_center = _brute_force(net, X_pool, X, y)
+    indices, distances = DynamicALSampler(
+        selection=selection, n_candidates=len(X_pool), random_state=3
+    ).select(net, X_pool, 6, X_labeled=X, y_labeled=y)
+    expected, expected_distances = _reference_kmeans(
+        g, sq_to_center, 6, seed=3, greedy=selection == "farthest_first"
+    )
+    np.testing.assert_array_equal(indices, expected)
+    np.testing.assert_allclose(distances, expected_distances, rtol=1e-6)
+    assert calls == [1]  # only the probe of one row's factor width
+    # "auto" then takes twice the batch: the 12 rows of largest Delta
+    _, delta, _ = _brute_force(net, X_pool, X, y)
+    auto, _ = DynamicALSampler(selection=selection, random_state=3).select(
+        net, X_pool, 6, X_labeled=X, y_labeled=y
+    )
+    assert set(auto) <= set(np.argsort(-delta)[:12])
