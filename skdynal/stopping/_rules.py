@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .._checks import HasMethods, Interval, StrictInterval
+from .._checks import HasMethods, StrictInterval
 from ._base import BaseStoppingRule, _n_rows, cohen_kappa, predict_labels, predict_proba
 
 __all__ = [
@@ -105,7 +105,7 @@ class StabilizingPredictions(_PredictionMemory, BaseStoppingRule):
 
     _parameter_constraints: ClassVar[dict] = {
         "window": [_POSITIVE_INT],
-        "threshold": [Interval(numbers.Real, -1, 1, closed="both")],
+        "threshold": [StrictInterval(numbers.Real, -1, 1, closed="both")],
     }
 
     def __init__(self, window=3, threshold=0.99):
@@ -163,7 +163,7 @@ class ClassificationChange(_PredictionMemory, BaseStoppingRule):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        "threshold": [Interval(numbers.Real, 0, 1, closed="both")],
+        "threshold": [StrictInterval(numbers.Real, 0, 1, closed="both")],
     }
 
     def __init__(self, threshold=0.0):
@@ -211,7 +211,7 @@ class OverallUncertainty(BaseStoppingRule):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        "threshold": [Interval(numbers.Real, 0, 1, closed="both")],
+        "threshold": [StrictInterval(numbers.Real, 0, 1, closed="both")],
     }
 
     def __init__(self, threshold=0.05):
@@ -318,7 +318,7 @@ class DynamicsPlateau(BaseStoppingRule):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        "threshold": [Interval(numbers.Real, 0, None, closed="left")],
+        "threshold": [StrictInterval(numbers.Real, 0, None, closed="left")],
         "patience": [_POSITIVE_INT],
         "scorer": [HasMethods(["score"]), None],
     }

@@ -307,3 +307,17 @@ def test_any_rule_stops_at_the_first_member_and_updates_all():
     assert budget.history_ == [10.0, 11.0, 12.0]
     assert change.history_[1:] == [0.5, 0.5]
     assert rule.history_ == [0.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        StabilizingPredictions(threshold=True),
+        ClassificationChange(threshold=True),
+        OverallUncertainty(threshold=True),
+    ],
+)
+def test_a_boolean_threshold_is_refused(rule):
+    # as for every numeric parameter of the package (StrictInterval): True is not 1.0
+    with pytest.raises((ValueError, TypeError), match="threshold"):
+        rule.update(Scripted(onehot([0])), np.zeros((1, 1)), n_labeled=1)
