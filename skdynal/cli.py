@@ -194,6 +194,22 @@ def _add_preset_options(group, keys):
         )
 
 
+def _add_stopping_option(parser):
+    from .stopping import available_stopping_rules
+
+    parser.add_argument(
+        "--stopping",
+        nargs="+",
+        choices=available_stopping_rules(),
+        default=None,
+        metavar="RULE",
+        help="stopping rules to watch in every cell, with their published settings ("
+        + ", ".join(available_stopping_rules())
+        + "); the cells still run the whole budget and the output says where each rule "
+        "stops and at what accuracy",
+    )
+
+
 def _add_output_options(parser, out_help, cells, plot=False):
     """``--out``, ``--resume``, ``--no-plot`` (with ``plot``) and ``--no-progress``."""
     parser.add_argument("--out", default=None, help=out_help)
@@ -320,6 +336,7 @@ def build_parser():
         default=None,
         help="strategy the summary compares the others with (default: random, when it is run)",
     )
+    _add_stopping_option(run)
     training = run.add_argument_group("training")
     _add_preset_options(training, ("epochs", "lr", "batch_size"))
     training.add_argument(
@@ -504,6 +521,7 @@ def _add_benchmark_parser(commands):
     bench.add_argument(
         "--quick", action="store_true", help="smoke-test scale: 2 seeds, 2 rounds, few epochs"
     )
+    _add_stopping_option(bench)
     bench.add_argument(
         "--jobs",
         type=_positive_int,
@@ -552,6 +570,7 @@ def _benchmark(args, parser, argv):
             n_jobs=args.jobs,
             resume=args.resume,
             progress=args.progress,
+            stopping=args.stopping,
         )
     except (OSError, ValueError) as err:
         parser.exit(1, f"skdynal: error: {err}\n")
@@ -726,6 +745,9 @@ def _run(args, parser):
     print(results.accuracy_table())
     print("\nSummary: normalised area under the learning curve (AUC), mean over seeds")
     print(results.summary_table())
+    if args.stopping:
+        print("\nStopping rules: where each would have stopped (the runs used the whole budget)")
+        print(results.stopping_table())
     print("\nwrote " + ", ".join(paths[k] for k in sorted(paths)))
     return 0
 
@@ -736,7 +758,7 @@ def _run_experiment(run_experiment, data, args):
         args.model,
         args.strategies,
         **_options(args, *_PRESET_OPTIONS, "optimizer", "weight_decay", "device", "reinit"),
-        **_options(args, "dataset", "reset_optimizer", "initial_sampling", "baseline"),
+        **_options(args, "dataset", "reset_optimizer", "initial_sampling", "baseline", "stopping"),
         **_options(args, "out", "resume", "progress", "plot"),
         train_until_fit=(
             {

@@ -29,7 +29,7 @@ from ._registry import (
 )
 from ._report import format_accuracy_table, format_summary_table, plot_learning_curves
 from ._runner import RESULT_COLUMNS, ExperimentResults, initial_indices, run_experiment
-from ._summary import learning_curve_auc, summarize
+from ._summary import learning_curve_auc, summarize, summarize_stopping
 
 __all__ = [
     "BENCHMARK_TASKS",
@@ -54,4 +54,5 @@ __all__ = [
     "run_benchmark",
     "run_experiment",
     "summarize",
+    "summarize_stopping",
 ]

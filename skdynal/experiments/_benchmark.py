@@ -34,6 +34,7 @@ from ._summary import (
     _stderr,
     learning_curve_auc,
     learning_curves,
+    summarize_stopping,
 )
 
 __all__ = [
@@ -278,7 +279,7 @@ def _task_data(dataset, model, load_items):
     return load_experiment_data(dataset, model, **dict(load_items))
 
 
-def _experiment(task, strategies, training, out):
+def _experiment(task, strategies, training, out, stopping=None):
     data = _task_data(task.dataset, task.model, tuple(sorted(task.load_kwargs.items())))
     training_protocol = TRAINING_PROTOCOLS[training]
     until_fit = training_protocol.get("train_until_fit")
@@ -302,6 +303,7 @@ def _experiment(task, strategies, training, out):
         baseline=_BASELINE,
         train_until_fit=until_fit and {**until_fit, "min_epochs": task.min_epochs},
         reset_optimizer=training_protocol.get("reset_optimizer", False),
+        stopping=stopping,
     )
     return _Experiment(data, protocol, out=os.path.join(out, task.name, training))
 
@@ -364,12 +366,12 @@ def _run_job(job):
     """Worker: one (task, training, strategy, seed) cell; returns its id and seconds."""
     import torch
 
-    task, training, strategy, seed, out, resume = job
+    task, training, strategy, seed, out, resume, stopping = job
     if _worker_interrupted:
         raise Interrupted(f"Interrupted before the cell {strategy!r} seed {seed} started.")
     torch.set_num_threads(1)
     start = time.perf_counter()
-    experiment = _experiment(task, [strategy], training, out)
+    experiment = _experiment(task, [strategy], training, out, stopping)
     _, cached = experiment.cell(strategy, strategy, seed, resume=resume)
     return (task.name, training, strategy, seed), time.perf_counter() - start, cached
 
@@ -386,6 +388,7 @@ def run_benchmark(
     n_jobs=None,
     resume=True,
     progress=True,
+    stopping=None,
 ):
     """Run the cross-domain benchmark and summarise it.
 
@@ -421,6 +424,12 @@ def run_benchmark(
         Reuse finished cells found in ``out``.
     progress : bool, default=True
         Show a progress bar over cells.
+    stopping : list of str, default=None
+        Stopping rules (names from :func:`skdynal.stopping.available_stopping_rules`) to
+        watch inside every cell (see :class:`ExperimentProtocol`'s ``stopping``): the cells
+        run the whole budget as without rules, and the report adds, per rule and task, the
+        labels at which the rule stops and the accuracy there. Cells stored without the
+        rules are recomputed once with them.
 
     Returns
     -------
@@ -446,6 +455,8 @@ def run_benchmark(
         raise ValueError(
             f"Unknown or no training protocols {bad}; choose from {', '.join(TRAINING_PROTOCOLS)}."
         )
+    if stopping is not None:
+        stopping = [stopping] if isinstance(stopping, str) else list(stopping)
     out = os.fspath(out)
     run_tasks = []
     for name in task_names:
@@ -456,7 +467,7 @@ def run_benchmark(
         run_tasks.append(dataclasses.replace(task, first_seed=first_seed))
     n_jobs = _n_jobs(n_jobs)
     jobs = [
-        (task, protocol, strategy, seed, out, resume)
+        (task, protocol, strategy, seed, out, resume, stopping)
         for seed in range(max(task.first_seed + task.seeds for task in run_tasks))
         for task in run_tasks
         if seed in task.seed_list
@@ -465,9 +476,9 @@ def run_benchmark(
     ]
     # The config (and data) of every task is checked here, before any worker starts.
     for task in run_tasks:
-        _experiment(task, strategies[:1], training[0], out)
+        _experiment(task, strategies[:1], training[0], out, stopping)
     timings = _run_jobs(jobs, n_jobs, progress)
-    return _collect(run_tasks, strategies, training, out, timings, n_jobs)
+    return _collect(run_tasks, strategies, training, out, timings, n_jobs, stopping)
 
 
 def _n_jobs(n_jobs):
@@ -508,12 +519,12 @@ def _run_jobs(jobs, n_jobs, progress):
     return timings
 
 
-def _collect(tasks, strategies, training, out, timings, n_jobs):
+def _collect(tasks, strategies, training, out, timings, n_jobs, stopping=None):
     task_rows = {}
     for task in tasks:
         rows = []
         for protocol in training:
-            experiment = _experiment(task, strategies, protocol, out)
+            experiment = _experiment(task, strategies, protocol, out, stopping)
             experiment_rows = experiment.run(progress=False)  # every cell is cached now
             results = ExperimentResults(
                 experiment_rows,
@@ -534,6 +545,7 @@ def _collect(tasks, strategies, training, out, timings, n_jobs):
         out=out,
         cell_seconds=seconds,
         n_jobs=n_jobs,
+        stopping=stopping,
     )
 
 
@@ -709,9 +721,24 @@ class BenchmarkResults:
         See :func:`overall_ranks`.
     critical_difference : float
         Nemenyi critical difference of the block mean ranks.
+    stopping_summaries : dict of str to list of dict
+        Per task, when each watched stopping rule stops
+        (:func:`~skdynal.experiments.summarize_stopping`, per configuration); empty
+        without ``stopping``.
     """
 
-    def __init__(self, task_rows, *, tasks, strategies, training, out, cell_seconds, n_jobs):
+    def __init__(
+        self,
+        task_rows,
+        *,
+        tasks,
+        strategies,
+        training,
+        out,
+        cell_seconds,
+        n_jobs,
+        stopping=None,
+    ):
         self.task_rows = task_rows
         self.tasks = tasks
         self.strategies = strategies
@@ -721,6 +748,87 @@ class BenchmarkResults:
         self.n_jobs = n_jobs
         self.task_summaries = {name: summarize_task(rows) for name, rows in task_rows.items()}
         self.ranks, self.critical_difference = overall_ranks(self.task_summaries, task_rows)
+        self.stopping = stopping
+        self.stopping_summaries = (
+            {}
+            if not stopping
+            else {name: summarize_stopping(rows) for name, rows in task_rows.items()}
+        )
+
+    def stopping_table(self, name):
+        """When each stopping rule stops on task ``name``, per configuration (markdown)."""
+        lines = [
+            "| rule | configuration | labels at stop (of budget) | accuracy / full-budget "
+            "accuracy | stops below 98% of it | never stops |",
+            "|" + "---|" * 6,
+        ]
+        entries = sorted(
+            self.stopping_summaries.get(name, []),
+            key=lambda e: (self.stopping.index(e["rule"]), e["strategy"]),
+        )
+        for e in entries:
+            lines.append(
+                f"| {e['rule']} | {e['strategy']} | {e['labels_mean']:.1f} of {e['budget']} "
+                f"| {e['accuracy_ratio_mean']:.3f} | {e['early']}/{e['n_runs']} "
+                f"| {e['never']}/{e['n_runs']} |"
+            )
+        return "\n".join(lines)
+
+    def stopping_overview(self):
+        """Per rule and configuration, across tasks: the mean share of the labeling budget
+        (beyond the initial labels) used before the stop, the mean accuracy ratio, and the
+        runs stopping below 98% of the whole budget's accuracy (list of dict)."""
+        overview = {}
+        for task in self.tasks:
+            initial = task.initial
+            for e in self.stopping_summaries.get(task.name, []):
+                entry = overview.setdefault(
+                    (e["rule"], e["strategy"]),
+                    {"rule": e["rule"], "config": e["strategy"], "used": [], "ratio": []},
+                )
+                entry["used"].append((e["labels_mean"] - initial) / (e["budget"] - initial))
+                entry["ratio"].append(e["accuracy_ratio_mean"])
+                entry["early"] = entry.get("early", 0) + e["early"]
+                entry["never"] = entry.get("never", 0) + e["never"]
+                entry["n_runs"] = entry.get("n_runs", 0) + e["n_runs"]
+                entry["worst_task"] = min(
+                    entry.get("worst_task", (math.inf, "")), (e["accuracy_ratio_mean"], task.name)
+                )
+        rows = []
+        for (rule, _), entry in sorted(
+            overview.items(), key=lambda item: (self.stopping.index(item[0][0]), item[0][1])
+        ):
+            rows.append(
+                {
+                    "rule": rule,
+                    "config": entry["config"],
+                    "n_tasks": len(entry["used"]),
+                    "budget_used_mean": float(np.mean(entry["used"])),
+                    "accuracy_ratio_mean": float(np.mean(entry["ratio"])),
+                    "worst_task": entry["worst_task"][1],
+                    "worst_task_ratio": entry["worst_task"][0],
+                    "early": entry["early"],
+                    "never": entry["never"],
+                    "n_runs": entry["n_runs"],
+                }
+            )
+        return rows
+
+    def stopping_overview_table(self):
+        """:meth:`stopping_overview` as markdown."""
+        lines = [
+            "| rule | configuration | share of the budget used | accuracy / full-budget "
+            "accuracy (mean of tasks) | worst task | stops below 98% | never stops |",
+            "|" + "---|" * 7,
+        ]
+        for r in self.stopping_overview():
+            lines.append(
+                f"| {r['rule']} | {r['config']} | {r['budget_used_mean']:.0%} "
+                f"| {r['accuracy_ratio_mean']:.3f} | {r['worst_task']} "
+                f"({r['worst_task_ratio']:.3f}) | {r['early']}/{r['n_runs']} "
+                f"| {r['never']}/{r['n_runs']} |"
+            )
+        return "\n".join(lines)
 
     def task_table(self, name):
         """The summary of task ``name`` as a markdown table."""
@@ -872,6 +980,18 @@ class BenchmarkResults:
             "; plot: `ranks.png`.",
             "",
         ]
+        if self.stopping:
+            parts += [
+                "## Stopping rules across tasks",
+                "",
+                f"Rules watched in every cell: {', '.join(self.stopping)} (published "
+                "settings). Every cell ran the whole budget; a rule that never says stop "
+                'counts as stopping at the end of it. "Share of the budget used" counts the '
+                "labels queried before the stop (the initial ones excluded).",
+                "",
+                self.stopping_overview_table(),
+                "",
+            ]
         for t in self.tasks:
             parts += [
                 f"## {t.name}",
@@ -883,6 +1003,8 @@ class BenchmarkResults:
                 f"Learning curves: `{t.name}.png`.",
                 "",
             ]
+            if self.stopping:
+                parts += [self.stopping_table(t.name), ""]
         return "\n".join(parts)
 
     def save(self, out=None, command=None, plots=True):
@@ -903,6 +1025,11 @@ class BenchmarkResults:
                 "ranks": self.ranks,
                 "critical_difference": self.critical_difference,
                 "cell_seconds_total": sum(self.cell_seconds.values()),
+                **(
+                    {"stopping": self.stopping, "stopping_summaries": self.stopping_summaries}
+                    if self.stopping
+                    else {}
+                ),
             },
         )
         paths["ranks"] = os.path.join(out, "ranks.csv")

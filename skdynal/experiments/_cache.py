@@ -71,6 +71,10 @@ def _rows_problem(rows, label, seed, expected):
             n_labels = expected["initial"] + i * expected["query"]
             if row["n_labels"] != n_labels:
                 return f"row {i} has {row['n_labels']!r} labels, the protocol gives {n_labels}"
+            if expected.get("stopping"):
+                problem = _stopping_problem(row, i, expected["stopping"])
+                if problem is not None:
+                    return problem
     return None
 
 
@@ -115,6 +119,10 @@ def protocol_key(protocol, config, arrays):
     key["net"] = _stable_repr(model if isinstance(model, (NeuralNet, str)) else model.__qualname__)
     key["module_kwargs"] = _stable_repr(sorted(protocol.module_kwargs.items()))
     key["net_kwargs"] = _stable_repr(sorted(protocol.net_kwargs.items()))
+    if protocol.stopping is not None:
+        key["stopping"] = [
+            [label, _stopping_fingerprint(spec)] for label, spec in protocol.stopping
+        ]
     return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -130,6 +138,31 @@ def _strategy_fingerprint(spec):
     params = strategy.get_params(deep=False)
     params.pop("random_state", None)
     return f"{spec} {_stable_repr(sorted(params.items()))}"
+
+
+def _stopping_fingerprint(spec):
+    """What a stopping rule is: its repr, with the parameters a name builds."""
+    if isinstance(spec, str):
+        from ..stopping import make_stopping_rule
+
+        return f"{spec} {_stable_repr(make_stopping_rule(spec))}"
+    return _stable_repr(spec)
+
+
+def _stopping_problem(row, i, labels):
+    """Why row ``i`` does not hold the records of the stopping rules ``labels``, or None."""
+    records = row.get("stopping")
+    if not isinstance(records, dict) or set(records) != set(labels):
+        return f"row {i} lacks the records of the stopping rules {list(labels)}"
+    for label, record in records.items():
+        statistic = record.get("statistic") if isinstance(record, dict) else math.nan
+        if not (
+            isinstance(record, dict)
+            and isinstance(record.get("stop"), bool)
+            and (statistic is None or (_is_number(statistic) and math.isfinite(statistic)))
+        ):
+            return f"row {i} has the stopping record {record!r} for {label!r}"
+    return None
 
 
 class CellCache:
@@ -154,16 +187,28 @@ class CellCache:
         The protocol's number of rounds, initial labels and labels per query: with them
         every stored cell must have ``rounds + 1`` rows with ``initial + r * query``
         labels in round ``r``. None checks only the rows' structure.
+    stopping : sequence of str, default=()
+        Labels of the protocol's stopping rules: with ``rounds``, every row must hold a
+        ``stopping`` record (statistic and stop flag) for each of them.
     """
 
-    def __init__(self, cells_dir, protocol_key, *, rounds=None, initial=None, query=None):
+    def __init__(
+        self, cells_dir, protocol_key, *, rounds=None, initial=None, query=None, stopping=()
+    ):
         self.cells_dir = cells_dir
         self.protocol_key = protocol_key
         given = [v is not None for v in (rounds, initial, query)]
         if any(given) and not all(given):
             raise TypeError("CellCache needs all of rounds, initial and query, or none.")
         self.expected = (
-            None if rounds is None else {"rounds": rounds, "initial": initial, "query": query}
+            None
+            if rounds is None
+            else {
+                "rounds": rounds,
+                "initial": initial,
+                "query": query,
+                "stopping": tuple(stopping),
+            }
         )
 
     def key(self, label, spec, seed):

@@ -149,6 +149,51 @@ def _normalize_strategies(strategies):
     return tuple(items)
 
 
+def _normalize_stopping(stopping):
+    """``((label, rule), ...)`` from names, rules, pairs or a dict of label -> rule, or None."""
+    from ..stopping import BaseStoppingRule, make_stopping_rule
+
+    if stopping is None:
+        return None
+    if isinstance(stopping, str | BaseStoppingRule):
+        stopping = [stopping]
+    if isinstance(stopping, dict):
+        items = list(stopping.items())
+    else:
+        try:
+            given = list(stopping)
+        except TypeError:
+            raise TypeError(
+                "stopping must be None, a stopping rule or its name, a list of them or a dict "
+                f"label -> rule, got {stopping!r}."
+            ) from None
+        items = []
+        for item in given:
+            if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+                items.append(item)
+            else:
+                items.append((_label_of(item), item))
+    if not items:
+        raise ValueError("stopping is empty; give None or at least one stopping rule.")
+    labels = [label for label, _ in items]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ValueError(
+            f"Stopping rule labels must be unique, got {duplicates} more than once; pass a dict "
+            "{label: rule} to name them."
+        )
+    for label, spec in items:
+        if isinstance(spec, str):
+            make_stopping_rule(spec)  # a clear ValueError for an unknown name
+        elif not isinstance(spec, BaseStoppingRule):
+            raise TypeError(
+                f"Stopping rule {label!r} must be a name from "
+                "skdynal.stopping.available_stopping_rules() or a skdynal.stopping rule, got "
+                f"{spec!r}."
+            )
+    return tuple(items)
+
+
 def _check_kwargs(kwargs, name):
     if kwargs is None:
         return {}
@@ -374,6 +419,16 @@ class ExperimentProtocol:
         Name of the data, recorded in the rows.
     baseline : str or None, default="random"
         Strategy that the summary compares the others with.
+    stopping : str, stopping rule, list or dict, default=None
+        Stopping rules to evaluate (:mod:`skdynal.stopping`): names from
+        :func:`skdynal.stopping.available_stopping_rules`, rule objects, ``(label, rule)``
+        pairs, or a dict label -> rule. The rules only watch: every cell still runs the
+        whole budget, and after every trained round each rule (a fresh clone per cell) is
+        updated on the model, the unlabeled pool (rows identified by their index in
+        ``X_train``) and a fixed stop set (the pool of round 0), so each row records the
+        rule's statistic and whether it has said stop by then. The rules use no random
+        numbers the training could see, so the accuracies are those of the same protocol
+        without rules. Stored as None or a tuple of ``(label, rule)`` pairs.
 
     References
     ----------
@@ -416,6 +471,7 @@ class ExperimentProtocol:
     net_kwargs: object = None
     dataset: str = "data"
     baseline: object = "random"
+    stopping: object = None
 
     def __post_init__(self):
         if self.optimizer not in _OPTIMIZERS:
@@ -453,6 +509,7 @@ class ExperimentProtocol:
             "module_kwargs": _check_kwargs(self.module_kwargs, "module_kwargs"),
             "net_kwargs": _check_kwargs(self.net_kwargs, "net_kwargs"),
             "dataset": str(self.dataset),
+            "stopping": _normalize_stopping(self.stopping),
         }
         for name, value in normalized.items():
             object.__setattr__(self, name, value)
@@ -461,6 +518,22 @@ class ExperimentProtocol:
     def labels(self):
         """The strategies' labels, in order (tuple of str)."""
         return tuple(label for label, _ in self.strategies)
+
+    @property
+    def stopping_labels(self):
+        """The stopping rules' labels, in order (tuple of str; empty without rules)."""
+        return () if self.stopping is None else tuple(label for label, _ in self.stopping)
+
+    def stopping_rules(self):
+        """Fresh, unfitted copies of the stopping rules: a list of ``(label, rule)``."""
+        from sklearn.base import clone
+
+        from ..stopping import make_stopping_rule
+
+        return [
+            (label, make_stopping_rule(spec) if isinstance(spec, str) else clone(spec))
+            for label, spec in self.stopping or ()
+        ]
 
     # ------------------------------------------------------------------ the data's part
 
@@ -542,6 +615,9 @@ class ExperimentProtocol:
             "format": CONFIG_FORMAT,
             "model_spec": _spec_to_json(self.model),
             "strategy_specs": {label: _spec_to_json(spec) for label, spec in self.strategies},
+            "stopping": None
+            if self.stopping is None
+            else {label: _spec_to_json(spec) for label, spec in self.stopping},
         }
 
     @classmethod
@@ -604,6 +680,15 @@ class ExperimentProtocol:
                     (label, _spec_from_json(specs[label], f"strategy {label!r}", "strategies"))
                     for label in config["strategies"]
                 ]
+        if "stopping" not in overrides and config.get("stopping") is not None:
+            if not isinstance(config["stopping"], dict):
+                raise ValueError(
+                    f"config.json's stopping must be null or a dict, got {config['stopping']!r}."
+                )
+            params["stopping"] = [
+                (label, _spec_from_json(spec, f"stopping rule {label!r}", "stopping"))
+                for label, spec in config["stopping"].items()
+            ]
         for name in ("module_kwargs", "net_kwargs"):
             if name not in overrides and name in config:
                 params[name] = _kwargs_from_json(config[name], name, legacy)

@@ -149,6 +149,28 @@ def format_summary_table(summary, baseline="random"):
     return "\n".join(lines)
 
 
+def format_stopping_table(summary, level=0.98):
+    """The summary of :func:`skdynal.experiments.summarize_stopping` as an aligned text table."""
+    if not summary:
+        return ""
+    strategy_width = max([8, *(len(e["strategy"]) for e in summary)])
+    rule_width = max([4, *(len(e["rule"]) for e in summary)])
+    header = (
+        f"{'strategy':<{strategy_width}} {'rule':<{rule_width}} {'labels at stop':>16} "
+        f"{'acc / full acc':>14} {f'< {level:.0%}':>7} {'never':>7}"
+    )
+    lines = [header]
+    for e in summary:
+        labels = f"{e['labels_mean']:.1f} of {e['budget']}"
+        early = f"{e['early']}/{e['n_runs']}"
+        never = f"{e['never']}/{e['n_runs']}"
+        lines.append(
+            f"{e['strategy']:<{strategy_width}} {e['rule']:<{rule_width}} {labels:>16} "
+            f"{_fmt(e['accuracy_ratio_mean'], '.3f'):>14} {early:>7} {never:>7}"
+        )
+    return "\n".join(lines)
+
+
 def plot_learning_curves(rows, path, title=None, baseline="random"):
     """Plot test accuracy against labels, mean ± standard error over seeds, per strategy.
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 import inspect
+import math
 import os
 import time
 import warnings
@@ -22,12 +23,13 @@ from ._protocol import ExperimentProtocol
 from ._registry import make_strategy
 from ._report import (
     format_accuracy_table,
+    format_stopping_table,
     format_summary_table,
     plot_learning_curves,
     write_csv,
     write_json,
 )
-from ._summary import summarize
+from ._summary import summarize, summarize_stopping
 
 # scikit-learn >= 1.8 with modAL 0.4.x, also when every strategy is a plain modAL function.
 _modal_compat.apply()
@@ -97,6 +99,15 @@ class ExperimentResults:
         """:meth:`summary` as aligned text."""
         return format_summary_table(self.summary(), baseline=self.baseline)
 
+    def stopping_summary(self, level=0.98):
+        """When each stopping rule of the protocol stops, per strategy (see
+        :func:`~skdynal.experiments.summarize_stopping`); empty without rules."""
+        return summarize_stopping(self.rows, level=level)
+
+    def stopping_table(self, level=0.98):
+        """:meth:`stopping_summary` as aligned text ("" without rules)."""
+        return format_stopping_table(self.stopping_summary(level), level=level)
+
     def plot(self, path, title=None):
         """Write the learning curves (mean ± standard error over seeds) to ``path``."""
         if title is None:
@@ -108,7 +119,8 @@ class ExperimentResults:
 
     def save(self, out, plot=True):
         """Write ``results.csv``, ``results.json``, ``summary.csv``, ``summary.json``,
-        ``config.json`` and ``learning_curve.png`` into the folder ``out``.
+        ``config.json`` and ``learning_curve.png`` into the folder ``out``, and with
+        stopping rules ``stopping.csv`` (:meth:`stopping_summary`).
 
         Returns
         -------
@@ -128,6 +140,10 @@ class ExperimentResults:
         write_csv(paths["summary_csv"], summary, SUMMARY_COLUMNS)
         write_json(paths["summary_json"], {"baseline": self.baseline, "strategies": summary})
         write_json(paths["config"], self.config)
+        stopping = self.stopping_summary()
+        if stopping:
+            paths["stopping_csv"] = os.path.join(out, "stopping.csv")
+            write_csv(paths["stopping_csv"], stopping, list(stopping[0]))
         if plot:
             paths["plot"] = self.plot(os.path.join(out, "learning_curve.png"))
         self.paths = paths
@@ -244,6 +260,34 @@ def initial_indices(y, size, random_state, balanced=False):
     return chosen
 
 
+def _update_rules(rules, learner, X_train, pool, stop_set):
+    """Update every stopping rule on this round's model; return the row's ``stopping``.
+
+    The global random generators are restored afterwards, so that the rules cannot change
+    the training that follows (skorch shuffles with torch's generator).
+    """
+    np_state = np.random.get_state()  # noqa: NPY002
+    with torch.random.fork_rng(devices=[]):
+        try:
+            record = {}
+            for label, rule in rules:
+                stop = rule.update(
+                    learner,
+                    X_train[pool],
+                    pool_ids=pool.tolist(),
+                    n_labeled=len(X_train) - len(pool),
+                    X_stop=stop_set,
+                )
+                statistic = rule.history_[-1]
+                record[label] = {
+                    "statistic": None if math.isnan(statistic) else statistic,
+                    "stop": bool(stop),
+                }
+        finally:
+            np.random.set_state(np_state)  # noqa: NPY002
+    return record
+
+
 def _epochs_trained(net, before):
     return len(net.history) - before
 
@@ -253,8 +297,12 @@ def _run_cell(label, strategy, seed, experiment, on_round=lambda: None):
     protocol, inas = experiment.protocol, experiment.inas
     X_train, y_train, X_test, y_test = experiment.arrays
     rows = []
+    rules = protocol.stopping_rules()
 
     def record(rnd, n_labels, acc, query_s, train_s, epochs, learner):
+        watched = {}
+        if rules:
+            watched = {"stopping": _update_rules(rules, learner, X_train, pool, stop_set)}
         searched = {}
         if inas:
             searched = {
@@ -274,6 +322,7 @@ def _run_cell(label, strategy, seed, experiment, on_round=lambda: None):
                 "query_seconds": query_s,
                 "train_seconds": train_s,
                 "train_epochs": epochs,
+                **watched,
             }
         )
         on_round()
@@ -283,6 +332,7 @@ def _run_cell(label, strategy, seed, experiment, on_round=lambda: None):
         y_train, protocol.initial, rng, balanced=protocol.initial_sampling == "balanced"
     )
     pool = np.setdiff1d(np.arange(len(X_train)), labeled)
+    stop_set = X_train[pool] if rules else None
     with seeded_global_rngs(seed), warnings.catch_warnings():
         # modAL passes check_X_y(force_all_finite=...), deprecated in scikit-learn 1.6.
         warnings.filterwarnings("ignore", message=".*force_all_finite.*", category=FutureWarning)
@@ -357,6 +407,7 @@ def run_experiment(
     net_kwargs=None,
     dataset="data",
     baseline="random",
+    stopping=None,
     out=None,
     resume=True,
     progress=True,
@@ -395,12 +446,13 @@ def run_experiment(
         :class:`ExperimentProtocol`).
     initial, query, rounds, seeds, epochs, lr, batch_size, optimizer, weight_decay, \
 device, reinit, train_until_fit, reset_optimizer, initial_sampling, inas, module_kwargs, \
-net_kwargs, dataset, baseline
+net_kwargs, dataset, baseline, stopping
         The rest of the protocol: the fields of :class:`ExperimentProtocol` of the same
         names, with the same meanings and defaults. They set the budget (the paper's M, b
         and R), the seeds, the training of every fit (including ``train_until_fit``,
-        ``reset_optimizer`` and iNAS), the draw of the initial set, and the dataset name and
-        baseline recorded in the results.
+        ``reset_optimizer`` and iNAS), the draw of the initial set, the dataset name and
+        baseline recorded in the results, and the stopping rules watched in every cell (see
+        :meth:`ExperimentResults.stopping_summary`).
     out : str or path-like, default=None
         Folder for the per-cell files and, at the end, the results (see
         :meth:`ExperimentResults.save`). None keeps everything in memory.
@@ -462,6 +514,7 @@ net_kwargs, dataset, baseline
         "net_kwargs": net_kwargs,
         "dataset": dataset,
         "baseline": baseline,
+        "stopping": stopping,
     }
     if protocol is None:
         protocol = ExperimentProtocol(**keywords)
@@ -528,7 +581,10 @@ class _Experiment:
         described = protocol.to_dict()
         # The keys of config.json in the order they have always had; those that format 2
         # added come last.
-        added = {key: described.pop(key) for key in ("format", "model_spec", "strategy_specs")}
+        added = {
+            key: described.pop(key)
+            for key in ("format", "model_spec", "strategy_specs", "stopping")
+        }
         config = {**described, "inas": self.inas}
         config["n_train"], config["n_test"] = len(X_train), len(X_test)
         config["protocol_key"] = protocol_key(protocol, config, self.arrays)
@@ -540,6 +596,7 @@ class _Experiment:
             rounds=protocol.rounds,
             initial=protocol.initial,
             query=protocol.query,
+            stopping=protocol.stopping_labels,
         )
 
     def cell(self, label, spec, seed, resume=True, on_round=lambda: None):

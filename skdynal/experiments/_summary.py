@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 from scipy import stats
 
-__all__ = ["learning_curve_auc", "learning_curves", "summarize"]
+__all__ = ["learning_curve_auc", "learning_curves", "summarize", "summarize_stopping"]
 
 
 def learning_curve_auc(n_labels, accuracy):
@@ -173,4 +173,63 @@ def summarize(rows, baseline="random"):
                 )
         summary.append(entry)
     _rank_by_auc(summary)
+    return summary
+
+
+def summarize_stopping(rows, level=0.98):
+    """When each stopping rule stops, and what accuracy it stops at, per strategy.
+
+    For every (strategy, seed) curve whose rows carry ``stopping`` records (a protocol with
+    ``stopping`` rules), a rule stops at the first round whose record says ``stop``; a rule
+    that never says stop is counted as stopping at the end of the budget. The accuracy
+    there is compared with the accuracy after the whole budget (the last round).
+
+    Parameters
+    ----------
+    rows : list of dict
+        Tidy rows of :func:`skdynal.experiments.run_experiment` run with ``stopping``.
+    level : float, default=0.98
+        A stop is "early" when its accuracy is below ``level`` times the whole budget's.
+
+    Returns
+    -------
+    summary : list of dict
+        One dict per (strategy, rule), strategies and rules in order of first appearance,
+        with ``strategy``, ``rule``, ``n_runs``; ``labels_mean`` (labels at the stop, mean
+        over seeds) and ``budget`` (labels of the whole budget); ``accuracy_ratio_mean``
+        (accuracy at the stop over the whole budget's, mean over seeds); ``early`` (seeds
+        stopping below ``level``) and ``never`` (seeds where the rule never said stop).
+        Empty when no row has records.
+    """
+    if not 0 < level <= 1:
+        raise ValueError(f"level must be in (0, 1], got {level!r}.")
+    grouped = {}
+    for row in rows:
+        if "stopping" in row:
+            grouped.setdefault(row["strategy"], {}).setdefault(row["seed"], []).append(row)
+    summary = []
+    for strategy, by_seed in grouped.items():
+        runs = [sorted(seed_rows, key=lambda r: r["round"]) for seed_rows in by_seed.values()]
+        for rule in runs[0][0]["stopping"]:
+            labels, ratios, early, never = [], [], 0, 0
+            for run in runs:
+                final = run[-1]["test_accuracy"]
+                at = next((r for r in run if r["stopping"][rule]["stop"]), None)
+                never += at is None
+                at = run[-1] if at is None else at
+                labels.append(at["n_labels"])
+                ratios.append(at["test_accuracy"] / final if final > 0 else math.nan)
+                early += at["test_accuracy"] < level * final
+            summary.append(
+                {
+                    "strategy": strategy,
+                    "rule": rule,
+                    "n_runs": len(runs),
+                    "labels_mean": float(np.mean(labels)),
+                    "budget": max(run[-1]["n_labels"] for run in runs),
+                    "accuracy_ratio_mean": float(np.mean(ratios)),
+                    "early": int(early),
+                    "never": int(never),
+                }
+            )
     return summary

@@ -5,15 +5,9 @@ import os
 import sys
 import time
 
-__all__ = ["build_parser", "main"]
+from ..stopping import available_stopping_rules
 
-RULES = {
-    "none": None,
-    "stabilizing": ("StabilizingPredictions", {}),
-    "uncertainty": ("OverallUncertainty", {}),
-    "change": ("ClassificationChange", {}),
-    "dynamics": ("DynamicsPlateau", {}),
-}
+__all__ = ["build_parser", "main"]
 
 
 def build_parser():
@@ -44,7 +38,12 @@ def build_parser():
     parser.add_argument("--initial", type=int, default=10, help="size of the initial batch")
     parser.add_argument("--n-pool", type=int, default=300, help="digits rows in the pool")
     parser.add_argument("--epochs", type=int, default=30, help="training epochs per round")
-    parser.add_argument("--stop", choices=sorted(RULES), default="stabilizing")
+    parser.add_argument(
+        "--stop",
+        choices=["none", *available_stopping_rules()],
+        default="stabilizing",
+        help="stopping rule (skdynal.stopping.make_stopping_rule), or none",
+    )
     parser.add_argument("--budget", type=int, default=None, help="also stop at this many labels")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -91,9 +90,8 @@ def _rule(args):
     from .. import stopping
 
     rules = []
-    if RULES[args.stop] is not None:
-        name, params = RULES[args.stop]
-        rules.append(getattr(stopping, name)(**params))
+    if args.stop != "none":
+        rules.append(stopping.make_stopping_rule(args.stop))
     if args.budget is not None:
         rules.append(stopping.LabelBudget(budget=args.budget))
     if len(rules) == 2:

@@ -9,6 +9,7 @@ first round the rule says stop. The same call works from a plain modAL loop, fro
 """
 
 from ._base import BaseStoppingRule, cohen_kappa
+from ._names import available_stopping_rules, make_stopping_rule
 from ._rules import (
     AnyRule,
     ClassificationChange,
@@ -26,5 +27,7 @@ __all__ = [
     "LabelBudget",
     "OverallUncertainty",
     "StabilizingPredictions",
+    "available_stopping_rules",
     "cohen_kappa",
+    "make_stopping_rule",
 ]

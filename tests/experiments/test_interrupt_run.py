@@ -148,7 +148,7 @@ def test_benchmark_worker_records_ctrl_c_when_idle_and_refuses_its_next_cell(mon
         signal.signal(signal.SIGINT, previous)
     task = _benchmark.BENCHMARK_TASKS["digits"].scaled(True)
     with pytest.raises(Interrupted, match="before the cell 'random' seed 0 started"):
-        _benchmark._run_job((task, "fixed", "random", 0, "unused", True))
+        _benchmark._run_job((task, "fixed", "random", 0, "unused", True, None))
 
 
 # ------------------------------------------------------------- Ctrl-C during the start-up
