@@ -32,7 +32,7 @@ def build_parser():
     )
     parser.add_argument("--dir", required=True, help="the loop's directory (journal, etc.)")
     parser.add_argument(
-        "--strategy", default="dynamical-balanced", help="query strategy (skdynal list)"
+        "--strategy", default="dynamical", help="query strategy (skdynal list)"
     )
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--initial", type=int, default=10, help="size of the initial batch")
