@@ -84,6 +84,7 @@ def digits_module():
     return (X / 16.0).astype(np.float32), y.astype(np.int64)
 
 
+@pytest.mark.slow  # hypothesis: about 1-2 s per strategy, ~20 s in all
 @pytest.mark.parametrize("strategy_class", STRATEGIES, ids=lambda cls: cls.__name__)
 def test_bad_and_edge_inputs(strategy_class, labeled):
     X_lab, y_lab = labeled

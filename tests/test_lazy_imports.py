@@ -44,6 +44,7 @@ def test_the_journal_does_not_import_torch_skorch_or_modal(code):
     assert _modules_after(code) == []
 
 
+@pytest.mark.slow  # fresh Python processes that import torch
 def test_documented_imports_still_work():
     loaded = _modules_after(
         "import skdynal\n"

@@ -112,6 +112,7 @@ def test_keyboard_interrupt_leaves_the_net_unchanged(labeled_and_pool):
     assert_unchanged(net.module_, before)
 
 
+@pytest.mark.slow  # a fresh Python process that imports torch
 def test_read_only_memory_mapped_pool_raises_no_torch_warning(tmp_path):
     # torch warns once per process, so the check runs in a fresh interpreter.
     script = f"""

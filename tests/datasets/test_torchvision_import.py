@@ -2,9 +2,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+@pytest.mark.slow  # a fresh Python process that imports torchvision
 def test_import_torchvision_works_in_a_fresh_interpreter():
     # In this process torchvision is already imported; only a fresh one shows whether the
     # CPU-torch / CUDA-extension workaround lets the import complete.

@@ -19,10 +19,13 @@ from ._crash import INJECTION_POINTS, Zygote, crash_campaign, reference_run, run
 from ._helpers import make_pool
 
 CFG = {"rounds": 5, "batch": 4, "seed": 0}
-pytestmark = pytest.mark.skipif(
-    not hasattr(os, "fork") or not hasattr(signal, "SIGKILL"),
-    reason="needs os.fork and SIGKILL (POSIX)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not hasattr(os, "fork") or not hasattr(signal, "SIGKILL"),
+        reason="needs os.fork and SIGKILL (POSIX)",
+    ),
+    pytest.mark.slow,  # forked children killed at every injection point: ~15 s in all
+]
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ def _clean_run(path, X, y):
     return loop
 
 
+@pytest.mark.slow  # a child process interrupted mid-training, then a clean run
 def test_sigint_during_training_stops_the_loop_and_resume_matches_a_clean_run(
     tmp_path, monkeypatch
 ):

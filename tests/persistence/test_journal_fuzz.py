@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -208,6 +209,7 @@ def read_tables(path):
 N_EXAMPLES = int(os.environ.get("SKDYNAL_FUZZ_EXAMPLES", "200"))
 
 
+@pytest.mark.slow  # hypothesis: many journals
 @settings(
     max_examples=N_EXAMPLES,
     deadline=None,

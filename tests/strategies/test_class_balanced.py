@@ -1,13 +1,19 @@
 """dynamicAL's class-balanced selection: the pseudo classes take turns."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from _nets import DigitsMLP, make_net
+from sklearn.base import clone
 
 from skdynal import DynamicALSampler
 from skdynal._selection import class_balanced_top_k
 from skdynal.datasets import load_digits_split
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_classes_take_turns_by_hand():
@@ -64,9 +70,49 @@ def test_sampler_leaves_the_net_untouched(fitted):
         assert torch.equal(value, before[key])
 
 
-def test_ray_scorer_gathers_scores_and_pseudo_labels_for_class_balanced_selection():
-    # RayScorer merges shards' top-k only for strategies that rank by a score; the
-    # class-balanced selection gathers every row's (score, pseudo label) instead.
-    balanced = DynamicALSampler(selection="class_balanced").capabilities()
-    assert not balanced.ranks_by_score and balanced.shardable
-    assert DynamicALSampler(selection="top_b").capabilities().ranks_by_score
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray instance (2 CPUs) whose workers import skdynal and tests/_nets.py."""
+    ray = pytest.importorskip("ray")
+    path = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path}},
+    )
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # starts a local Ray instance
+def test_ray_scorer_gathers_scores_and_pseudo_labels_for_class_balanced_selection(local_ray):
+    from skdynal.distributed import RayScorer
+
+    data = load_digits_split(random_state=0)
+    X, y = data.X_train[:60].astype(np.float64), data.y_train[:60]
+    X_pool = data.X_train[60:400].astype(np.float64)
+    net = make_net(DigitsMLP, max_epochs=5, module__dtype=torch.float64).fit(X, y)
+    kwargs = {"X_labeled": X, "y_labeled": y}
+    strategy = DynamicALSampler(selection="class_balanced", random_state=0)
+    # Not ranked by a score: RayScorer cannot merge the shards' top-k, it must gather
+    # every row's (score, pseudo label) from the shards and select on the driver.
+    assert not strategy.capabilities().ranks_by_score
+    # 340 rows in shards of 64 (50 rounded up to the batch size 32): 6 shards, 2 at a time
+    ray_scorer = RayScorer(clone(strategy), n_workers=2, shard_size=50)
+    indices, scores = ray_scorer.select(net, X_pool, 25, **kwargs)
+    local_indices, local_scores = clone(strategy).select(net, X_pool, 25, **kwargs)
+    np.testing.assert_array_equal(indices, local_indices)
+    np.testing.assert_allclose(scores, local_scores, rtol=1e-12, atol=0)
+    # the batch is the class-balanced order of all rows' scores and pseudo labels
+    all_scores = RayScorer(DynamicALSampler(), n_workers=2, shard_size=50).score(
+        net, X_pool, **kwargs
+    )
+    labels = net.predict(X_pool)
+    expected = class_balanced_top_k(all_scores, labels, 25, np.random.RandomState(0))
+    np.testing.assert_array_equal(indices, expected)
+    # and it is not the top 25 by score: the pseudo classes took turns
+    assert set(indices.tolist()) != set(np.argsort(-all_scores)[:25].tolist())
+    first = labels[indices[: len(np.unique(labels))]]
+    assert len(np.unique(first)) == len(np.unique(labels))
