@@ -215,6 +215,20 @@ def test_overflow_inside_the_model_is_explained_as_locally(strategy, data):
     assert str(remote.value) == str(local.value)
 
 
+def test_a_workers_error_is_the_local_error_with_the_workers_traceback_as_cause(data):
+    net, _, _, X_pool = data
+    X_bad = X_pool.copy()
+    X_bad[250, 3] = np.nan  # a Dataset's rows are checked as they are read: on a worker
+    pool = TensorDataset(torch.from_numpy(X_bad), torch.zeros(len(X_bad)))
+    with pytest.raises(ValueError) as local:
+        EGLSampler().select(net, pool, 3)
+    with pytest.raises(ValueError) as remote:
+        RayScorer(EGLSampler(), shard_size=64).select(net, pool, 3)
+    assert type(remote.value) is ValueError and str(remote.value) == str(local.value)
+    assert isinstance(remote.value.__cause__, ray.exceptions.RayTaskError)
+    assert "check_finite_batch" in str(remote.value.__cause__)  # the worker's traceback
+
+
 def test_missing_file(data, tmp_path):
     net, _, _, _ = data
     with pytest.raises(FileNotFoundError, match="not a file"):
