@@ -28,6 +28,7 @@ __all__ = [
     "BaseQueryStrategy",
     "BaseScoringStrategy",
     "LocalPool",
+    "QueryBackend",
     "StrategyCapabilities",
     "explain_non_finite",
     "run_hook",
@@ -118,9 +119,9 @@ class LocalPool:
     """The pool as a strategy's selection sees it, scored in this process.
 
     :meth:`BaseQueryStrategy.select_from_outputs` receives one to run further passes over
-    the pool (:meth:`map`) and to read chosen rows (:meth:`take`).
-    :class:`~skdynal.distributed.RayScorer` hands over an object with the same methods that
-    runs the passes on shards.
+    the pool (:meth:`map`) and to read chosen rows (:meth:`take`). It is the pool object of
+    :class:`QueryBackend`; :class:`~skdynal.distributed.RayScorer`'s backend hands over an
+    object with the same methods that runs the passes on shards.
 
     Attributes
     ----------
@@ -291,39 +292,152 @@ class BaseQueryStrategy(BaseEstimator):
         that do not rank by a score).
         """
         self.check_params()
-        adapter, X_pool = self._prepare(learner, X_pool, X_labeled, y_labeled)
-        n_instances = check_n_instances(n_instances, len(X_pool))
-        random_state = check_random_state(self.random_state)
-        with _explained_non_finite(adapter, X_pool):
-            state = self.round_state(adapter)
-            pool = LocalPool(self, adapter, state, X_pool)
-            if self.capabilities().reads_pool:
-                outputs = pool.map()
-            else:
-                outputs = None
-                _check_dataset_rows(adapter, X_pool)
-            indices, scores = self.select_from_outputs(
-                adapter, state, outputs, n_instances, random_state, pool
-            )
-        indices = check_selection(indices, n_instances, len(X_pool), type(self).__name__)
-        return indices, scores
+        return QueryBackend().select(
+            self,
+            learner,
+            X_pool,
+            n_instances,
+            X_labeled=X_labeled,
+            y_labeled=y_labeled,
+            random_state=self.random_state,
+        )
 
     def _prepare(self, learner, X_pool, X_labeled, y_labeled):
+        """``(adapter, X_pool)`` after the checks of every query (:meth:`QueryBackend.prepare`)."""
+        return QueryBackend().prepare(self, learner, X_pool, X_labeled, y_labeled)
+
+
+class QueryBackend:
+    """Where a query runs: the one path of every query, in this process or on a cluster.
+
+    :meth:`BaseQueryStrategy.select` and :meth:`BaseScoringStrategy.score` run through this
+    class, in this process; :class:`~skdynal.distributed.RayScorer` runs the same
+    :meth:`select` and :meth:`score` through a subclass whose passes over the pool run on Ray
+    workers. The checks of the learner, the labeled set, the net's parameters, the pool and
+    the strategy's capabilities, the round's state, the explanation of non-finite values and
+    the check of the chosen rows are therefore the same wherever the pool is processed: a bad
+    input gets the same error.
+
+    A subclass changes where the pool is read and processed by overriding the hooks
+    :meth:`check_pool`, :meth:`check_pool_castable`, :meth:`open_pool` and
+    :meth:`select_from_pool`.
+    """
+
+    def prepare(self, strategy, learner, X_pool, X_labeled=None, y_labeled=None):
+        """Resolve the learner and check every input of a query of ``strategy``.
+
+        Parameters
+        ----------
+        strategy : BaseQueryStrategy
+        learner : modAL learner or skorch.NeuralNet
+        X_pool : array-like
+            The pool, as the caller gave it.
+        X_labeled, y_labeled : array-like, default=None
+            The labeled set, for a bare net (or to override the learner's).
+
+        Returns
+        -------
+        adapter : NetAdapter
+        X_pool : array-like, torch Dataset or numpy.memmap
+            The pool as :meth:`check_pool` returns it.
+        """
         adapter = resolve_learner(learner, X_labeled=X_labeled, y_labeled=y_labeled)
-        X_pool = check_pool(X_pool)
+        X_pool = self.check_pool(X_pool)
         if adapter.X_labeled is not None:
             # Before the parameters: a net trained on a NaN row has NaN parameters, and the
             # row is the cause to name.
             check_finite_input(adapter.X_labeled, "The labeled set X_labeled")
         check_finite_parameters(adapter.module)
-        check_castable(X_pool, adapter.dtype, "X_pool")
+        self.check_pool_castable(X_pool, adapter.dtype)
         if adapter.X_labeled is not None:
             check_castable(adapter.X_labeled, adapter.dtype, "The labeled set X_labeled")
         check_feature_shape(X_pool, adapter.X_labeled)
         if adapter.has_labeled:
             adapter.check_labels()
-        check_capabilities(self, adapter)
+        check_capabilities(strategy, adapter)
         return adapter, X_pool
+
+    def select(
+        self,
+        strategy,
+        learner,
+        X_pool,
+        n_instances=1,
+        *,
+        X_labeled=None,
+        y_labeled=None,
+        random_state=None,
+    ):
+        """Choose ``n_instances`` rows of ``X_pool`` with ``strategy``: ``(indices, scores)``.
+
+        The strategy's parameters are not checked here (its caller does:
+        :meth:`BaseQueryStrategy.check_params`).
+
+        Parameters
+        ----------
+        strategy : BaseQueryStrategy
+        learner, X_pool, n_instances, X_labeled, y_labeled
+            As in :meth:`BaseQueryStrategy.select`.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the selection's randomness.
+
+        Returns
+        -------
+        indices : ndarray of int
+        scores : ndarray of float or None
+        """
+        adapter, X_pool = self.prepare(strategy, learner, X_pool, X_labeled, y_labeled)
+        n_instances = check_n_instances(n_instances, len(X_pool))
+        random_state = check_random_state(random_state)
+        with _explained_non_finite(adapter, X_pool):
+            state = strategy.round_state(adapter)
+            pool = self.open_pool(strategy, adapter, state, X_pool)
+            indices, scores = self.select_from_pool(pool, n_instances, random_state)
+        indices = check_selection(indices, n_instances, len(X_pool), type(strategy).__name__)
+        return indices, scores
+
+    def score(self, strategy, learner, X_pool, *, X_labeled=None, y_labeled=None):
+        """The scores of every row of ``X_pool`` (:meth:`BaseScoringStrategy.score_batch`).
+
+        Returns
+        -------
+        scores : ndarray of shape (n_pool,), dtype float64
+        """
+        adapter, X_pool = self.prepare(strategy, learner, X_pool, X_labeled, y_labeled)
+        with _explained_non_finite(adapter, X_pool):
+            state = strategy.round_state(adapter)
+            return self.open_pool(strategy, adapter, state, X_pool).map("score_batch")
+
+    # --- the hooks of a backend -------------------------------------------------------------
+
+    def check_pool(self, X_pool):
+        """Check the pool's structure and values; return it as the round reads it.
+
+        Here the whole pool is checked (a ``Dataset``'s rows as the pool loop reads them),
+        and dicts and sparse matrices come back wrapped in a ``Dataset``.
+        """
+        return check_pool(X_pool)
+
+    def check_pool_castable(self, X_pool, dtype):
+        """Raise if finite values of the pool overflow the module's ``dtype``."""
+        check_castable(X_pool, dtype, "X_pool")
+
+    def open_pool(self, strategy, adapter, state, X_pool):
+        """The pool object of one round (:class:`LocalPool` here), once its state is known."""
+        return LocalPool(strategy, adapter, state, X_pool)
+
+    def select_from_pool(self, pool, n_instances, random_state):
+        """The round's selection: the strategy's :meth:`~BaseQueryStrategy.select_from_outputs`
+        on the per-row outputs of the whole pool (none when it does not read the pool)."""
+        strategy = pool.strategy
+        if strategy.capabilities().reads_pool:
+            outputs = pool.map()
+        else:
+            outputs = None
+            _check_dataset_rows(pool.adapter, pool.X)
+        return strategy.select_from_outputs(
+            pool.adapter, pool.state, outputs, n_instances, random_state, pool
+        )
 
 
 def _check_dataset_rows(adapter, X_pool):
@@ -421,10 +535,9 @@ class BaseScoringStrategy(BaseQueryStrategy):
         scores : ndarray of shape (n_pool,), dtype float64
         """
         self.check_params()
-        adapter, X_pool = self._prepare(learner, X_pool, X_labeled, y_labeled)
-        with _explained_non_finite(adapter, X_pool):
-            state = self.round_state(adapter)
-            return LocalPool(self, adapter, state, X_pool).map("score_batch")
+        return QueryBackend().score(
+            self, learner, X_pool, X_labeled=X_labeled, y_labeled=y_labeled
+        )
 
 
 def check_finite_parameters(module):

@@ -12,6 +12,7 @@ from ._base import (
     BaseQueryStrategy,
     BaseScoringStrategy,
     LocalPool,
+    QueryBackend,
     StrategyCapabilities,
     run_hook,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "BaseScoringStrategy",
     "LocalPool",
     "NetAdapter",
+    "QueryBackend",
     "StrategyCapabilities",
     "run_hook",
 ]

@@ -1,6 +1,5 @@
 """Score the pool on a Ray cluster, shard by shard, with the same answer as local scoring."""
 
-import contextlib
 import copy
 import dataclasses
 import mmap
@@ -11,26 +10,15 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from sklearn.utils import check_random_state
 
-from .._adapter import NetAdapter, resolve_learner
-from .._base import (
+from .._streaming import pool_rows, take_rows
+from .._validation import NonFiniteValues, StrictInterval, check_castable, check_pool
+from ..base import (
     BaseQueryStrategy,
     BaseScoringStrategy,
-    check_capabilities,
-    explain_non_finite,
+    NetAdapter,
+    QueryBackend,
     run_hook,
-)
-from .._selection import check_selection
-from .._streaming import pool_rows, take_rows
-from .._validation import (
-    Hidden,
-    NonFiniteValues,
-    StrictInterval,
-    StrOptions,
-    check_feature_shape,
-    check_n_instances,
-    check_pool,
 )
 from ._sharding import merge_top_k, shard_bounds, shard_top_k, tie_break_ranks
 
@@ -65,20 +53,9 @@ class _StoredPool:
         return import_ray().get(self.ref)
 
 
-class _NpyFile:
-    """A ``.npy`` file every worker can read, memory-mapped on the worker."""
-
-    checked_on_driver = False
-
-    def __init__(self, path):
-        self.path = path
-
-    def open(self):
-        return np.load(self.path, mmap_mode="r", allow_pickle=False)
-
-
 class _MemmapFile:
-    """A whole-file ``numpy.memmap`` reopened on the worker from its file name and layout."""
+    """A whole-file ``numpy.memmap`` (a memory-mapped ``.npy`` among them) reopened on the
+    worker from its file name and layout; its values are checked where they are read."""
 
     checked_on_driver = False
 
@@ -120,31 +97,40 @@ def _check_lazy_pool(X, what):
     return X
 
 
-def _pool_source(X_pool, ray):
-    """``(view, source)``: a driver-side view of the pool (for its length and row shape) and
-    a picklable description of how workers read it."""
-    if isinstance(X_pool, (str, os.PathLike)):
-        path = os.path.abspath(os.fspath(X_pool))
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"X_pool is the path {path!r}, which is not a file; give a .npy file that "
-                "every Ray worker can read (or an array)."
-            )
-        try:
-            view = np.load(path, mmap_mode="r", allow_pickle=False)
-        except ValueError as exc:
-            raise ValueError(
-                f"X_pool path {path!r} is not a .npy array file that numpy can memory-map: {exc}"
-            ) from exc
-        if not isinstance(view, np.ndarray):
-            raise ValueError(f"X_pool path {path!r} must be a .npy file, not an archive.")
-        return _check_lazy_pool(view, f"X_pool ({path})"), _NpyFile(path)
-    if _is_whole_file_memmap(X_pool):
-        return _check_lazy_pool(X_pool, "X_pool"), _MemmapFile(X_pool)
-    X_pool = check_pool(X_pool)
-    if torch.is_tensor(X_pool):
-        X_pool = X_pool.cpu()  # workers may have no GPU, or another one
-    return X_pool, _StoredPool(ray.put(X_pool))
+def _load_npy(X_pool):
+    """The memory map of the ``.npy`` file at the path ``X_pool``."""
+    path = os.path.abspath(os.fspath(X_pool))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"X_pool is the path {path!r}, which is not a file; give a .npy file that "
+            "every Ray worker can read (or an array)."
+        )
+    try:
+        view = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        raise ValueError(
+            f"X_pool path {path!r} is not a .npy array file that numpy can memory-map: {exc}"
+        ) from exc
+    if not isinstance(view, np.ndarray):
+        raise ValueError(f"X_pool path {path!r} must be a .npy file, not an archive.")
+    return _check_lazy_pool(view, f"X_pool ({path})")
+
+
+class _RefusedFileRows(ValueError):
+    """Rows of a file-backed pool hold values that the checks of a local query refuse.
+
+    Raised where the rows are read (a worker, or the driver for a few rows); the driver then
+    runs the local checks on the whole pool, whose error names the row as a local query does.
+    """
+
+
+def _check_file_rows(X_rows, dtype):
+    """The local checks of the values of rows read from a file-backed pool."""
+    try:
+        check_pool(X_rows)
+        check_castable(X_rows, dtype, "X_pool")
+    except ValueError as exc:
+        raise _RefusedFileRows(str(exc)) from None
 
 
 # --- the worker side ----------------------------------------------------------------------
@@ -236,7 +222,7 @@ def _run_shard(payload, source, start, stop, task, device, num_threads):
     kwargs = {} if kwargs is None else _to_device(ray.get(kwargs[0]), device)
     X_rows = pool_rows(source.open(), start, stop)
     if not source.checked_on_driver:
-        check_pool(X_rows)
+        _check_file_rows(X_rows, adapter.dtype)
     with warnings.catch_warnings():
         # Rows from the object store or a read-only memory map are not writable; scoring
         # only reads them.
@@ -279,20 +265,13 @@ def _put_payload(ray, adapter, strategy, state):
     )
 
 
-_DEPRECATED = {
-    "num_workers": "n_workers",
-    "num_cpus_per_worker": "n_cpus_per_worker",
-    "num_gpus_per_worker": "n_gpus_per_worker",
-}
-
-
 class RayPool:
     """The pool as a wrapped strategy's selection sees it under :class:`RayScorer`.
 
-    The same methods as :class:`skdynal._base.LocalPool`: :meth:`map` runs a per-batch hook
+    The same methods as :class:`skdynal.base.LocalPool`: :meth:`map` runs a per-batch hook
     of the strategy over the pool, shard by shard on the Ray workers (with ``rows``, over
     a few rows in the driver's process); :meth:`take` reads rows on the driver. One is
-    made per round, after the round's state is in the object store.
+    made per round by the Ray backend, after the round's state is in the object store.
 
     Attributes
     ----------
@@ -322,7 +301,10 @@ class RayPool:
         if rows is not None:
             X_rows = self.take(rows)
             if not self._source.checked_on_driver:
-                check_pool(X_rows)
+                try:
+                    _check_file_rows(X_rows, self.adapter.dtype)
+                except _RefusedFileRows as exc:
+                    self._raise_as_locally(exc)
             return run_hook(self.strategy, self.adapter, self.state, X_rows, hook, **kwargs)
         kwargs_ref = [self._round.ray.put(_to_device(kwargs, "cpu"))] if kwargs else None
         pieces = self.map_shards((hook, kwargs_ref, None))
@@ -369,8 +351,30 @@ class RayPool:
                 next_shard += 1
             done, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in done:
-                results[in_flight.pop(ref)] = ray.get(ref)
+                try:
+                    results[in_flight.pop(ref)] = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    self._raise_as_locally(exc)
         return results
+
+    def _raise_as_locally(self, exc):
+        """Raise the error a local query raises where a shard (or a few rows) failed.
+
+        A worker's error arrives as Ray's task error; its cause, the strategy's own error,
+        is raised instead (with the task error, which holds the worker's traceback, as its
+        cause), so that the caller gets the same type and message as locally. Values that
+        a worker refused in a file-backed pool are checked again on the driver with the
+        local checks, whose error names the first such row of the pool.
+        """
+        cause = getattr(exc, "cause", exc)
+        if isinstance(cause, _RefusedFileRows):
+            default = QueryBackend()
+            default.check_pool(self.X)
+            default.check_pool_castable(self.X, self.adapter.dtype)
+            raise ValueError(str(cause)) from exc  # the file changed since the worker read it
+        if isinstance(cause, Exception) and cause is not exc:
+            raise cause from exc
+        raise exc
 
 
 @dataclasses.dataclass
@@ -389,11 +393,78 @@ class _Round:
     max_retries: int
 
 
+class _RayBackend(QueryBackend):
+    """The query path of :class:`~skdynal.base.QueryBackend`, with the pool on Ray workers.
+
+    Every check of the inputs is the local one, with one exception: the values of a
+    file-backed pool (a ``.npy`` path or a whole-file memory map) are not read on the
+    driver but checked by the workers as they read their rows (:func:`_check_file_rows`).
+    """
+
+    def __init__(self, scorer):
+        self.n_workers = scorer.n_workers
+        self.n_cpus = scorer.n_cpus_per_worker
+        self.n_gpus = scorer.n_gpus_per_worker
+        self.shard_size = scorer.shard_size
+        self.max_retries = scorer.max_retries
+        self.address = scorer.address
+
+    def check_pool(self, X_pool):
+        """The driver's view of the pool: a memory map for file-backed pools (their header
+        checked), the locally checked pool else (a tensor on the CPU: workers may have no
+        GPU, or another one)."""
+        if isinstance(X_pool, (str, os.PathLike)):
+            return _load_npy(X_pool)
+        if _is_whole_file_memmap(X_pool):
+            return _check_lazy_pool(X_pool, "X_pool")
+        X_pool = super().check_pool(X_pool)
+        return X_pool.cpu() if torch.is_tensor(X_pool) else X_pool
+
+    def check_pool_castable(self, X_pool, dtype):
+        if not _is_whole_file_memmap(X_pool):  # else on the workers, with the values
+            super().check_pool_castable(X_pool, dtype)
+
+    def open_pool(self, strategy, adapter, state, X_pool):
+        """Start Ray if needed and put the round (net, strategy, state) and the pool (unless
+        workers read it from its file) in the object store."""
+        ray = import_ray()
+        if not ray.is_initialized():
+            ray.init(address=self.address)
+        source = (
+            _MemmapFile(X_pool) if _is_whole_file_memmap(X_pool) else _StoredPool(ray.put(X_pool))
+        )
+        round_ = _Round(
+            ray=ray,
+            adapter=adapter,
+            strategy=strategy,
+            state=state,
+            payload_ref=_put_payload(ray, adapter, strategy, state),
+            n_workers=self.n_workers,
+            n_cpus=self.n_cpus,
+            n_gpus=self.n_gpus,
+            shard_size=self.shard_size,
+            max_retries=self.max_retries,
+        )
+        return RayPool(round_, X_pool, source)
+
+    def select_from_pool(self, pool, n_instances, random_state):
+        """Each shard's best rows merged into the pool's top ``n_instances`` for strategies
+        that rank by a score; the local selection on the gathered outputs else."""
+        if not pool.strategy.capabilities().ranks_by_score:
+            return super().select_from_pool(pool, n_instances, random_state)
+        ray = pool._round.ray
+        ranks_ref = ray.put(tie_break_ranks(len(pool), random_state))
+        task = ("batch_outputs", None, (n_instances, [ranks_ref]))
+        return merge_top_k(pool.map_shards(task), n_instances)
+
+
 class RayScorer(BaseQueryStrategy):
     """Run a query strategy's per-sample work on a Ray cluster; same answer as local.
 
-    The driver resolves the learner and computes the round's state once
-    (:meth:`~skdynal._base.BaseQueryStrategy.round_state`: for dynamicAL the labeled-set
+    The driver resolves the learner, checks the inputs as a local query does (the same
+    :class:`~skdynal.base.QueryBackend` path: a bad input gets the same error), computes the
+    round's state once
+    (:meth:`~skdynal.base.BaseQueryStrategy.round_state`: for dynamicAL the labeled-set
     gradient ``G``; for Coreset the labeled set's embeddings), puts the pickled skorch net,
     the strategy and that state in Ray's object store, and Ray tasks run the strategy's
     per-batch hooks on shards of the pool on CPU or GPU workers, at most ``n_workers`` at
@@ -425,7 +496,8 @@ class RayScorer(BaseQueryStrategy):
     (``numpy.load(path, mmap_mode="r")``) or the path of a ``.npy`` file. File-backed pools
     are opened with ``mmap_mode="r"`` on every worker, so the pool never passes through the
     driver: the path must be readable on every node (a shared file system), and its values
-    are checked for NaN on the workers.
+    are checked on the workers (a refused value is then looked for on the driver, so that
+    the error names the row as locally).
 
     Parameters
     ----------
@@ -455,21 +527,6 @@ class RayScorer(BaseQueryStrategy):
     random_state : int, RandomState instance or None, default=None
         Seeds the selection's randomness (tie-breaking, k-means++ or k-center draws) when
         given; ``None`` uses the wrapped strategy's ``random_state``.
-    num_workers : int, default="deprecated"
-        Deprecated alias of ``n_workers``.
-
-        .. deprecated:: 0.1
-           Renamed to ``n_workers``; ``num_workers`` will be removed in 0.3.
-    num_cpus_per_worker : float, default="deprecated"
-        Deprecated alias of ``n_cpus_per_worker``.
-
-        .. deprecated:: 0.1
-           Renamed to ``n_cpus_per_worker``; will be removed in 0.3.
-    num_gpus_per_worker : float, default="deprecated"
-        Deprecated alias of ``n_gpus_per_worker``.
-
-        .. deprecated:: 0.1
-           Renamed to ``n_gpus_per_worker``; will be removed in 0.3.
 
     Notes
     -----
@@ -502,18 +559,6 @@ class RayScorer(BaseQueryStrategy):
         "max_retries": [StrictInterval(numbers.Integral, 0, None, closed="left")],
         "address": [str, None],
         "random_state": ["random_state"],
-        "num_workers": [
-            StrictInterval(numbers.Integral, 1, None, closed="left"),
-            Hidden(StrOptions({"deprecated"})),
-        ],
-        "num_cpus_per_worker": [
-            StrictInterval(numbers.Real, 0, None, closed="neither"),
-            Hidden(StrOptions({"deprecated"})),
-        ],
-        "num_gpus_per_worker": [
-            StrictInterval(numbers.Real, 0, None, closed="left"),
-            Hidden(StrOptions({"deprecated"})),
-        ],
     }
 
     def __init__(
@@ -527,9 +572,6 @@ class RayScorer(BaseQueryStrategy):
         max_retries=3,
         address=None,
         random_state=None,
-        num_workers="deprecated",
-        num_cpus_per_worker="deprecated",
-        num_gpus_per_worker="deprecated",
     ):
         self.strategy = strategy
         self.n_workers = n_workers
@@ -539,9 +581,6 @@ class RayScorer(BaseQueryStrategy):
         self.max_retries = max_retries
         self.address = address
         self.random_state = random_state
-        self.num_workers = num_workers
-        self.num_cpus_per_worker = num_cpus_per_worker
-        self.num_gpus_per_worker = num_gpus_per_worker
 
     def _strategy(self):
         if self.strategy is None:
@@ -553,24 +592,6 @@ class RayScorer(BaseQueryStrategy):
     def capabilities(self):
         """The wrapped strategy's capabilities."""
         return self._strategy().capabilities()
-
-    def _resources(self):
-        """``(n_workers, n_cpus_per_worker, n_gpus_per_worker)``, the deprecated aliases
-        taking precedence (with a ``FutureWarning``) when given."""
-        values = []
-        for old, new in _DEPRECATED.items():
-            value = getattr(self, old)
-            if isinstance(value, str) and value == "deprecated":
-                values.append(getattr(self, new))
-                continue
-            warnings.warn(
-                f"RayScorer's {old!r} was renamed to {new!r} in 0.1 and will be removed in "
-                f"0.3; pass {new}={value!r} instead.",
-                FutureWarning,
-                stacklevel=3,
-            )
-            values.append(value)
-        return tuple(values)
 
     def _seed(self, strategy):
         if self.random_state is not None:
@@ -599,24 +620,15 @@ class RayScorer(BaseQueryStrategy):
             What the wrapped strategy's ``select`` returns as scores.
         """
         strategy = self._check_strategy()
-        resources = self._resources()
-        ray, adapter, view, source = self._prepare_round(
-            strategy, learner, X_pool, X_labeled, y_labeled
+        return _RayBackend(self).select(
+            strategy,
+            learner,
+            X_pool,
+            n_instances,
+            X_labeled=X_labeled,
+            y_labeled=y_labeled,
+            random_state=self._seed(strategy),
         )
-        n_instances = check_n_instances(n_instances, len(view))
-        random_state = check_random_state(self._seed(strategy))
-        with _explained_non_finite(adapter, view):
-            pool = self._start_round(ray, adapter, strategy, view, source, resources)
-            if strategy.capabilities().ranks_by_score:
-                ranks_ref = ray.put(tie_break_ranks(len(view), random_state))
-                task = ("batch_outputs", None, (n_instances, [ranks_ref]))
-                indices, scores = merge_top_k(pool.map_shards(task), n_instances)
-            else:
-                indices, scores = strategy.select_from_outputs(
-                    adapter, pool.state, pool.map(), n_instances, random_state, pool
-                )
-        indices = check_selection(indices, n_instances, len(view), type(strategy).__name__)
-        return indices, scores
 
     def score(self, learner, X_pool, *, X_labeled=None, y_labeled=None):
         """Score every row of the pool on the cluster (scoring strategies only).
@@ -639,31 +651,9 @@ class RayScorer(BaseQueryStrategy):
             raise TypeError(
                 f"{type(strategy).__name__} does not rank rows by a score; use select()."
             )
-        resources = self._resources()
-        ray, adapter, view, source = self._prepare_round(
-            strategy, learner, X_pool, X_labeled, y_labeled
+        return _RayBackend(self).score(
+            strategy, learner, X_pool, X_labeled=X_labeled, y_labeled=y_labeled
         )
-        with _explained_non_finite(adapter, view):
-            pool = self._start_round(ray, adapter, strategy, view, source, resources)
-            return np.concatenate(pool.map_shards(("score_batch", None, None)))
-
-    def _start_round(self, ray, adapter, strategy, view, source, resources):
-        """The round's state on the driver, put in the object store with the net."""
-        state = strategy.round_state(adapter)
-        n_workers, n_cpus, n_gpus = resources
-        round_ = _Round(
-            ray=ray,
-            adapter=adapter,
-            strategy=strategy,
-            state=state,
-            payload_ref=_put_payload(ray, adapter, strategy, state),
-            n_workers=n_workers,
-            n_cpus=n_cpus,
-            n_gpus=n_gpus,
-            shard_size=self.shard_size,
-            max_retries=self.max_retries,
-        )
-        return RayPool(round_, view, source)
 
     def _check_strategy(self):
         """Validate the parameters (and the wrapped strategy's) and return the strategy."""
@@ -684,24 +674,3 @@ class RayScorer(BaseQueryStrategy):
                 f"{reason} (capabilities().shardable / reads_pool). Run it locally instead."
             )
         return strategy
-
-    def _prepare_round(self, strategy, learner, X_pool, X_labeled, y_labeled):
-        ray = import_ray()
-        adapter = resolve_learner(learner, X_labeled=X_labeled, y_labeled=y_labeled)
-        if not ray.is_initialized():
-            ray.init(address=self.address)
-        view, source = _pool_source(X_pool, ray)
-        check_feature_shape(view, adapter.X_labeled)
-        check_capabilities(strategy, adapter)
-        return ray, adapter, view, source
-
-
-@contextlib.contextmanager
-def _explained_non_finite(adapter, X_pool):
-    """Non-finite outputs of the workers (or the driver) as the local strategy explains
-    them; a worker's error arrives as Ray's task error, an instance of the cause's class."""
-    try:
-        yield
-    except NonFiniteValues as exc:
-        cause = getattr(exc, "cause", exc)
-        raise explain_non_finite(adapter, X_pool, cause) from None

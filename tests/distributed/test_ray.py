@@ -8,7 +8,6 @@ import dataclasses
 import importlib.util
 import os
 import pickle
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +215,20 @@ def test_overflow_inside_the_model_is_explained_as_locally(strategy, data):
     assert str(remote.value) == str(local.value)
 
 
+def test_a_workers_error_is_the_local_error_with_the_workers_traceback_as_cause(data):
+    net, _, _, X_pool = data
+    X_bad = X_pool.copy()
+    X_bad[250, 3] = np.nan  # a Dataset's rows are checked as they are read: on a worker
+    pool = TensorDataset(torch.from_numpy(X_bad), torch.zeros(len(X_bad)))
+    with pytest.raises(ValueError) as local:
+        EGLSampler().select(net, pool, 3)
+    with pytest.raises(ValueError) as remote:
+        RayScorer(EGLSampler(), shard_size=64).select(net, pool, 3)
+    assert type(remote.value) is ValueError and str(remote.value) == str(local.value)
+    assert isinstance(remote.value.__cause__, ray.exceptions.RayTaskError)
+    assert "check_finite_batch" in str(remote.value.__cause__)  # the worker's traceback
+
+
 def test_missing_file(data, tmp_path):
     net, _, _, _ = data
     with pytest.raises(FileNotFoundError, match="not a file"):
@@ -320,7 +333,6 @@ def test_score_needs_a_scoring_strategy(data):
         ({"n_gpus_per_worker": -1}, "'n_gpus_per_worker' parameter of RayScorer"),
         ({"shard_size": 0}, "'shard_size' parameter of RayScorer"),
         ({"max_retries": -1}, "'max_retries' parameter of RayScorer"),
-        ({"num_workers": 0}, "'num_workers' parameter of RayScorer"),
         ({"strategy": "margin"}, "'strategy' parameter of RayScorer"),
     ],
 )
@@ -330,27 +342,20 @@ def test_bad_parameters(params, match, data):
         RayScorer(**{"strategy": EGLSampler(), **params}).select(net, X_pool, 3)
 
 
-@pytest.mark.parametrize(
-    ("old", "new", "value"),
-    [
-        ("num_workers", "n_workers", 3),
-        ("num_cpus_per_worker", "n_cpus_per_worker", 1),
-        ("num_gpus_per_worker", "n_gpus_per_worker", 0),
-    ],
-)
-def test_deprecated_resource_names_still_work(data, old, new, value):
-    net, _, _, X_pool = data
-    strategy = MarginSampler(random_state=0)
-    expected, expected_scores = strategy.select(net, X_pool, 4)
-    scorer = RayScorer(strategy, shard_size=100, **{old: value})
-    assert scorer.get_params()[old] == value and new in scorer.get_params()
-    with pytest.warns(FutureWarning, match=f"'{old}' was renamed to '{new}'.*removed in 0.3"):
-        indices, scores = scorer.select(net, X_pool, 4)
-    np.testing.assert_array_equal(indices, expected)
-    np.testing.assert_allclose(scores, expected_scores, rtol=1e-12, atol=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", FutureWarning)  # the new names do not warn
-        RayScorer(strategy, shard_size=100, **{new: value}).select(net, X_pool, 4)
+def test_one_name_per_resource_parameter():
+    """The package was never released: no aliases of the resource parameters."""
+    assert set(RayScorer().get_params(deep=False)) == {
+        "strategy",
+        "n_workers",
+        "n_cpus_per_worker",
+        "n_gpus_per_worker",
+        "shard_size",
+        "max_retries",
+        "address",
+        "random_state",
+    }
+    with pytest.raises(TypeError, match="num_workers"):
+        RayScorer(num_workers=2)
 
 
 def test_deinfluence_passes_run_on_the_shards(data):
