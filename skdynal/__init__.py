@@ -2,30 +2,19 @@
 
 import importlib
 
-from ._version import __version__
+from . import _catalog
+from ._version import __version__ as __version__
 
-__all__ = [
-    "ALBLSampler",
-    "BADGESampler",
-    "BALDSampler",
-    "BatchSizeReducedWarning",
-    "CoresetSampler",
-    "DynamicALSampler",
-    "EGLSampler",
-    "EntropySampler",
-    "InfluenceSampler",
-    "LADAMixin",
-    "LADANetClassifier",
-    "LADASampler",
-    "LeastConfidenceSampler",
-    "MarginSampler",
-    "NTKLookaheadSampler",
-    "RandomSampler",
-    "TiDALMixin",
-    "TiDALNetClassifier",
-    "TiDALSampler",
-    "__version__",
-]
+#: The built-in strategies (``skdynal._catalog``), the nets and mixins they train with,
+#: the pool loop's warning and the version.
+__all__ = sorted(
+    [
+        *_catalog.STRATEGIES,
+        *(name for name, (_, top_level) in _catalog.COMPANIONS.items() if top_level),
+        "BatchSizeReducedWarning",
+        "__version__",
+    ]
+)
 
 # Imported on first use (PEP 562), so that ``import skdynal.persistence`` (the label
 # journal) does not pay for torch and skorch.

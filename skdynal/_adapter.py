@@ -13,8 +13,8 @@ from skorch import NeuralNet, NeuralNetBinaryClassifier, NeuralNetClassifier
 from skorch.exceptions import NotInitializedError
 from skorch.utils import to_tensor
 
+from ._forward import forward
 from ._validation import n_rows, row_shape
-from .gradients import forward
 
 __all__ = ["NetAdapter", "eval_mode", "explain_shape_errors", "resolve_learner"]
 

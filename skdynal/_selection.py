@@ -13,16 +13,52 @@ __all__ = [
     "gumbel_top_k",
     "kmeans_plusplus_from_distances",
     "modal_returns_scores",
+    "permutation_ranks",
+    "rank_by_score",
     "select_top_k",
     "to_modal_result",
 ]
+
+
+def rank_by_score(scores, tie_keys, *, first=None):
+    """Rows by decreasing score, equal scores by increasing ``tie_keys``: the one tie rule.
+
+    Every top-k of the package orders rows this way; only the random tie keys are drawn
+    per caller (see :func:`select_top_k` and :func:`class_balanced_top_k`), each as it
+    always was, so that a seed picks the same rows as before.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n,)
+        Float64 scores (``-inf`` sorts last).
+    tie_keys : ndarray of shape (n,)
+        Distinct keys (ranks or random floats): among equal scores the smaller key first.
+    first : ndarray of shape (n,), default=None
+        A key that comes before the score (the class-balanced turn).
+
+    Returns
+    -------
+    order : ndarray of int of shape (n,)
+    """
+    keys = (tie_keys, -scores) if first is None else (tie_keys, -scores, first)
+    return np.lexsort(keys)
+
+
+def permutation_ranks(n_rows, random_state):
+    """Each row's position in ``random_state.permutation(n_rows)``: the tie keys of
+    :func:`select_top_k` (among equal scores, the row that comes first in the permutation)."""
+    permutation = random_state.permutation(n_rows)
+    ranks = np.empty(n_rows, dtype=np.intp)
+    ranks[permutation] = np.arange(n_rows, dtype=np.intp)
+    return ranks
 
 
 def select_top_k(scores, n_instances, random_state, *, allow_negative_inf=False):
     """Indices of the ``n_instances`` largest scores, largest first.
 
     Ties are broken by a random permutation drawn from ``random_state`` (a
-    ``numpy.random.RandomState``), so the choice among equal scores is seedable. With
+    ``numpy.random.RandomState``): :func:`rank_by_score` with :func:`permutation_ranks` as
+    the tie keys, so the choice among equal scores is seedable. With
     ``allow_negative_inf``, ``-inf`` marks rows that are taken only after all others.
 
     Raises
@@ -37,9 +73,8 @@ def select_top_k(scores, n_instances, random_state, *, allow_negative_inf=False)
         bad &= ~np.isneginf(scores)
     if bad.any():
         raise NonFiniteValues("scores", np.flatnonzero(bad))
-    permutation = random_state.permutation(len(scores))
-    order = np.argsort(-scores[permutation], kind="stable")[:n_instances]
-    return permutation[order]
+    ranks = permutation_ranks(len(scores), random_state)
+    return rank_by_score(scores, ranks)[:n_instances]
 
 
 def class_balanced_top_k(scores, labels, n_instances, random_state):
@@ -50,7 +85,9 @@ def class_balanced_top_k(scores, labels, n_instances, random_state):
     row of every class first (the better scores first), then the second best of every
     class, and so on, so that a class with few rows simply drops out of later turns. Ties
     among equal scores are broken at random with ``random_state`` (a
-    ``numpy.random.RandomState``).
+    ``numpy.random.RandomState``) by :func:`rank_by_score`, whose tie keys here are one
+    ``random_sample`` draw per row (the draw this selection has always made, kept so that
+    a seed picks the same rows).
 
     Returns
     -------
@@ -66,12 +103,12 @@ def class_balanced_top_k(scores, labels, n_instances, random_state):
     if not np.isfinite(scores).all():
         raise NonFiniteValues("scores", np.flatnonzero(~np.isfinite(scores)))
     tie = random_state.random_sample(len(scores))
-    by_score = np.lexsort((tie, -scores))
+    by_score = rank_by_score(scores, tie)
     turn = np.empty(len(scores), dtype=np.int64)
     for label in np.unique(labels):
         members = by_score[labels[by_score] == label]
         turn[members] = np.arange(len(members))
-    return np.lexsort((tie, -scores, turn))[:n_instances]
+    return rank_by_score(scores, tie, first=turn)[:n_instances]
 
 
 def kmeans_plusplus_from_distances(

@@ -8,7 +8,7 @@ from torch.utils.data import Dataset, Subset
 from tqdm.auto import tqdm
 
 from ._adapter import explain_shape_errors
-from ._validation import NonFiniteValues, check_finite_batch
+from ._validation import NonFiniteValues, check_finite_batch, n_rows
 
 __all__ = ["BatchSizeReducedWarning", "map_pool", "pool_rows", "take_rows"]
 
@@ -24,9 +24,12 @@ def _is_out_of_memory(exc):
 
 
 def pool_rows(X, start, stop):
-    """Rows ``start:stop`` of a pool, lazily (a ``Subset`` of a ``Dataset``, a slice else)."""
+    """Rows ``start:stop`` of a pool, lazily (a ``Subset`` of a ``Dataset``, a slice else;
+    a dict of arrays, as skorch accepts for a multi-input module, is sliced key by key)."""
     if isinstance(X, Dataset):
         return Subset(X, range(start, stop))
+    if isinstance(X, dict):
+        return {key: value[start:stop] for key, value in X.items()}
     return X[start:stop]
 
 
@@ -44,6 +47,7 @@ def map_pool(
     X_pool,
     batch_fn,
     *,
+    y=None,
     batch_size=None,
     progress=False,
     desc=None,
@@ -68,11 +72,16 @@ def map_pool(
     ----------
     adapter : NetAdapter
         The net.
-    X_pool : ndarray, torch.Tensor or torch.utils.data.Dataset
+    X_pool : ndarray, torch.Tensor, torch.utils.data.Dataset or dict of ndarray
         The rows (the pool, or the labeled set with ``source="labeled set"``).
     batch_fn : callable
         ``batch_fn(X_batch) -> tensor or tuple of tensors`` (or numpy arrays), each with
-        the batch as first dimension.
+        the batch as first dimension; ``batch_fn(X_batch, y_batch)`` when ``y`` is given.
+        A retried batch is passed again, so a ``batch_fn`` that accumulates (a sum of
+        gradients) adds a batch's share only once it has computed it.
+    y : array-like, default=None
+        Targets of the rows (the labeled set's labels), sliced like ``X_pool`` and passed
+        to ``batch_fn`` on the module's device.
     batch_size : int, default=None
         Rows per batch; ``None`` follows :meth:`NetAdapter.batch_size_for`.
     progress : bool, default=False
@@ -92,7 +101,7 @@ def map_pool(
         Like ``batch_fn``'s return value, concatenated over the rows (float outputs as
         float64).
     """
-    n_pool = len(X_pool)
+    n_pool = n_rows(X_pool)
     size = initial_size = adapter.batch_size_for(batch_size, n_pool)
     is_dataset = isinstance(X_pool, Dataset)
     pieces = []
@@ -104,11 +113,13 @@ def map_pool(
             try:
                 outputs = []
                 offset = start
-                for X_batch, _ in adapter.iterate(pool_rows(X_pool, start, stop), batch_size=size):
+                y_rows = None if y is None else pool_rows(y, start, stop)
+                batches = adapter.iterate(pool_rows(X_pool, start, stop), y_rows, batch_size=size)
+                for X_batch, y_batch in batches:
                     if is_dataset:
                         check_finite_batch(X_batch, X_pool)
                     with explain_shape_errors(X_pool, adapter.module):
-                        result = batch_fn(X_batch)
+                        result = batch_fn(X_batch) if y is None else batch_fn(X_batch, y_batch)
                     single = not isinstance(result, tuple)
                     arrays = tuple(_to_numpy(r) for r in ((result,) if single else result))
                     _check_finite_outputs(arrays, offset, source, quantity, allow_negative_inf)

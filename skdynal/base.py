@@ -5,6 +5,11 @@ A new strategy subclasses :class:`BaseScoringStrategy` (it ranks rows by a score
 does the rest (input checks, parameter validation, the pool loop, the modAL return
 contract), and :class:`~skdynal.distributed.RayScorer` and the experiment runner use the
 same hooks. See the "Writing a strategy" page of the documentation.
+
+The parameter constraints a strategy declares in ``_parameter_constraints`` use
+scikit-learn's vocabulary; :class:`StrictInterval` (an ``Interval`` that refuses ``True``)
+and ``StrOptions`` are re-exported here, with ``InvalidParameterError``, the error a bad
+value raises.
 """
 
 from ._adapter import NetAdapter
@@ -16,13 +21,17 @@ from ._base import (
     StrategyCapabilities,
     run_hook,
 )
+from ._checks import InvalidParameterError, StrictInterval, StrOptions
 
 __all__ = [
     "BaseQueryStrategy",
     "BaseScoringStrategy",
+    "InvalidParameterError",
     "LocalPool",
     "NetAdapter",
     "QueryBackend",
+    "StrOptions",
     "StrategyCapabilities",
+    "StrictInterval",
     "run_hook",
 ]

@@ -1,26 +1,16 @@
 """Test-only settings of the strategies: the test net each needs, and fast parameters.
 
-These used to be class attributes of the strategies (``_test_net_params``,
-``_test_params``); they belong to the tests. The contract suite (``tests/test_common.py``),
-the GPU, iNAS and benchmark scripts read them through :func:`net_params` and
-:func:`strategy_params`.
+The test net follows from what a strategy declares (``capabilities()``): its own skorch net
+class (TiDAL's, LADA's), or a dropout layer for MC dropout (BALD); a new strategy needs no
+line here. :data:`STRATEGY_PARAMS` only makes slow strategies faster. The contract suite
+(``tests/test_common.py``), the GPU, iNAS and benchmark scripts read them through
+:func:`net_params` and :func:`strategy_params`.
 """
 
-from skdynal import (
-    BALDSampler,
-    LADANetClassifier,
-    LADASampler,
-    TiDALNetClassifier,
-    TiDALSampler,
-)
+from skdynal import LADASampler
 
-#: Keyword arguments of ``_nets.make_net`` (and ``fitted_net``) per strategy class: a
-#: dropout layer for MC dropout, or the skorch net class a strategy trains with.
-NET_PARAMS = {
-    BALDSampler: {"module__dropout": 0.2},
-    LADASampler: {"net_class": LADANetClassifier},
-    TiDALSampler: {"net_class": TiDALNetClassifier},
-}
+#: The dropout probability of the test net of a strategy that needs dropout layers.
+DROPOUT = 0.2
 
 #: Strategy parameters that keep the tests fast (fewer generator epochs, fewer draws).
 STRATEGY_PARAMS = {
@@ -28,18 +18,22 @@ STRATEGY_PARAMS = {
 }
 
 
-def _lookup(table, strategy_class):
-    for cls in strategy_class.__mro__:
-        if cls in table:
-            return dict(table[cls])
-    return {}
-
-
 def net_params(strategy_class):
-    """A fresh dict of the test net's settings for ``strategy_class`` (empty if none)."""
-    return _lookup(NET_PARAMS, strategy_class)
+    """A fresh dict of ``_nets.make_net`` (and ``fitted_net``) keyword arguments for
+    ``strategy_class``: ``net_class`` and ``module__dropout`` as its default instance's
+    ``capabilities()`` declares them (empty if it needs neither)."""
+    capabilities = strategy_class(**strategy_params(strategy_class)).capabilities()
+    params = {}
+    if capabilities.net_class is not None:
+        params["net_class"] = capabilities.net_class
+    if capabilities.needs_dropout:
+        params["module__dropout"] = DROPOUT
+    return params
 
 
 def strategy_params(strategy_class):
     """A fresh dict of the fast test parameters of ``strategy_class`` (empty if none)."""
-    return _lookup(STRATEGY_PARAMS, strategy_class)
+    for cls in strategy_class.__mro__:
+        if cls in STRATEGY_PARAMS:
+            return dict(STRATEGY_PARAMS[cls])
+    return {}

@@ -1,21 +1,22 @@
 """The contract every query strategy exported by skdynal follows.
 
-Strategies are found by discovery: every class in ``skdynal.__all__`` that derives from the
-package's query-strategy base class is tested here without being listed, next to the example
-strategy of docs/writing_a_strategy.md (``_doc_example.PseudoLabelLossSampler``). The test-only
-settings a strategy needs (a dropout layer, its own net class, fast parameters) are in
-``tests/_strategy_settings.py``.
+Strategies are found by discovery: every class in ``skdynal.__all__`` (which lists the
+built-in strategies of ``skdynal._catalog``) that derives from the package's query-strategy
+base class is tested here without being listed, next to the example strategies of
+docs/writing_a_strategy.md (``_doc_example.EXAMPLES``). The test net a strategy needs (a
+dropout layer, its own net class) follows from its ``capabilities()``; fast parameters are
+in ``tests/_strategy_settings.py``.
 """
 
 import inspect
 import numbers
 import pickle
 
+import _doc_example
 import numpy as np
 import pytest
 import scipy.sparse
 import torch
-from _doc_example import PseudoLabelLossSampler
 from _nets import (
     BinaryMLP,
     TupleLossClassifier,
@@ -35,6 +36,7 @@ from skorch import NeuralNetBinaryClassifier, NeuralNetClassifier
 from torch.utils.data import TensorDataset
 
 import skdynal
+from skdynal import _catalog
 from skdynal._base import BaseQueryStrategy
 from skdynal._validation import Interval, InvalidParameterError, Options, StrOptions
 
@@ -48,8 +50,11 @@ def _exported_strategies():
     return classes
 
 
-#: The exported strategies and the documentation's example strategy.
-STRATEGIES = [*_exported_strategies(), PseudoLabelLossSampler]
+#: The exported strategies and the documentation's example strategies.
+STRATEGIES = [
+    *_exported_strategies(),
+    *(getattr(_doc_example, name) for name in _doc_example.EXAMPLES),
+]
 
 
 def build(strategy_class, **params):
@@ -81,6 +86,7 @@ def assert_unchanged(module, before):
 
 
 def test_strategies_are_discovered():
+    assert {cls.__name__ for cls in _exported_strategies()} == set(_catalog.STRATEGIES)
     assert skdynal.DynamicALSampler in STRATEGIES
     names = {cls.__name__ for cls in STRATEGIES}
     assert {

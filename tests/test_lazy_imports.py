@@ -62,3 +62,21 @@ def test_unknown_attribute_is_an_attribute_error():
 
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         skdynal.nope  # noqa: B018
+
+
+def test_the_adapter_does_not_import_the_gradients_package():
+    """The adapter's ``forward`` is ``skdynal._forward``'s, not the gradients package's."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    probe = "import sys, skdynal._adapter\nprint('skdynal.gradients' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    assert out.stdout.split() == ["False"]

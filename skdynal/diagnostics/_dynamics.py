@@ -7,7 +7,7 @@ import torch
 
 from .._adapter import eval_mode
 from .._checks import check_batch_size
-from ._functional import functional_net, n_rows, one_hot_targets
+from .._functional import functional_net, n_rows, one_hot_targets
 
 __all__ = [
     "SubsetApproximation",

@@ -8,12 +8,12 @@ import torch
 
 from .._adapter import eval_mode
 from .._checks import check_batch_size
-from ..gradients import JacobianFactors, jacobian_factors, tangent_kernel
-from ._functional import (
+from .._functional import (
     functional_net,
     n_rows,
     one_hot_targets,
 )
+from ..gradients import JacobianFactors, jacobian_factors, tangent_kernel
 
 __all__ = [
     "KernelTooLargeError",

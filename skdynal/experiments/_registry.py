@@ -1,8 +1,10 @@
 """Query strategies by name, for the experiment runner and the command line.
 
-A new strategy is one :func:`register_strategy` call (or one line in ``_BUILTIN`` for a
-class of :mod:`skdynal.strategies`). Entries naming a class that this installation of
-skdynal does not have are listed as unavailable instead of breaking the import.
+A new strategy is one :func:`register_strategy` call. The built-in strategies come from
+``skdynal._catalog`` (one line per class of :mod:`skdynal.strategies`, with its default
+name), each followed by its parameter variants in ``_VARIANTS``. Entries naming a class
+that this installation of skdynal does not have are listed as unavailable instead of
+breaking the import.
 """
 
 import importlib
@@ -10,6 +12,8 @@ import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from .._catalog import STRATEGIES
 
 __all__ = [
     "available_strategies",
@@ -56,13 +60,9 @@ _TOP_B = {"selection": "top_b"}
 _DEINF = {"selection": "deinfluence"}
 _DEINF_DESCRIPTION = "; de-influence selection in 5 chunks per query (the official code's default)"
 
-# name: (class in skdynal.strategies, constructor parameters, description[, from protocol])
-_BUILTIN = {
-    "dynamical": (
-        "DynamicALSampler",
-        {},
-        "dynamicAL, gamma=2, DynamicALSampler's default (k-means++ in gradient space)",
-    ),
+#: Parameter variants of the built-in strategies, listed after their class's default entry:
+#: name: (class in skdynal.strategies, constructor parameters, description[, from protocol])
+_VARIANTS = {
     "dynamical-topb": (
         "DynamicALSampler",
         {"gamma": 2.0, **_TOP_B},
@@ -126,28 +126,6 @@ _BUILTIN = {
         "dynamicAL, gamma=1" + _DEINF_DESCRIPTION,
         {"chunk_size": _deinfluence_chunk},
     ),
-    "random": ("RandomSampler", {}, "uniform random sampling"),
-    "least-confidence": ("LeastConfidenceSampler", {}, "1 - max softmax probability"),
-    "margin": ("MarginSampler", {}, "smallest gap between the two top probabilities"),
-    "entropy": ("EntropySampler", {}, "entropy of the predicted distribution"),
-    "coreset": ("CoresetSampler", {}, "greedy k-center on last-layer embeddings"),
-    "badge": ("BADGESampler", {}, "k-means++ on last-layer gradient embeddings"),
-    "albl": (
-        "ALBLSampler",
-        {},
-        "active learning by learning (EXP4.P over random, margin, entropy, coreset)",
-        {"n_rounds": "rounds"},
-    ),
-    "egl": ("EGLSampler", {}, "expected gradient length"),
-    "influence": ("InfluenceSampler", {}, "influence of the pseudo-labeled sample"),
-    "bald": ("BALDSampler", {}, "BALD with Monte Carlo dropout (needs dropout layers)"),
-    "tidal": ("TiDALSampler", {}, "TiDAL: entropy of predicted training dynamics"),
-    "ntk": ("NTKLookaheadSampler", {}, "NTK look-ahead (MLMOC, linearised network)"),
-    "lada": (
-        "LADASampler",
-        {},
-        "LADA InfoMixup: pairs scored with a learned-alpha mixup (net: LADANetClassifier)",
-    ),
     "lada-fixed": ("LADASampler", {"alpha": 2.0}, "LADA with a fixed alpha=2 (no generator)"),
     "lada-acq-only": (
         "LADASampler",
@@ -156,9 +134,22 @@ _BUILTIN = {
     ),
 }
 
+
+def _builtin_entries():
+    """Every built-in entry, in the catalog's order, each class's variants after it."""
+    unknown = {cls for cls, *_ in _VARIANTS.values()} - set(STRATEGIES)
+    if unknown:  # a variant of a class that is not in the catalog: a bug of this module
+        raise RuntimeError(f"_VARIANTS names classes missing from skdynal._catalog: {unknown}")
+    entries = {}
+    for cls, builtin in STRATEGIES.items():
+        entries[builtin.name] = (cls, {}, builtin.description, builtin.from_protocol)
+        entries.update({name: v for name, v in _VARIANTS.items() if v[0] == cls})
+    return entries
+
+
 _REGISTRY = {
     name: _Entry(_strategy_class(cls, params, *rest), description, requires=(cls,))
-    for name, (cls, params, description, *rest) in _BUILTIN.items()
+    for name, (cls, params, description, *rest) in _builtin_entries().items()
 }
 
 

@@ -2,9 +2,10 @@
 
 import torch
 
+from .._forward import forward
 from ._common import trainable_parameters
 
-__all__ = ["summed_loss_gradient"]
+__all__ = ["forward", "summed_loss_gradient"]
 
 
 def summed_loss_gradient(module, loss_fn, batches):
@@ -38,10 +39,3 @@ def summed_loss_gradient(module, loss_fn, batches):
             if g is not None:
                 total[name] += g
     return total
-
-
-def forward(module, inputs):
-    """Call ``module`` on ``inputs`` the way skorch does: dicts become keyword arguments."""
-    if isinstance(inputs, dict):
-        return module(**inputs)
-    return module(inputs)

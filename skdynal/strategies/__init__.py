@@ -1,39 +1,22 @@
-"""Query strategies, each callable as a modAL ``query_strategy``."""
+"""Query strategies, each callable as a modAL ``query_strategy``.
 
-from ._albl import ALBLSampler
-from ._badge import BADGESampler
-from ._bald import BALDSampler
-from ._coreset import CoresetSampler
-from ._dynamical import DynamicALSampler
-from ._gradient_variants import EGLSampler, InfluenceSampler
-from ._lada import AlphaGenerator, LADAMixin, LADANetClassifier, LADASampler
-from ._mixing import mixed_forward, resolve_mix_layers
-from ._ntk_lookahead import NTKLookaheadSampler
-from ._random import RandomSampler
-from ._tidal import TiDALSampler
-from ._tidal_net import TiDALMixin, TiDALNetClassifier
-from ._uncertainty import EntropySampler, LeastConfidenceSampler, MarginSampler
+The classes are imported from their modules as listed in ``skdynal._catalog`` (one line
+per built-in strategy), so that this package, ``skdynal.__all__``, the experiment
+registry and the contract tests cannot disagree.
+"""
 
-__all__ = [
-    "ALBLSampler",
-    "AlphaGenerator",
-    "BADGESampler",
-    "BALDSampler",
-    "CoresetSampler",
-    "DynamicALSampler",
-    "EGLSampler",
-    "EntropySampler",
-    "InfluenceSampler",
-    "LADAMixin",
-    "LADANetClassifier",
-    "LADASampler",
-    "LeastConfidenceSampler",
-    "MarginSampler",
-    "NTKLookaheadSampler",
-    "RandomSampler",
-    "TiDALMixin",
-    "TiDALNetClassifier",
-    "TiDALSampler",
-    "mixed_forward",
-    "resolve_mix_layers",
-]
+import importlib
+
+from .. import _catalog
+
+__all__ = sorted([*_catalog.STRATEGIES, *_catalog.COMPANIONS])
+
+
+def _import_all():
+    modules = {name: entry.module for name, entry in _catalog.STRATEGIES.items()}
+    modules.update({name: module for name, (module, _) in _catalog.COMPANIONS.items()})
+    for name, module in modules.items():
+        globals()[name] = getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+_import_all()

@@ -10,33 +10,7 @@ from .._selection import kmeans_plusplus_from_distances
 from .._validation import BATCH_SIZE, NonFiniteValues
 from ._outputs import batch_embeddings
 
-__all__ = ["BADGESampler", "factorized_squared_distances", "kmeans_plusplus_seeding"]
-
-
-def factorized_squared_distances(A, H, center, sq_norms=None):
-    """Squared distances ``||a_i ⊗ h_i - a_c ⊗ h_c||²`` from every row to row ``center``.
-
-    Uses ``||a ⊗ h - a' ⊗ h'||² = ||a||²||h||² + ||a'||²||h'||² - 2 (a·a')(h·h')``, so the
-    ``n x (n_outputs · n_features)`` gradient embeddings are never formed: cost
-    ``O(n (n_outputs + n_features))``, memory ``O(n)``.
-
-    Parameters
-    ----------
-    A : torch.Tensor of shape (n, n_outputs)
-    H : torch.Tensor of shape (n, n_features)
-    center : int
-        Row index of the center.
-    sq_norms : torch.Tensor of shape (n,), default=None
-        ``||a_i||² ||h_i||²`` when already computed.
-
-    Returns
-    -------
-    distances : torch.Tensor of shape (n,)
-    """
-    if sq_norms is None:
-        sq_norms = (A * A).sum(dim=1) * (H * H).sum(dim=1)
-    cross = (A @ A[center]) * (H @ H[center])
-    return (sq_norms + sq_norms[center] - 2.0 * cross).clamp_(min=0.0)
+__all__ = ["BADGESampler", "kmeans_plusplus_seeding"]
 
 
 def kmeans_plusplus_seeding(A, H, n_instances, random_state):

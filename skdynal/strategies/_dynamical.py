@@ -16,6 +16,7 @@ from .._selection import (
     kmeans_plusplus_from_distances,
     select_top_k,
 )
+from .._streaming import map_pool
 from .._validation import (
     BATCH_SIZE,
     InvalidParameterError,
@@ -30,6 +31,7 @@ from ..gradients import (
     loss_gradient_factors,
     reference_grad_stats,
     summed_loss_gradient,
+    trainable_parameters,
 )
 
 __all__ = ["DynamicALSampler"]
@@ -311,13 +313,9 @@ class DynamicALSampler(BaseScoringStrategy):
         """
         if self.gamma == 0:
             return {"direction": None}
-        module = adapter.module
-        with eval_mode(module):
-            direction = summed_loss_gradient(
-                module,
-                adapter.per_sample_loss(),
-                adapter.iterate(adapter.X_labeled, adapter.y_labeled, self.batch_size),
-            )
+        direction = self._summed_gradient(
+            adapter, adapter.per_sample_loss(), adapter.X_labeled, adapter.y_labeled
+        )
         if not all(bool(torch.isfinite(value).all()) for value in direction.values()):
             raise NonFiniteValues("gradient of the labeled set's loss", source="labeled set")
         return {"direction": direction}
@@ -513,15 +511,33 @@ class DynamicALSampler(BaseScoringStrategy):
     def _chunk_mean_gradient(self, adapter, X_rows):
         """Gradient of the mean pseudo-label loss over ``X_rows``, keyed by parameter name
         (a sum over the rows, not a per-row output)."""
-        module = adapter.module
-        with eval_mode(module):
-            total = summed_loss_gradient(
-                module,
-                adapter.pseudo_label_loss(),
-                adapter.iterate(X_rows, batch_size=self.batch_size),
-            )
+        total = self._summed_gradient(adapter, adapter.pseudo_label_loss(), X_rows)
         n_rows = len(X_rows)
         return {name: value / n_rows for name, value in total.items()}
+
+    def _summed_gradient(self, adapter, loss_fn, X_rows, y_rows=None):
+        """``sum_u grad loss_fn(f(x_u), y_u)`` over ``X_rows``, keyed by parameter name.
+
+        The batches go through the pool loop (:func:`~skdynal._streaming.map_pool`: the
+        batch size rule, out-of-memory halving, ``Dataset`` row checks), in row order; each
+        batch's gradient is added to the total once it is computed, so a batch retried at a
+        smaller size is counted once.
+        """
+        module = adapter.module
+        total = {name: torch.zeros_like(p) for name, p in trainable_parameters(module).items()}
+
+        def add_batch(X_batch, y_batch=None):
+            batch_total = summed_loss_gradient(module, loss_fn, [(X_batch, y_batch)])
+            for name, value in batch_total.items():
+                total[name] += value
+            return torch.zeros(n_rows(X_batch), dtype=torch.bool)  # no per-row outputs
+
+        source = "pool" if y_rows is None else "labeled set"
+        with eval_mode(module):
+            map_pool(
+                adapter, X_rows, add_batch, y=y_rows, batch_size=self.batch_size, source=source
+            )
+        return total
 
     def _grad_stats(self, adapter, X_batch, direction):
         """The ``method``'s per-sample ``||g_u||²`` and ``<g_u, direction>`` of one batch."""

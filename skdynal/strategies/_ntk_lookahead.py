@@ -14,11 +14,11 @@ from torch.utils.data import Dataset
 
 from .._adapter import eval_mode, explain_shape_errors
 from .._base import BaseQueryStrategy, explain_non_finite
+from .._functional import functional_net, one_hot_targets
 from .._selection import select_top_k
 from .._streaming import map_pool, take_rows
 from .._validation import BATCH_SIZE, NonFiniteValues, StrictInterval, StrOptions
 from ..diagnostics import KernelTooLargeError, empirical_ntk
-from ..diagnostics._functional import functional_net, one_hot_targets
 
 __all__ = ["NTKLookaheadSampler"]
 

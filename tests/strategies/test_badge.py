@@ -1,4 +1,4 @@
-"""BADGE: gradient embeddings, factorised distances and k-means++ seeding."""
+"""BADGE: gradient embeddings and k-means++ seeding on their factors."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ from torch.utils.data import TensorDataset
 
 from skdynal import BADGESampler
 from skdynal._adapter import resolve_learner
-from skdynal.strategies._badge import factorized_squared_distances, kmeans_plusplus_seeding
+from skdynal.strategies._badge import kmeans_plusplus_seeding
 from skdynal.strategies._outputs import embeddings
 
 
@@ -33,19 +33,21 @@ def reference_kmeans_plusplus(G, n, random_state):
     return chosen
 
 
-def test_factorized_distances_equal_explicit():
-    rng = np.random.RandomState(0)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_factorized_seeding_equals_brute_force(seed):
+    """The seeding's distances ``||a⊗h - a'⊗h'||²`` (from norms and dots of the factors)
+    are the explicit embeddings' distances to the nearest earlier center, and its draws
+    are the reference k-means++'s."""
+    rng = np.random.RandomState(seed)
     A, H = rng.randn(30, 7), rng.randn(30, 5)
     G = explicit_gradient_embeddings(A, H)
-    At, Ht = torch.as_tensor(A), torch.as_tensor(H)
-    for center in (0, 11, 29):
-        explicit = ((G - G[center]) ** 2).sum(axis=1)
-        np.testing.assert_allclose(
-            factorized_squared_distances(At, Ht, center).numpy(),
-            explicit,
-            rtol=1e-10,
-            atol=1e-10,
-        )
+    chosen, distances = kmeans_plusplus_seeding(
+        torch.as_tensor(A), torch.as_tensor(H), 10, np.random.RandomState(seed)
+    )
+    assert chosen.tolist() == reference_kmeans_plusplus(G, 10, np.random.RandomState(seed))
+    D2 = ((G[:, None, :] - G[None, :, :]) ** 2).sum(-1)
+    expected = [np.inf] + [D2[c, chosen[:step]].min() for step, c in enumerate(chosen) if step]
+    np.testing.assert_allclose(distances, expected, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
-"""A read-only functional view of a fitted net, in a chosen dtype, for the diagnostics.
+"""A read-only functional view of a fitted net, in a chosen dtype.
 
-Every diagnostic differentiates the network's outputs or losses with respect to its trainable
-parameters. This module builds detached copies of the parameters and buffers (cast to the
+Every diagnostic (:mod:`skdynal.diagnostics`) and the NTK look-ahead strategy differentiate the
+network's outputs or losses with respect to its trainable parameters. This module, shared by
+both packages, builds detached copies of the parameters and buffers (cast to the
 computation dtype, float64 by default) and calls the module through
 :func:`torch.func.functional_call`, so the fitted net's parameters, ``.grad`` attributes and
 dtype are never touched. Callers wrap their work in :func:`skdynal._adapter.eval_mode`.
@@ -15,8 +16,8 @@ import torch
 from torch.func import functional_call, grad, jacrev, vmap
 from torch.utils._pytree import tree_map
 
-from .._adapter import resolve_learner
-from ..gradients import trainable_parameters
+from ._adapter import resolve_learner
+from .gradients import trainable_parameters
 
 __all__ = [
     "FunctionalNet",
