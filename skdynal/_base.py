@@ -58,8 +58,10 @@ class StrategyCapabilities:
         The module must hold dropout layers (Monte Carlo dropout); a query on a module
         without one raises a ``ValueError``.
     reads_pool : bool, default=True
-        Whether the selection needs per-row outputs of the pool (:meth:`batch_outputs`).
-        ``False`` for strategies that only draw rows (random sampling).
+        Whether the selection needs per-row outputs of the pool (:meth:`batch_outputs`),
+        computed by the pool loop. ``False`` when it needs none (random sampling) or reads
+        the pool itself in ``select_from_outputs`` (NTK look-ahead, LADA and ALBL, which
+        build their own subsets or mixtures of rows).
     ranks_by_score : bool, default=False
         The per-row outputs are one score per row and the selection takes the largest
         (ties broken by ``random_state``). Shards of the pool can then be ranked apart and
