@@ -31,9 +31,7 @@ def build_parser():
         "--create-project", metavar="TITLE", help="create a project with this title first"
     )
     parser.add_argument("--dir", required=True, help="the loop's directory (journal, etc.)")
-    parser.add_argument(
-        "--strategy", default="dynamical", help="query strategy (skdynal list)"
-    )
+    parser.add_argument("--strategy", default="dynamical", help="query strategy (skdynal list)")
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--initial", type=int, default=10, help="size of the initial batch")
     parser.add_argument("--n-pool", type=int, default=300, help="digits rows in the pool")
