@@ -7,6 +7,7 @@ learning-curve plot into ``skdynal-results/digits-mlp``.
 """
 
 import argparse
+import dataclasses
 import math
 import os
 import signal
@@ -543,17 +544,19 @@ def _benchmark(args, parser, argv):
         strategies = _strategy_names(args.strategies)
     except argparse.ArgumentTypeError as err:
         parser.error(f"argument --strategies: {err}")
-    if "bald" in (strategies or ()):
+    needs_dropout = _needing_dropout(strategies)
+    if needs_dropout:
         from .experiments import BENCHMARK_TASKS
 
         no_dropout = [
             name for name in args.tasks if not BENCHMARK_TASKS[name].module_kwargs.get("dropout")
         ]
         if no_dropout:
+            names = ", ".join(needs_dropout)
             parser.error(
-                "strategy bald needs a model with dropout layers, and the models of the "
-                f"tasks {', '.join(no_dropout)} have none; drop bald from --strategies, or "
-                "run it on one dataset with: skdynal run --strategies bald --dropout 0.2"
+                f"strategy {names} needs a model with dropout layers, and the models of the "
+                f"tasks {', '.join(no_dropout)} have none; drop {names} from --strategies, or "
+                f"run it on one dataset with: skdynal run --strategies {names} --dropout 0.2"
             )
     out = args.out or ("skdynal-benchmark-quick" if args.quick else "skdynal-benchmark")
     _check_writable_dir(out, parser)
@@ -616,9 +619,12 @@ def _resolve(args, parser):
             parser.error(f"--dropout applies to the mlp model only, not to {args.model}")
         if not 0.0 <= args.dropout < 1.0:
             parser.error(f"--dropout must be in [0, 1), got {args.dropout}")
-    if "bald" in args.strategies and not args.dropout:
+    needs_dropout = _needing_dropout(args.strategies)
+    if needs_dropout and not args.dropout:
         hint = "add --dropout 0.2" if args.model == "mlp" else "use --model mlp --dropout 0.2"
-        parser.error(f"strategy bald needs a model with dropout layers ({hint})")
+        parser.error(
+            f"strategy {', '.join(needs_dropout)} needs a model with dropout layers ({hint})"
+        )
     if args.inas and args.fixed_structure:
         parser.error(
             "--inas and --fixed-structure exclude each other: --fixed-structure "
@@ -641,25 +647,57 @@ def _resolve(args, parser):
     return args
 
 
-def _check_protocol(args, parser, n_train):
-    """Refuse a protocol whose rounds cannot all run, before any training."""
-    if args.initial >= n_train:
-        parser.error(
-            f"--initial {args.initial} leaves no pool: {args.dataset} has "
-            f"{n_train} training samples"
-        )
-    pool = n_train - args.initial
-    if args.query > pool:
-        parser.error(
-            f"--query {args.query} is larger than the pool: {args.dataset} has {n_train} "
-            f"training samples, {pool} after the initial {args.initial}"
-        )
-    if args.query * args.rounds > pool:
-        parser.error(
-            f"--rounds {args.rounds} of --query {args.query} need {args.query * args.rounds} "
-            f"pool samples, but {args.dataset} has {pool} after the initial {args.initial} "
-            f"(at most --rounds {pool // args.query})"
-        )
+def _needing_dropout(names):
+    """The strategies among ``names`` whose capabilities say they need dropout layers."""
+    from .experiments import make_strategy
+
+    needing = []
+    for name in names:
+        capabilities = getattr(make_strategy(name), "capabilities", None)
+        if capabilities is not None and capabilities().needs_dropout:
+            needing.append(name)
+    return needing
+
+
+def _protocol(args, parser):
+    """The :class:`~skdynal.experiments.ExperimentProtocol` of the parsed ``skdynal run``.
+
+    Every option named like a protocol field gives that field; the options that combine
+    into one field (``--train-until-fit`` and its settings, the iNAS options, ``--dropout``)
+    are gathered here. A value the protocol refuses is a usage error.
+    """
+    from .experiments import ExperimentProtocol
+
+    fields = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(ExperimentProtocol)
+        if hasattr(args, field.name)
+    }
+    fields.update(
+        train_until_fit=(
+            {
+                "threshold": args.fit_threshold,
+                "patience": args.fit_patience,
+                "min_epochs": args.min_epochs,
+            }
+            if args.train_until_fit
+            else None
+        ),
+        inas=_inas_settings(args),
+        module_kwargs=None if args.dropout is None else {"dropout": args.dropout},
+    )
+    try:
+        return ExperimentProtocol(**fields)
+    except ValueError as err:
+        parser.error(str(err))
+
+
+def _check_budget(protocol, n_train, parser):
+    """Refuse, as a usage error, a protocol whose rounds cannot all run on the data."""
+    try:
+        protocol.check_pool(n_train)
+    except ValueError as err:
+        parser.error(str(err))
 
 
 def _interrupted(out):
@@ -709,6 +747,7 @@ def _run(args, parser):
     from .experiments import load_experiment_data, run_experiment
 
     args = _resolve(args, parser)
+    protocol = _protocol(args, parser)
     _check_writable_dir(args.out, parser)
     try:
         data = load_experiment_data(
@@ -720,8 +759,8 @@ def _run(args, parser):
         )
     except (OSError, ValueError) as err:
         parser.exit(1, f"skdynal: error: cannot load {args.dataset}: {err}\n")
-    _check_protocol(args, parser, len(data["X_train"]))
-    seeds = args.seeds
+    _check_budget(protocol, len(data["X_train"]), parser)
+    seeds = protocol.seeds
     print(
         f"{args.dataset} ({len(data['X_train'])} train / {len(data['X_test'])} test), "
         f"{args.model}, M={args.initial}, b={args.query}, R={args.rounds}, "
@@ -737,7 +776,12 @@ def _run(args, parser):
         flush=True,
     )
     try:
-        results = _run_experiment(run_experiment, data, args)
+        results = run_experiment(
+            data,
+            protocol,
+            **_options(args, "out", "resume", "progress", "plot"),
+            n_threads=args.threads,
+        )
     except KeyboardInterrupt:
         _interrupted(args.out)
     paths = results.paths
@@ -750,29 +794,6 @@ def _run(args, parser):
         print(results.stopping_table())
     print("\nwrote " + ", ".join(paths[k] for k in sorted(paths)))
     return 0
-
-
-def _run_experiment(run_experiment, data, args):
-    return run_experiment(
-        data,
-        args.model,
-        args.strategies,
-        **_options(args, *_PRESET_OPTIONS, "optimizer", "weight_decay", "device", "reinit"),
-        **_options(args, "dataset", "reset_optimizer", "initial_sampling", "baseline", "stopping"),
-        **_options(args, "out", "resume", "progress", "plot"),
-        train_until_fit=(
-            {
-                "threshold": args.fit_threshold,
-                "patience": args.fit_patience,
-                "min_epochs": args.min_epochs,
-            }
-            if args.train_until_fit
-            else None
-        ),
-        inas=_inas_settings(args),
-        module_kwargs=None if args.dropout is None else {"dropout": args.dropout},
-        n_threads=args.threads,
-    )
 
 
 def _options(args, *names):

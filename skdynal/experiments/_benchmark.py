@@ -26,7 +26,7 @@ from .._validation import check_positive_int
 from ._protocol import ExperimentProtocol
 from ._registry import available_strategies
 from ._report import write_csv, write_json
-from ._runner import ExperimentResults, _Experiment
+from ._runner import Experiment, ExperimentResults
 from ._summary import (
     _curve_aucs,
     _paired_pvalues,
@@ -305,7 +305,7 @@ def _experiment(task, strategies, training, out, stopping=None):
         reset_optimizer=training_protocol.get("reset_optimizer", False),
         stopping=stopping,
     )
-    return _Experiment(data, protocol, out=os.path.join(out, task.name, training))
+    return Experiment(data, protocol, out=os.path.join(out, task.name, training))
 
 
 _worker_interrupted = False

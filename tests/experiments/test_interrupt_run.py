@@ -121,16 +121,18 @@ def test_interrupted_cell_is_not_stored_and_rerun_recomputes_it(tmp_path):
         n_threads=1,
         net_kwargs={"callbacks": [("sigint", SigintInSecondFit())]},
     )
-    clean = _runner.run_experiment(data, "mlp", ["random"], **{**kwargs, "out": None})
+    clean = _runner.run_experiment(
+        data, model="mlp", strategies=["random"], **{**kwargs, "out": None}
+    )
     _STATE.update(armed=True, fits=0)
     try:
         with pytest.raises(Interrupted, match="dropped, not stored"):
-            _runner.run_experiment(data, "mlp", ["random"], **kwargs)
+            _runner.run_experiment(data, model="mlp", strategies=["random"], **kwargs)
     finally:
         _STATE["armed"] = False
     assert _STATE["fits"] == 2  # stopped in round 1, no third fit
     assert not list((tmp_path / "cells").glob("*.json"))
-    again = _runner.run_experiment(data, "mlp", ["random"], **kwargs)
+    again = _runner.run_experiment(data, model="mlp", strategies=["random"], **kwargs)
     assert _accuracies(again.rows) == _accuracies(clean.rows)
 
 
