@@ -451,7 +451,7 @@ class ExperimentProtocol:
     >>> try:
     ...     ExperimentProtocol(rounds=-1)
     ... except ValueError as err:
-    ...     print(err.__class__.__name__, str(err)[:60])
+    ...     print(err.__class__.__name__, str(err)[:59])
     InvalidParameterError The 'rounds' parameter of ExperimentProtocol must be an int
     """
 
