@@ -195,6 +195,90 @@ def _add_preset_options(group, keys):
         )
 
 
+#: Options that set one protocol field of the same name: field -> (argparse type, help).
+#: The default is the field's; choices and flags follow its entry in the protocol's
+#: constraint table (a StrOptions gives choices, "boolean" a flag).
+_FIELD_OPTIONS = {
+    "optimizer": (None, "optimizer (sgd: momentum 0.9)"),
+    "weight_decay": (_non_negative_float, "weight decay"),
+    "reset_optimizer": (
+        None,
+        "a fresh optimizer every round (the official dynamicAL code's protocol); weights "
+        "stay warm-started",
+    ),
+    "initial_sampling": (None, "draw the initial labeled set uniformly or class-balanced"),
+    "reinit": (None, "re-initialise the net before each round instead of warm-starting"),
+}
+
+#: Options that set one key of a dict field of the protocol: (field, key) -> (option,
+#: argparse type, help). The default is the protocol's (e.g. ExperimentProtocol(inas=True)).
+_SETTING_OPTIONS = {
+    ("train_until_fit", "threshold"): (
+        "--fit-threshold",
+        _fraction,
+        "training accuracy that counts as fitted (--train-until-fit)",
+    ),
+    ("train_until_fit", "patience"): (
+        "--fit-patience",
+        _positive_int,
+        "epochs the threshold must hold (--train-until-fit)",
+    ),
+    ("train_until_fit", "min_epochs"): (
+        "--min-epochs",
+        _non_negative_int,
+        "epochs always trained per round (--train-until-fit)",
+    ),
+    ("inas", "max_blocks"): ("--max-blocks", _positive_int, "largest number of blocks per stack"),
+    ("inas", "max_stacks"): ("--max-stacks", _positive_int, "largest number of stacks"),
+    ("inas", "search_steps"): ("--search-steps", _non_negative_int, "search steps per round"),
+    ("inas", "holdout"): (
+        "--holdout",
+        _fraction,
+        "fraction of the labeled set that scores the candidates",
+    ),
+    ("inas", "candidate_epochs"): (
+        "--candidate-epochs",
+        _positive_int,
+        "epochs per candidate (default: --epochs)",
+    ),
+}
+
+
+def _add_field_options(group):
+    from ._checks import StrOptions
+    from .experiments import ExperimentProtocol
+
+    defaults = {field.name: field.default for field in dataclasses.fields(ExperimentProtocol)}
+    for name, (type_, help_text) in _FIELD_OPTIONS.items():
+        option = "--" + name.replace("_", "-")
+        constraint = ExperimentProtocol._parameter_constraints[name][0]
+        if constraint == "boolean":
+            group.add_argument(option, action="store_true", help=help_text)
+        elif isinstance(constraint, StrOptions):
+            choices = sorted(constraint.options, key=lambda c: (c != defaults[name], c))
+            group.add_argument(option, choices=choices, default=defaults[name], help=help_text)
+        else:
+            group.add_argument(option, type=type_, default=defaults[name], help=help_text)
+
+
+def _add_setting_options(group, field):
+    from .experiments import ExperimentProtocol
+
+    defaults = getattr(ExperimentProtocol(**{field: True}), field)
+    for (name, key), (option, type_, help_text) in _SETTING_OPTIONS.items():
+        if name == field:
+            group.add_argument(option, type=type_, default=defaults[key], help=help_text)
+
+
+def _settings(args, field):
+    """The keys of the dict field ``field`` that its options set, from the parsed options."""
+    return {
+        key: getattr(args, option[2:].replace("-", "_"))
+        for (name, key), (option, _, _) in _SETTING_OPTIONS.items()
+        if name == field
+    }
+
+
 def _add_stopping_option(parser):
     from .stopping import available_stopping_rules
 
@@ -340,15 +424,7 @@ def build_parser():
     _add_stopping_option(run)
     training = run.add_argument_group("training")
     _add_preset_options(training, ("epochs", "lr", "batch_size"))
-    training.add_argument(
-        "--optimizer",
-        choices=["adam", "adamw", "sgd"],
-        default="adam",
-        help="optimizer (sgd: momentum 0.9)",
-    )
-    training.add_argument(
-        "--weight-decay", type=_non_negative_float, default=0.0, help="weight decay"
-    )
+    _add_field_options(training)
     training.add_argument(
         "--dropout",
         type=float,
@@ -364,36 +440,7 @@ def build_parser():
         "stayed >= --fit-threshold for --fit-patience epochs (at least "
         "--min-epochs, at most --epochs), the paper's 'until convergence'",
     )
-    training.add_argument(
-        "--fit-threshold",
-        type=_fraction,
-        default=0.97,
-        help="training accuracy that counts as fitted (--train-until-fit)",
-    )
-    training.add_argument(
-        "--fit-patience",
-        type=_positive_int,
-        default=10,
-        help="epochs the threshold must hold (--train-until-fit)",
-    )
-    training.add_argument(
-        "--min-epochs",
-        type=_non_negative_int,
-        default=1,
-        help="epochs always trained per round (--train-until-fit)",
-    )
-    training.add_argument(
-        "--reset-optimizer",
-        action="store_true",
-        help="a fresh optimizer every round (the official dynamicAL "
-        "code's protocol); weights stay warm-started",
-    )
-    training.add_argument(
-        "--initial-sampling",
-        choices=["random", "balanced"],
-        default="random",
-        help="draw the initial labeled set uniformly or class-balanced",
-    )
+    _add_setting_options(training, "train_until_fit")
     nas = run.add_argument_group(
         "architecture search (iNAS: grow the network between rounds, Geifman & El-Yaniv 2019)"
     )
@@ -409,27 +456,7 @@ def build_parser():
         default=None,
         help="architecture family (default: mlp for flat rows, cnn for images)",
     )
-    nas.add_argument(
-        "--max-blocks", type=_positive_int, default=4, help="largest number of blocks per stack"
-    )
-    nas.add_argument(
-        "--max-stacks", type=_positive_int, default=3, help="largest number of stacks"
-    )
-    nas.add_argument(
-        "--search-steps", type=_non_negative_int, default=1, help="search steps per round"
-    )
-    nas.add_argument(
-        "--holdout",
-        type=_fraction,
-        default=0.2,
-        help="fraction of the labeled set that scores the candidates",
-    )
-    nas.add_argument(
-        "--candidate-epochs",
-        type=_positive_int,
-        default=None,
-        help="epochs per candidate (default: --epochs)",
-    )
+    _add_setting_options(nas, "inas")
     nas.add_argument(
         "--fixed-structure",
         type=_positive_int,
@@ -437,11 +464,6 @@ def build_parser():
         default=None,
         metavar=("BLOCKS", "STACKS"),
         help="no search: train this fixed member of the family (a baseline for --inas)",
-    )
-    training.add_argument(
-        "--reinit",
-        action="store_true",
-        help="re-initialise the net before each round instead of warm-starting",
     )
     training.add_argument(
         "--device",
@@ -674,15 +696,7 @@ def _protocol(args, parser):
         if hasattr(args, field.name)
     }
     fields.update(
-        train_until_fit=(
-            {
-                "threshold": args.fit_threshold,
-                "patience": args.fit_patience,
-                "min_epochs": args.min_epochs,
-            }
-            if args.train_until_fit
-            else None
-        ),
+        train_until_fit=_settings(args, "train_until_fit") if args.train_until_fit else None,
         inas=_inas_settings(args),
         module_kwargs=None if args.dropout is None else {"dropout": args.dropout},
     )
@@ -711,13 +725,7 @@ def _interrupted(out):
 def _inas_settings(args):
     if not (args.inas or args.fixed_structure):
         return None
-    settings = {
-        "max_blocks": args.max_blocks,
-        "max_stacks": args.max_stacks,
-        "holdout": args.holdout,
-        "candidate_epochs": args.candidate_epochs,
-        "search_steps": args.search_steps,
-    }
+    settings = _settings(args, "inas")
     if args.inas_family:
         settings["family"] = args.inas_family
     if args.dropout:
