@@ -19,6 +19,7 @@ from .._checks import (
     StrOptions,
     validate_parameter_constraints,
 )
+from ._net_factory import OPTIMIZERS
 from ._registry import make_strategy
 
 __all__ = ["ExperimentProtocol"]
@@ -58,7 +59,7 @@ CELL_KEYS = (
 _DERIVED_KEYS = ("n_train", "n_test", "protocol_key", "format", "model_spec", "strategy_specs")
 
 
-def _stable_repr(obj):
+def stable_repr(obj):
     """``repr`` without memory addresses, so that fingerprints survive a restart."""
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(obj))
 
@@ -263,7 +264,7 @@ def _kwargs_to_json(kwargs):
     return {
         key: value
         if value is None or isinstance(value, (bool, int, float, str))
-        else {"repr": _stable_repr(value)}
+        else {"repr": stable_repr(value)}
         for key, value in kwargs.items()
     }
 
@@ -275,7 +276,7 @@ def _from_repr(text, what):
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         value = None
     else:
-        if _stable_repr(value) == text:
+        if stable_repr(value) == text:
             return value
     raise ValueError(
         f"config.json records {what} only as the text {text!r}, which is not a Python "
@@ -308,7 +309,7 @@ def _kwargs_from_json(kwargs, name, legacy):
 
 
 def _spec_to_json(spec):
-    return spec if isinstance(spec, str) else {"repr": _stable_repr(spec)}
+    return spec if isinstance(spec, str) else {"repr": stable_repr(spec)}
 
 
 def _spec_from_json(spec, what, override):
@@ -489,7 +490,7 @@ class ExperimentProtocol:
         "epochs": _POSITIVE_INT,
         "lr": [StrictInterval(numbers.Real, 0, None, closed="neither")],
         "batch_size": _POSITIVE_INT,
-        "optimizer": [StrOptions({"adam", "adamw", "sgd"})],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
         "weight_decay": [StrictInterval(numbers.Real, 0, None, closed="left")],
         "device": [str, torch.device],
         "reinit": ["boolean"],
