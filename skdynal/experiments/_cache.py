@@ -1,5 +1,6 @@
 """The per-cell cache of an experiment: one JSON file per finished (strategy, seed) cell."""
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -10,7 +11,7 @@ import warnings
 import numpy as np
 from skorch import NeuralNet
 
-from ._protocol import CELL_KEYS, stable_repr
+from ._protocol import CELL_KEYS, ExperimentProtocol, stable_repr
 from ._registry import make_strategy
 from ._report import jsonable, write_json
 
@@ -106,13 +107,9 @@ def protocol_key(protocol, config, arrays):
     key = {name: config[name] for name in CELL_KEYS}
     # Added to the key only when not the default, so that cells stored before these
     # options existed are still found.
-    for name, default in (
-        ("train_until_fit", None),
-        ("reset_optimizer", False),
-        ("initial_sampling", "random"),
-        ("inas", None),
-    ):
-        if config[name] != default:
+    defaults = {field.name: field.default for field in dataclasses.fields(ExperimentProtocol)}
+    for name in ("train_until_fit", "reset_optimizer", "initial_sampling", "inas"):
+        if config[name] != defaults[name]:
             key[name] = config[name]
     key["data"] = _data_fingerprint(*arrays)
     model = protocol.model

@@ -340,6 +340,28 @@ def _legacy_name(label, what, override):
     return label
 
 
+def _as_is(value):
+    return value
+
+
+def _pairs_to_json(pairs):
+    return None if pairs is None else {label: _spec_to_json(spec) for label, spec in pairs}
+
+
+#: How the fields whose config.json value is not the (normalised) field itself are written;
+#: every other field is written as it is.
+_TO_JSON = {
+    "model": _model_label,
+    "strategies": lambda strategies: [label for label, _ in strategies],
+    "seeds": list,
+    "train_until_fit": lambda settings: None if settings is None else dict(settings),
+    "inas": lambda settings: None if settings is None else json.loads(json.dumps(settings)),
+    "module_kwargs": _kwargs_to_json,
+    "net_kwargs": _kwargs_to_json,
+    "stopping": _pairs_to_json,
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class ExperimentProtocol:
     """Everything that determines the rows of :func:`~skdynal.experiments.run_experiment`.
@@ -610,8 +632,9 @@ class ExperimentProtocol:
     def to_dict(self):
         """The protocol as the JSON-ready dict that ``config.json`` starts with.
 
-        Keys and values are those of ``config.json`` (``seeds`` a list, ``strategies`` the
-        labels, ``model`` its label), plus ``model_spec`` and ``strategy_specs``: registered
+        One key per field, in the fields' order, with the values of ``config.json``
+        (``seeds`` a list, ``strategies`` the labels, ``model`` its label, ``stopping`` a
+        dict label -> spec), plus ``format``, ``model_spec`` and ``strategy_specs``: registered
         names as they are, objects as ``{"repr": ...}``. ``module_kwargs`` and ``net_kwargs``
         values that are not JSON scalars are written as ``{"repr": ...}`` too.
 
@@ -619,37 +642,14 @@ class ExperimentProtocol:
         -------
         config : dict
         """
-        return {
-            "dataset": self.dataset,
-            "initial": self.initial,
-            "query": self.query,
-            "rounds": self.rounds,
-            "seeds": list(self.seeds),
-            "epochs": self.epochs,
-            "lr": self.lr,
-            "batch_size": self.batch_size,
-            "optimizer": self.optimizer,
-            "weight_decay": self.weight_decay,
-            "device": self.device,
-            "reinit": self.reinit,
-            "train_until_fit": None
-            if self.train_until_fit is None
-            else dict(self.train_until_fit),
-            "reset_optimizer": self.reset_optimizer,
-            "initial_sampling": self.initial_sampling,
-            "inas": None if self.inas is None else json.loads(json.dumps(self.inas)),
-            "strategies": list(self.labels),
-            "baseline": self.baseline,
-            "model": _model_label(self.model),
-            "module_kwargs": _kwargs_to_json(self.module_kwargs),
-            "net_kwargs": _kwargs_to_json(self.net_kwargs),
-            "format": CONFIG_FORMAT,
-            "model_spec": _spec_to_json(self.model),
-            "strategy_specs": {label: _spec_to_json(spec) for label, spec in self.strategies},
-            "stopping": None
-            if self.stopping is None
-            else {label: _spec_to_json(spec) for label, spec in self.stopping},
+        config = {
+            field.name: _TO_JSON.get(field.name, _as_is)(getattr(self, field.name))
+            for field in dataclasses.fields(self)
         }
+        config["format"] = CONFIG_FORMAT
+        config["model_spec"] = _spec_to_json(self.model)
+        config["strategy_specs"] = {label: _spec_to_json(spec) for label, spec in self.strategies}
+        return config
 
     @classmethod
     def from_dict(cls, config, **overrides):

@@ -522,17 +522,10 @@ class Experiment:
         self.arrays = (X_train, y_train, X_test, y_test)
         self.inas = protocol.resolved_inas(X_train, n_classes)
         self.build_net = net_builder(protocol, X_train, n_classes)
-        described = protocol.to_dict()
-        # The keys of config.json in the order they have always had; those that format 2
-        # added come last.
-        added = {
-            key: described.pop(key)
-            for key in ("format", "model_spec", "strategy_specs", "stopping")
-        }
-        config = {**described, "inas": self.inas}
+        config = {**protocol.to_dict(), "inas": self.inas}
         config["n_train"], config["n_test"] = len(X_train), len(X_test)
         config["protocol_key"] = protocol_key(protocol, config, self.arrays)
-        self.config = {**config, **added}
+        self.config = config
         self.cells_dir = None if out is None else os.path.join(os.fspath(out), "cells")
         self.cache = CellCache(
             self.cells_dir,
