@@ -768,19 +768,19 @@ def _run(args, parser):
     except (OSError, ValueError) as err:
         parser.exit(1, f"skdynal: error: cannot load {args.dataset}: {err}\n")
     _check_budget(protocol, len(data["X_train"]), parser)
-    seeds = protocol.seeds
+    p = protocol
     print(
-        f"{args.dataset} ({len(data['X_train'])} train / {len(data['X_test'])} test), "
-        f"{args.model}, M={args.initial}, b={args.query}, R={args.rounds}, "
-        f"{len(seeds)} seeds, {args.epochs} epochs, lr={args.lr:g}, batch {args.batch_size}, "
-        f"{args.optimizer}, {'re-initialised' if args.reinit else 'warm start'}, "
-        f"{'until fitted, ' if args.train_until_fit else ''}"
-        f"{'fresh optimizer each round, ' if args.reset_optimizer else ''}"
-        f"{args.initial_sampling} initial set, "
+        f"{p.dataset} ({len(data['X_train'])} train / {len(data['X_test'])} test), "
+        f"{p.model}, M={p.initial}, b={p.query}, R={p.rounds}, "
+        f"{len(p.seeds)} seeds, {p.epochs} epochs, lr={p.lr:g}, batch {p.batch_size}, "
+        f"{p.optimizer}, {'re-initialised' if p.reinit else 'warm start'}, "
+        f"{'until fitted, ' if p.train_until_fit else ''}"
+        f"{'fresh optimizer each round, ' if p.reset_optimizer else ''}"
+        f"{p.initial_sampling} initial set, "
         f"{'iNAS, ' if args.inas else ''}"
         f"{f'fixed structure {tuple(args.fixed_structure)}, ' if args.fixed_structure else ''}"
         f"{'' if args.dropout is None else f'dropout {args.dropout:g}, '}"
-        f"device {args.device}; strategies: {', '.join(args.strategies)}",
+        f"device {p.device}; strategies: {', '.join(p.labels)}",
         flush=True,
     )
     try:
