@@ -210,7 +210,9 @@ def _cell_case(change):
         progress=False,
     )
     with tempfile.TemporaryDirectory() as out:
-        first = run_experiment(data, "mlp", ["random"], seeds=[0, 1], out=out, **tiny).rows
+        first = run_experiment(
+            data, model="mlp", strategies=["random"], seeds=[0, 1], out=out, **tiny
+        ).rows
         cell = sorted(Path(out, "cells").iterdir())[0]
         stored = json.loads(cell.read_text())
         change(stored)
@@ -218,7 +220,9 @@ def _cell_case(change):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                again = run_experiment(data, "mlp", ["random"], seeds=[0, 1], out=out, **tiny).rows
+                again = run_experiment(
+                    data, model="mlp", strategies=["random"], seeds=[0, 1], out=out, **tiny
+                ).rows
             except Exception as exc:
                 named = str(cell) in str(exc)
                 return ("clear" if named else "unclear"), f"{type(exc).__name__}: {str(exc)[:70]}"

@@ -66,8 +66,8 @@ def run(args, *, dataset, model, **data_kwargs):
     )
     results = run_experiment(
         data,
-        model,
-        args.strategies,
+        model=model,
+        strategies=args.strategies,
         dataset=dataset,
         initial=args.initial,
         query=args.query,

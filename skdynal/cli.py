@@ -7,6 +7,7 @@ learning-curve plot into ``skdynal-results/digits-mlp``.
 """
 
 import argparse
+import dataclasses
 import math
 import os
 import signal
@@ -194,6 +195,90 @@ def _add_preset_options(group, keys):
         )
 
 
+#: Options that set one protocol field of the same name: field -> (argparse type, help).
+#: The default is the field's; choices and flags follow its entry in the protocol's
+#: constraint table (a StrOptions gives choices, "boolean" a flag).
+_FIELD_OPTIONS = {
+    "optimizer": (None, "optimizer (sgd: momentum 0.9)"),
+    "weight_decay": (_non_negative_float, "weight decay"),
+    "reset_optimizer": (
+        None,
+        "a fresh optimizer every round (the official dynamicAL code's protocol); weights "
+        "stay warm-started",
+    ),
+    "initial_sampling": (None, "draw the initial labeled set uniformly or class-balanced"),
+    "reinit": (None, "re-initialise the net before each round instead of warm-starting"),
+}
+
+#: Options that set one key of a dict field of the protocol: (field, key) -> (option,
+#: argparse type, help). The default is the protocol's (e.g. ExperimentProtocol(inas=True)).
+_SETTING_OPTIONS = {
+    ("train_until_fit", "threshold"): (
+        "--fit-threshold",
+        _fraction,
+        "training accuracy that counts as fitted (--train-until-fit)",
+    ),
+    ("train_until_fit", "patience"): (
+        "--fit-patience",
+        _positive_int,
+        "epochs the threshold must hold (--train-until-fit)",
+    ),
+    ("train_until_fit", "min_epochs"): (
+        "--min-epochs",
+        _non_negative_int,
+        "epochs always trained per round (--train-until-fit)",
+    ),
+    ("inas", "max_blocks"): ("--max-blocks", _positive_int, "largest number of blocks per stack"),
+    ("inas", "max_stacks"): ("--max-stacks", _positive_int, "largest number of stacks"),
+    ("inas", "search_steps"): ("--search-steps", _non_negative_int, "search steps per round"),
+    ("inas", "holdout"): (
+        "--holdout",
+        _fraction,
+        "fraction of the labeled set that scores the candidates",
+    ),
+    ("inas", "candidate_epochs"): (
+        "--candidate-epochs",
+        _positive_int,
+        "epochs per candidate (default: --epochs)",
+    ),
+}
+
+
+def _add_field_options(group):
+    from ._checks import StrOptions
+    from .experiments import ExperimentProtocol
+
+    defaults = {field.name: field.default for field in dataclasses.fields(ExperimentProtocol)}
+    for name, (type_, help_text) in _FIELD_OPTIONS.items():
+        option = "--" + name.replace("_", "-")
+        constraint = ExperimentProtocol._parameter_constraints[name][0]
+        if constraint == "boolean":
+            group.add_argument(option, action="store_true", help=help_text)
+        elif isinstance(constraint, StrOptions):
+            choices = sorted(constraint.options, key=lambda c: (c != defaults[name], c))
+            group.add_argument(option, choices=choices, default=defaults[name], help=help_text)
+        else:
+            group.add_argument(option, type=type_, default=defaults[name], help=help_text)
+
+
+def _add_setting_options(group, field):
+    from .experiments import ExperimentProtocol
+
+    defaults = getattr(ExperimentProtocol(**{field: True}), field)
+    for (name, key), (option, type_, help_text) in _SETTING_OPTIONS.items():
+        if name == field:
+            group.add_argument(option, type=type_, default=defaults[key], help=help_text)
+
+
+def _settings(args, field):
+    """The keys of the dict field ``field`` that its options set, from the parsed options."""
+    return {
+        key: getattr(args, option[2:].replace("-", "_"))
+        for (name, key), (option, _, _) in _SETTING_OPTIONS.items()
+        if name == field
+    }
+
+
 def _add_stopping_option(parser):
     from .stopping import available_stopping_rules
 
@@ -339,15 +424,7 @@ def build_parser():
     _add_stopping_option(run)
     training = run.add_argument_group("training")
     _add_preset_options(training, ("epochs", "lr", "batch_size"))
-    training.add_argument(
-        "--optimizer",
-        choices=["adam", "adamw", "sgd"],
-        default="adam",
-        help="optimizer (sgd: momentum 0.9)",
-    )
-    training.add_argument(
-        "--weight-decay", type=_non_negative_float, default=0.0, help="weight decay"
-    )
+    _add_field_options(training)
     training.add_argument(
         "--dropout",
         type=float,
@@ -363,36 +440,7 @@ def build_parser():
         "stayed >= --fit-threshold for --fit-patience epochs (at least "
         "--min-epochs, at most --epochs), the paper's 'until convergence'",
     )
-    training.add_argument(
-        "--fit-threshold",
-        type=_fraction,
-        default=0.97,
-        help="training accuracy that counts as fitted (--train-until-fit)",
-    )
-    training.add_argument(
-        "--fit-patience",
-        type=_positive_int,
-        default=10,
-        help="epochs the threshold must hold (--train-until-fit)",
-    )
-    training.add_argument(
-        "--min-epochs",
-        type=_non_negative_int,
-        default=1,
-        help="epochs always trained per round (--train-until-fit)",
-    )
-    training.add_argument(
-        "--reset-optimizer",
-        action="store_true",
-        help="a fresh optimizer every round (the official dynamicAL "
-        "code's protocol); weights stay warm-started",
-    )
-    training.add_argument(
-        "--initial-sampling",
-        choices=["random", "balanced"],
-        default="random",
-        help="draw the initial labeled set uniformly or class-balanced",
-    )
+    _add_setting_options(training, "train_until_fit")
     nas = run.add_argument_group(
         "architecture search (iNAS: grow the network between rounds, Geifman & El-Yaniv 2019)"
     )
@@ -408,27 +456,7 @@ def build_parser():
         default=None,
         help="architecture family (default: mlp for flat rows, cnn for images)",
     )
-    nas.add_argument(
-        "--max-blocks", type=_positive_int, default=4, help="largest number of blocks per stack"
-    )
-    nas.add_argument(
-        "--max-stacks", type=_positive_int, default=3, help="largest number of stacks"
-    )
-    nas.add_argument(
-        "--search-steps", type=_non_negative_int, default=1, help="search steps per round"
-    )
-    nas.add_argument(
-        "--holdout",
-        type=_fraction,
-        default=0.2,
-        help="fraction of the labeled set that scores the candidates",
-    )
-    nas.add_argument(
-        "--candidate-epochs",
-        type=_positive_int,
-        default=None,
-        help="epochs per candidate (default: --epochs)",
-    )
+    _add_setting_options(nas, "inas")
     nas.add_argument(
         "--fixed-structure",
         type=_positive_int,
@@ -436,11 +464,6 @@ def build_parser():
         default=None,
         metavar=("BLOCKS", "STACKS"),
         help="no search: train this fixed member of the family (a baseline for --inas)",
-    )
-    training.add_argument(
-        "--reinit",
-        action="store_true",
-        help="re-initialise the net before each round instead of warm-starting",
     )
     training.add_argument(
         "--device",
@@ -543,17 +566,19 @@ def _benchmark(args, parser, argv):
         strategies = _strategy_names(args.strategies)
     except argparse.ArgumentTypeError as err:
         parser.error(f"argument --strategies: {err}")
-    if "bald" in (strategies or ()):
+    needs_dropout = _needing_dropout(strategies)
+    if needs_dropout:
         from .experiments import BENCHMARK_TASKS
 
         no_dropout = [
             name for name in args.tasks if not BENCHMARK_TASKS[name].module_kwargs.get("dropout")
         ]
         if no_dropout:
+            names = ", ".join(needs_dropout)
             parser.error(
-                "strategy bald needs a model with dropout layers, and the models of the "
-                f"tasks {', '.join(no_dropout)} have none; drop bald from --strategies, or "
-                "run it on one dataset with: skdynal run --strategies bald --dropout 0.2"
+                f"strategy {names} needs a model with dropout layers, and the models of the "
+                f"tasks {', '.join(no_dropout)} have none; drop {names} from --strategies, or "
+                f"run it on one dataset with: skdynal run --strategies {names} --dropout 0.2"
             )
     out = args.out or ("skdynal-benchmark-quick" if args.quick else "skdynal-benchmark")
     _check_writable_dir(out, parser)
@@ -616,9 +641,12 @@ def _resolve(args, parser):
             parser.error(f"--dropout applies to the mlp model only, not to {args.model}")
         if not 0.0 <= args.dropout < 1.0:
             parser.error(f"--dropout must be in [0, 1), got {args.dropout}")
-    if "bald" in args.strategies and not args.dropout:
+    needs_dropout = _needing_dropout(args.strategies)
+    if needs_dropout and not args.dropout:
         hint = "add --dropout 0.2" if args.model == "mlp" else "use --model mlp --dropout 0.2"
-        parser.error(f"strategy bald needs a model with dropout layers ({hint})")
+        parser.error(
+            f"strategy {', '.join(needs_dropout)} needs a model with dropout layers ({hint})"
+        )
     if args.inas and args.fixed_structure:
         parser.error(
             "--inas and --fixed-structure exclude each other: --fixed-structure "
@@ -641,25 +669,49 @@ def _resolve(args, parser):
     return args
 
 
-def _check_protocol(args, parser, n_train):
-    """Refuse a protocol whose rounds cannot all run, before any training."""
-    if args.initial >= n_train:
-        parser.error(
-            f"--initial {args.initial} leaves no pool: {args.dataset} has "
-            f"{n_train} training samples"
-        )
-    pool = n_train - args.initial
-    if args.query > pool:
-        parser.error(
-            f"--query {args.query} is larger than the pool: {args.dataset} has {n_train} "
-            f"training samples, {pool} after the initial {args.initial}"
-        )
-    if args.query * args.rounds > pool:
-        parser.error(
-            f"--rounds {args.rounds} of --query {args.query} need {args.query * args.rounds} "
-            f"pool samples, but {args.dataset} has {pool} after the initial {args.initial} "
-            f"(at most --rounds {pool // args.query})"
-        )
+def _needing_dropout(names):
+    """The strategies among ``names`` whose capabilities say they need dropout layers."""
+    from .experiments import make_strategy
+
+    needing = []
+    for name in names:
+        capabilities = getattr(make_strategy(name), "capabilities", None)
+        if capabilities is not None and capabilities().needs_dropout:
+            needing.append(name)
+    return needing
+
+
+def _protocol(args, parser):
+    """The :class:`~skdynal.experiments.ExperimentProtocol` of the parsed ``skdynal run``.
+
+    Every option named like a protocol field gives that field; the options that combine
+    into one field (``--train-until-fit`` and its settings, the iNAS options, ``--dropout``)
+    are gathered here. A value the protocol refuses is a usage error.
+    """
+    from .experiments import ExperimentProtocol
+
+    fields = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(ExperimentProtocol)
+        if hasattr(args, field.name)
+    }
+    fields.update(
+        train_until_fit=_settings(args, "train_until_fit") if args.train_until_fit else None,
+        inas=_inas_settings(args),
+        module_kwargs=None if args.dropout is None else {"dropout": args.dropout},
+    )
+    try:
+        return ExperimentProtocol(**fields)
+    except ValueError as err:
+        parser.error(str(err))
+
+
+def _check_budget(protocol, n_train, parser):
+    """Refuse, as a usage error, a protocol whose rounds cannot all run on the data."""
+    try:
+        protocol.check_pool(n_train)
+    except ValueError as err:
+        parser.error(str(err))
 
 
 def _interrupted(out):
@@ -673,13 +725,7 @@ def _interrupted(out):
 def _inas_settings(args):
     if not (args.inas or args.fixed_structure):
         return None
-    settings = {
-        "max_blocks": args.max_blocks,
-        "max_stacks": args.max_stacks,
-        "holdout": args.holdout,
-        "candidate_epochs": args.candidate_epochs,
-        "search_steps": args.search_steps,
-    }
+    settings = _settings(args, "inas")
     if args.inas_family:
         settings["family"] = args.inas_family
     if args.dropout:
@@ -709,6 +755,7 @@ def _run(args, parser):
     from .experiments import load_experiment_data, run_experiment
 
     args = _resolve(args, parser)
+    protocol = _protocol(args, parser)
     _check_writable_dir(args.out, parser)
     try:
         data = load_experiment_data(
@@ -720,24 +767,29 @@ def _run(args, parser):
         )
     except (OSError, ValueError) as err:
         parser.exit(1, f"skdynal: error: cannot load {args.dataset}: {err}\n")
-    _check_protocol(args, parser, len(data["X_train"]))
-    seeds = args.seeds
+    _check_budget(protocol, len(data["X_train"]), parser)
+    p = protocol
     print(
-        f"{args.dataset} ({len(data['X_train'])} train / {len(data['X_test'])} test), "
-        f"{args.model}, M={args.initial}, b={args.query}, R={args.rounds}, "
-        f"{len(seeds)} seeds, {args.epochs} epochs, lr={args.lr:g}, batch {args.batch_size}, "
-        f"{args.optimizer}, {'re-initialised' if args.reinit else 'warm start'}, "
-        f"{'until fitted, ' if args.train_until_fit else ''}"
-        f"{'fresh optimizer each round, ' if args.reset_optimizer else ''}"
-        f"{args.initial_sampling} initial set, "
+        f"{p.dataset} ({len(data['X_train'])} train / {len(data['X_test'])} test), "
+        f"{p.model}, M={p.initial}, b={p.query}, R={p.rounds}, "
+        f"{len(p.seeds)} seeds, {p.epochs} epochs, lr={p.lr:g}, batch {p.batch_size}, "
+        f"{p.optimizer}, {'re-initialised' if p.reinit else 'warm start'}, "
+        f"{'until fitted, ' if p.train_until_fit else ''}"
+        f"{'fresh optimizer each round, ' if p.reset_optimizer else ''}"
+        f"{p.initial_sampling} initial set, "
         f"{'iNAS, ' if args.inas else ''}"
         f"{f'fixed structure {tuple(args.fixed_structure)}, ' if args.fixed_structure else ''}"
         f"{'' if args.dropout is None else f'dropout {args.dropout:g}, '}"
-        f"device {args.device}; strategies: {', '.join(args.strategies)}",
+        f"device {p.device}; strategies: {', '.join(p.labels)}",
         flush=True,
     )
     try:
-        results = _run_experiment(run_experiment, data, args)
+        results = run_experiment(
+            data,
+            protocol,
+            **_options(args, "out", "resume", "progress", "plot"),
+            n_threads=args.threads,
+        )
     except KeyboardInterrupt:
         _interrupted(args.out)
     paths = results.paths
@@ -750,29 +802,6 @@ def _run(args, parser):
         print(results.stopping_table())
     print("\nwrote " + ", ".join(paths[k] for k in sorted(paths)))
     return 0
-
-
-def _run_experiment(run_experiment, data, args):
-    return run_experiment(
-        data,
-        args.model,
-        args.strategies,
-        **_options(args, *_PRESET_OPTIONS, "optimizer", "weight_decay", "device", "reinit"),
-        **_options(args, "dataset", "reset_optimizer", "initial_sampling", "baseline", "stopping"),
-        **_options(args, "out", "resume", "progress", "plot"),
-        train_until_fit=(
-            {
-                "threshold": args.fit_threshold,
-                "patience": args.fit_patience,
-                "min_epochs": args.min_epochs,
-            }
-            if args.train_until_fit
-            else None
-        ),
-        inas=_inas_settings(args),
-        module_kwargs=None if args.dropout is None else {"dropout": args.dropout},
-        n_threads=args.threads,
-    )
 
 
 def _options(args, *names):

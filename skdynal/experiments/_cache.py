@@ -1,5 +1,6 @@
 """The per-cell cache of an experiment: one JSON file per finished (strategy, seed) cell."""
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -10,9 +11,9 @@ import warnings
 import numpy as np
 from skorch import NeuralNet
 
-from ._protocol import CELL_KEYS, _stable_repr
+from ._protocol import CELL_KEYS, ExperimentProtocol, stable_repr
 from ._registry import make_strategy
-from ._report import _jsonable, write_json
+from ._report import jsonable, write_json
 
 __all__ = ["RESULT_COLUMNS", "CellCache", "CellCacheWarning", "protocol_key"]
 
@@ -41,7 +42,7 @@ class CellCacheWarning(UserWarning):
 
 
 def _rows_checksum(rows):
-    text = json.dumps(_jsonable(rows), sort_keys=True, allow_nan=False)
+    text = json.dumps(jsonable(rows), sort_keys=True, allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -106,19 +107,15 @@ def protocol_key(protocol, config, arrays):
     key = {name: config[name] for name in CELL_KEYS}
     # Added to the key only when not the default, so that cells stored before these
     # options existed are still found.
-    for name, default in (
-        ("train_until_fit", None),
-        ("reset_optimizer", False),
-        ("initial_sampling", "random"),
-        ("inas", None),
-    ):
-        if config[name] != default:
+    defaults = {field.name: field.default for field in dataclasses.fields(ExperimentProtocol)}
+    for name in ("train_until_fit", "reset_optimizer", "initial_sampling", "inas"):
+        if config[name] != defaults[name]:
             key[name] = config[name]
     key["data"] = _data_fingerprint(*arrays)
     model = protocol.model
-    key["net"] = _stable_repr(model if isinstance(model, (NeuralNet, str)) else model.__qualname__)
-    key["module_kwargs"] = _stable_repr(sorted(protocol.module_kwargs.items()))
-    key["net_kwargs"] = _stable_repr(sorted(protocol.net_kwargs.items()))
+    key["net"] = stable_repr(model if isinstance(model, (NeuralNet, str)) else model.__qualname__)
+    key["module_kwargs"] = stable_repr(sorted(protocol.module_kwargs.items()))
+    key["net_kwargs"] = stable_repr(sorted(protocol.net_kwargs.items()))
     if protocol.stopping is not None:
         key["stopping"] = [
             [label, _stopping_fingerprint(spec)] for label, spec in protocol.stopping
@@ -131,13 +128,13 @@ def _strategy_fingerprint(spec):
     parameters it builds, so that a cell stored before a name changed meaning (the
     registry's ``dynamical`` follows ``DynamicALSampler``'s default) is recomputed."""
     if not isinstance(spec, str):
-        return _stable_repr(spec)
+        return stable_repr(spec)
     strategy = make_strategy(spec)
     if not hasattr(strategy, "get_params"):
         return spec
     params = strategy.get_params(deep=False)
     params.pop("random_state", None)
-    return f"{spec} {_stable_repr(sorted(params.items()))}"
+    return f"{spec} {stable_repr(sorted(params.items()))}"
 
 
 def _stopping_fingerprint(spec):
@@ -145,8 +142,8 @@ def _stopping_fingerprint(spec):
     if isinstance(spec, str):
         from ..stopping import make_stopping_rule
 
-        return f"{spec} {_stable_repr(make_stopping_rule(spec))}"
-    return _stable_repr(spec)
+        return f"{spec} {stable_repr(make_stopping_rule(spec))}"
+    return stable_repr(spec)
 
 
 def _stopping_problem(row, i, labels):

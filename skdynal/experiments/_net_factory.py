@@ -12,7 +12,8 @@ from ..callbacks import ResetOptimizer, TrainUntilFit
 
 __all__ = ["make_learner", "net_builder", "required_net_class"]
 
-_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
+#: The optimizers a protocol may name (``"sgd"`` gets momentum 0.9 in :func:`net_builder`).
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
 
 
 def required_net_class(strategy):
@@ -97,7 +98,7 @@ def net_builder(protocol, X_train, n_classes):
         return build_from_template
     module = _module_class(model)
     kwargs = _module_kwargs(module, X_train, n_classes, protocol.module_kwargs)
-    optimizer = _OPTIMIZERS[protocol.optimizer]
+    optimizer = OPTIMIZERS[protocol.optimizer]
     params = {f"module__{k}": v for k, v in kwargs.items()}
     if protocol.optimizer == "sgd":
         params["optimizer__momentum"] = 0.9

@@ -6,12 +6,20 @@ import json
 import numbers
 import os
 import re
+from typing import ClassVar
 
 import numpy as np
 import torch
 from skorch import NeuralNet
 
-from .._validation import check_positive_int
+from .._checks import (
+    HasMethods,
+    InvalidParameterError,
+    StrictInterval,
+    StrOptions,
+    validate_parameter_constraints,
+)
+from ._net_factory import OPTIMIZERS
 from ._registry import make_strategy
 
 __all__ = ["ExperimentProtocol"]
@@ -20,8 +28,6 @@ __all__ = ["ExperimentProtocol"]
 #: protocol was a dataclass (see :meth:`ExperimentProtocol.from_dict`).
 CONFIG_FORMAT = 2
 
-_OPTIMIZERS = ("adam", "adamw", "sgd")
-_INITIAL_SAMPLING = ("random", "balanced")
 _TRAIN_UNTIL_FIT_KEYS = ("threshold", "patience", "min_epochs", "accuracy")
 _INAS_DEFAULTS = {
     "family": None,
@@ -53,7 +59,7 @@ CELL_KEYS = (
 _DERIVED_KEYS = ("n_train", "n_test", "protocol_key", "format", "model_spec", "strategy_specs")
 
 
-def _stable_repr(obj):
+def stable_repr(obj):
     """``repr`` without memory addresses, so that fingerprints survive a restart."""
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(obj))
 
@@ -76,27 +82,19 @@ def _model_label(model):
 # ----------------------------------------------------------------------------- checks
 
 
-def _check_positive_float(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}.")
-    return float(value)
-
-
 def _check_seeds(seeds):
-    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
-        return tuple(range(check_positive_int(seeds, "seeds")))
-    try:
-        seeds = list(seeds)
-    except TypeError:
-        raise TypeError(
-            f"seeds must be a number of seeds or a list of integer seeds, got {seeds!r}."
-        ) from None
+    """The seeds as a tuple: ``n`` means ``0..n-1``; a list must hold distinct integers >= 0."""
+    if isinstance(seeds, numbers.Integral):
+        return tuple(range(int(seeds)))  # >= 1 by the constraint table
+    seeds = list(seeds)
     if not seeds or any(
         isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in seeds
     ):
-        raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {seeds!r}.")
+        raise InvalidParameterError(
+            f"seeds must be a non-empty list of integers >= 0, got {seeds!r}."
+        )
     if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must not repeat, got {seeds!r}.")
+        raise InvalidParameterError(f"seeds must not repeat, got {seeds!r}.")
     return tuple(int(s) for s in seeds)
 
 
@@ -106,11 +104,14 @@ def _check_model(model):
     if isinstance(model, str):
         from ..models import get_model_class
 
-        get_model_class(model)  # a clear ValueError for an unknown name
+        try:
+            get_model_class(model)
+        except ValueError as err:  # an unknown name
+            raise InvalidParameterError(str(err)) from None
         return model
     if isinstance(model, type) and issubclass(model, torch.nn.Module):
         return model
-    raise TypeError(
+    raise InvalidParameterError(
         "model must be a model name (see skdynal.models.MODELS), a torch.nn.Module subclass "
         f"or an unfitted skorch NeuralNet, got {model!r}."
     )
@@ -130,19 +131,24 @@ def _normalize_strategies(strategies):
             else:
                 items.append((_label_of(item), item))
     if not items:
-        raise ValueError("strategies is empty; give at least one strategy name or object.")
+        raise InvalidParameterError(
+            "strategies is empty; give at least one strategy name or object."
+        )
     labels = [label for label, _ in items]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
-        raise ValueError(
+        raise InvalidParameterError(
             f"Strategy labels must be unique, got {duplicates} more than once; pass a dict "
             "{label: strategy} to name them."
         )
     for label, spec in items:
         if isinstance(spec, str):
-            make_strategy(spec)  # raises a clear ValueError for an unknown name
+            try:
+                make_strategy(spec)
+            except ValueError as err:  # an unknown name
+                raise InvalidParameterError(str(err)) from None
         elif not callable(spec):
-            raise TypeError(
+            raise InvalidParameterError(
                 f"Strategy {label!r} must be a registered name or a modAL query strategy "
                 f"(callable), got {spec!r}."
             )
@@ -163,7 +169,7 @@ def _normalize_stopping(stopping):
         try:
             given = list(stopping)
         except TypeError:
-            raise TypeError(
+            raise InvalidParameterError(
                 "stopping must be None, a stopping rule or its name, a list of them or a dict "
                 f"label -> rule, got {stopping!r}."
             ) from None
@@ -174,19 +180,22 @@ def _normalize_stopping(stopping):
             else:
                 items.append((_label_of(item), item))
     if not items:
-        raise ValueError("stopping is empty; give None or at least one stopping rule.")
+        raise InvalidParameterError("stopping is empty; give None or at least one stopping rule.")
     labels = [label for label, _ in items]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
-        raise ValueError(
+        raise InvalidParameterError(
             f"Stopping rule labels must be unique, got {duplicates} more than once; pass a dict "
             "{label: rule} to name them."
         )
     for label, spec in items:
         if isinstance(spec, str):
-            make_stopping_rule(spec)  # a clear ValueError for an unknown name
+            try:
+                make_stopping_rule(spec)
+            except ValueError as err:  # an unknown name
+                raise InvalidParameterError(str(err)) from None
         elif not isinstance(spec, BaseStoppingRule):
-            raise TypeError(
+            raise InvalidParameterError(
                 f"Stopping rule {label!r} must be a name from "
                 "skdynal.stopping.available_stopping_rules() or a skdynal.stopping rule, got "
                 f"{spec!r}."
@@ -197,8 +206,10 @@ def _normalize_stopping(stopping):
 def _check_kwargs(kwargs, name):
     if kwargs is None:
         return {}
-    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
-        raise TypeError(f"{name} must be None or a dict with string keys, got {kwargs!r}.")
+    if not all(isinstance(k, str) for k in kwargs):
+        raise InvalidParameterError(
+            f"{name} must be None or a dict with string keys, got {kwargs!r}."
+        )
     return dict(kwargs)
 
 
@@ -207,19 +218,14 @@ def _check_train_until_fit(train_until_fit):
         return None
     if train_until_fit is True:
         params = {}
-    elif isinstance(train_until_fit, dict):
+    else:  # a dict (the constraint table)
         unknown = sorted(set(train_until_fit) - set(_TRAIN_UNTIL_FIT_KEYS))
         if unknown:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"train_until_fit got unknown keys {unknown}; allowed: "
                 f"{list(_TRAIN_UNTIL_FIT_KEYS)} (the maximum is the protocol's epochs)."
             )
         params = dict(train_until_fit)
-    else:
-        raise TypeError(
-            "train_until_fit must be None, a bool or a dict of TrainUntilFit parameters, "
-            f"got {train_until_fit!r}."
-        )
     from ..callbacks import TrainUntilFit
 
     callback = TrainUntilFit(**params)
@@ -231,18 +237,18 @@ def _check_inas(inas):
     """The iNAS settings with the data-independent defaults filled in, or None."""
     if inas is None or inas is False:
         return None
-    params = {} if inas is True else inas
-    if not isinstance(params, dict):
-        raise TypeError(f"inas must be None, True or a dict of iNAS settings, got {inas!r}.")
+    params = {} if inas is True else inas  # else a dict (the constraint table)
     unknown = sorted(set(params) - set(_INAS_DEFAULTS))
     if unknown:
-        raise ValueError(f"inas got unknown keys {unknown}; allowed: {list(_INAS_DEFAULTS)}.")
+        raise InvalidParameterError(
+            f"inas got unknown keys {unknown}; allowed: {list(_INAS_DEFAULTS)}."
+        )
     settings = {**_INAS_DEFAULTS, **params}
     if settings["family"] is not None:
         from ..nas import FAMILIES
 
         if settings["family"] not in FAMILIES:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"inas family must be one of {sorted(FAMILIES)}, got {settings['family']!r}."
             )
     settings["family_kwargs"] = dict(settings["family_kwargs"])
@@ -258,7 +264,7 @@ def _kwargs_to_json(kwargs):
     return {
         key: value
         if value is None or isinstance(value, (bool, int, float, str))
-        else {"repr": _stable_repr(value)}
+        else {"repr": stable_repr(value)}
         for key, value in kwargs.items()
     }
 
@@ -270,7 +276,7 @@ def _from_repr(text, what):
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         value = None
     else:
-        if _stable_repr(value) == text:
+        if stable_repr(value) == text:
             return value
     raise ValueError(
         f"config.json records {what} only as the text {text!r}, which is not a Python "
@@ -303,7 +309,7 @@ def _kwargs_from_json(kwargs, name, legacy):
 
 
 def _spec_to_json(spec):
-    return spec if isinstance(spec, str) else {"repr": _stable_repr(spec)}
+    return spec if isinstance(spec, str) else {"repr": stable_repr(spec)}
 
 
 def _spec_from_json(spec, what, override):
@@ -332,6 +338,28 @@ def _legacy_name(label, what, override):
             f"(ExperimentProtocol.from_dict(config, {override}=...))."
         ) from None
     return label
+
+
+def _as_is(value):
+    return value
+
+
+def _pairs_to_json(pairs):
+    return None if pairs is None else {label: _spec_to_json(spec) for label, spec in pairs}
+
+
+#: How the fields whose config.json value is not the (normalised) field itself are written;
+#: every other field is written as it is.
+_TO_JSON = {
+    "model": _model_label,
+    "strategies": lambda strategies: [label for label, _ in strategies],
+    "seeds": list,
+    "train_until_fit": lambda settings: None if settings is None else dict(settings),
+    "inas": lambda settings: None if settings is None else json.loads(json.dumps(settings)),
+    "module_kwargs": _kwargs_to_json,
+    "net_kwargs": _kwargs_to_json,
+    "stopping": _pairs_to_json,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -446,8 +474,8 @@ class ExperimentProtocol:
     >>> try:
     ...     ExperimentProtocol(rounds=-1)
     ... except ValueError as err:
-    ...     print(err)
-    rounds must be an integer >= 0, got -1.
+    ...     print(err.__class__.__name__, str(err)[:59])
+    InvalidParameterError The 'rounds' parameter of ExperimentProtocol must be an int
     """
 
     model: object = "mlp"
@@ -473,33 +501,46 @@ class ExperimentProtocol:
     baseline: object = "random"
     stopping: object = None
 
+    _POSITIVE_INT: ClassVar[list] = [StrictInterval(numbers.Integral, 1, None, closed="left")]
+    _parameter_constraints: ClassVar[dict] = {
+        "model": [str, type, NeuralNet],
+        "strategies": [str, list, tuple, dict, callable],
+        "initial": _POSITIVE_INT,
+        "query": _POSITIVE_INT,
+        "rounds": [StrictInterval(numbers.Integral, 0, None, closed="left")],
+        "seeds": [StrictInterval(numbers.Integral, 1, None, closed="left"), "array-like"],
+        "epochs": _POSITIVE_INT,
+        "lr": [StrictInterval(numbers.Real, 0, None, closed="neither")],
+        "batch_size": _POSITIVE_INT,
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "weight_decay": [StrictInterval(numbers.Real, 0, None, closed="left")],
+        "device": [str, torch.device],
+        "reinit": ["boolean"],
+        "train_until_fit": ["boolean", dict, None],
+        "reset_optimizer": ["boolean"],
+        "initial_sampling": [StrOptions({"random", "balanced"})],
+        "inas": ["boolean", dict, None],
+        "module_kwargs": [dict, None],
+        "net_kwargs": [dict, None],
+        "dataset": [str],
+        "baseline": [str, None],
+        "stopping": [str, list, tuple, dict, HasMethods(["update", "get_params"]), None],
+    }
+
     def __post_init__(self):
-        if self.optimizer not in _OPTIMIZERS:
-            raise ValueError(
-                f"optimizer must be one of {sorted(_OPTIMIZERS)}, got {self.optimizer!r}."
-            )
-        if self.initial_sampling not in _INITIAL_SAMPLING:
-            raise ValueError(
-                f"initial_sampling must be 'random' or 'balanced', got {self.initial_sampling!r}."
-            )
-        if (
-            isinstance(self.weight_decay, bool)
-            or not isinstance(self.weight_decay, numbers.Real)
-            or not self.weight_decay >= 0
-        ):
-            raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}.")
-        if self.baseline is not None and not isinstance(self.baseline, str):
-            raise TypeError(f"baseline must be a strategy label or None, got {self.baseline!r}.")
+        # One place states what every field accepts (the package's constraint objects and
+        # scikit-learn's InvalidParameterError, as for every estimator); the normalisers
+        # below check what a type cannot say (registered names, distinct seeds, ...).
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            {field.name: getattr(self, field.name) for field in dataclasses.fields(self)},
+            caller_name=type(self).__name__,
+        )
         normalized = {
             "model": _check_model(self.model),
             "strategies": _normalize_strategies(self.strategies),
             "seeds": _check_seeds(self.seeds),
-            "initial": check_positive_int(self.initial, "initial"),
-            "query": check_positive_int(self.query, "query"),
-            "rounds": check_positive_int(self.rounds, "rounds", minimum=0),
-            "epochs": check_positive_int(self.epochs, "epochs"),
-            "lr": _check_positive_float(self.lr, "lr"),
-            "batch_size": check_positive_int(self.batch_size, "batch_size"),
+            "lr": float(self.lr),
             "weight_decay": float(self.weight_decay),
             "device": str(self.device),
             "reinit": bool(self.reinit),
@@ -508,9 +549,10 @@ class ExperimentProtocol:
             "inas": _check_inas(self.inas),
             "module_kwargs": _check_kwargs(self.module_kwargs, "module_kwargs"),
             "net_kwargs": _check_kwargs(self.net_kwargs, "net_kwargs"),
-            "dataset": str(self.dataset),
             "stopping": _normalize_stopping(self.stopping),
         }
+        for name in ("initial", "query", "rounds", "epochs", "batch_size"):
+            normalized[name] = int(getattr(self, name))
         for name, value in normalized.items():
             object.__setattr__(self, name, value)
 
@@ -538,17 +580,28 @@ class ExperimentProtocol:
     # ------------------------------------------------------------------ the data's part
 
     def check_pool(self, n_train):
-        """Raise a ValueError unless a training set of ``n_train`` samples fits the budget."""
-        if self.initial >= n_train:
+        """Raise a ValueError unless a training set of ``n_train`` samples fits the budget.
+
+        The one check of the budget against the data: :func:`run_experiment` makes it
+        before any training, and ``skdynal run`` reports its message as a usage error.
+        """
+        pool = n_train - self.initial
+        if pool <= 0:
             raise ValueError(
-                f"initial={self.initial} leaves no pool: the training set has {n_train} samples."
+                f"initial={self.initial} leaves no pool: the training set of {self.dataset!r} "
+                f"has {n_train} samples."
             )
-        if self.initial + self.query * self.rounds > n_train:
-            pool = n_train - self.initial
+        if self.query > pool:
+            raise ValueError(
+                f"query={self.query} is larger than the pool: the training set of "
+                f"{self.dataset!r} has {n_train} samples, {pool} after the initial "
+                f"{self.initial}."
+            )
+        if self.query * self.rounds > pool:
             raise ValueError(
                 f"rounds={self.rounds} of query={self.query} need {self.query * self.rounds} "
-                f"pool samples, but the training set has {pool} after the initial "
-                f"{self.initial}; lower rounds (at most {pool // self.query}) or query."
+                f"pool samples, but the training set of {self.dataset!r} has {pool} after the "
+                f"initial {self.initial}; lower rounds (at most {pool // self.query}) or query."
             )
 
     def resolved_inas(self, X_train, n_classes):
@@ -579,8 +632,9 @@ class ExperimentProtocol:
     def to_dict(self):
         """The protocol as the JSON-ready dict that ``config.json`` starts with.
 
-        Keys and values are those of ``config.json`` (``seeds`` a list, ``strategies`` the
-        labels, ``model`` its label), plus ``model_spec`` and ``strategy_specs``: registered
+        One key per field, in the fields' order, with the values of ``config.json``
+        (``seeds`` a list, ``strategies`` the labels, ``model`` its label, ``stopping`` a
+        dict label -> spec), plus ``format``, ``model_spec`` and ``strategy_specs``: registered
         names as they are, objects as ``{"repr": ...}``. ``module_kwargs`` and ``net_kwargs``
         values that are not JSON scalars are written as ``{"repr": ...}`` too.
 
@@ -588,37 +642,14 @@ class ExperimentProtocol:
         -------
         config : dict
         """
-        return {
-            "dataset": self.dataset,
-            "initial": self.initial,
-            "query": self.query,
-            "rounds": self.rounds,
-            "seeds": list(self.seeds),
-            "epochs": self.epochs,
-            "lr": self.lr,
-            "batch_size": self.batch_size,
-            "optimizer": self.optimizer,
-            "weight_decay": self.weight_decay,
-            "device": self.device,
-            "reinit": self.reinit,
-            "train_until_fit": None
-            if self.train_until_fit is None
-            else dict(self.train_until_fit),
-            "reset_optimizer": self.reset_optimizer,
-            "initial_sampling": self.initial_sampling,
-            "inas": None if self.inas is None else json.loads(json.dumps(self.inas)),
-            "strategies": list(self.labels),
-            "baseline": self.baseline,
-            "model": _model_label(self.model),
-            "module_kwargs": _kwargs_to_json(self.module_kwargs),
-            "net_kwargs": _kwargs_to_json(self.net_kwargs),
-            "format": CONFIG_FORMAT,
-            "model_spec": _spec_to_json(self.model),
-            "strategy_specs": {label: _spec_to_json(spec) for label, spec in self.strategies},
-            "stopping": None
-            if self.stopping is None
-            else {label: _spec_to_json(spec) for label, spec in self.stopping},
+        config = {
+            field.name: _TO_JSON.get(field.name, _as_is)(getattr(self, field.name))
+            for field in dataclasses.fields(self)
         }
+        config["format"] = CONFIG_FORMAT
+        config["model_spec"] = _spec_to_json(self.model)
+        config["strategy_specs"] = {label: _spec_to_json(spec) for label, spec in self.strategies}
+        return config
 
     @classmethod
     def from_dict(cls, config, **overrides):

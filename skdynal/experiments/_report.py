@@ -50,11 +50,13 @@ def _current_umask():
     return mask
 
 
-def _jsonable(value):
+def jsonable(value):
+    """``value`` ready for JSON: numpy scalars as Python numbers, tuples as lists, NaN as
+    null and infinities as the strings "inf" and "-inf"."""
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -64,7 +66,7 @@ def _jsonable(value):
 
 def write_json(path, obj):
     """Write ``obj`` as indented JSON (NaN as ``null``), atomically."""
-    atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(path, json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n")
 
 
 def write_csv(path, rows, columns=None):
@@ -81,7 +83,7 @@ def write_csv(path, rows, columns=None):
     for row in rows:
         cleaned = {}
         for key in columns:
-            value = _jsonable(row.get(key))
+            value = jsonable(row.get(key))
             cleaned[key] = "" if value is None else value
         writer.writerow(cleaned)
     atomic_write_text(path, "".join(lines))

@@ -1,7 +1,6 @@
 """The active learning protocol of the dynamicAL experiments, resumable and seeded."""
 
 import dataclasses
-import inspect
 import math
 import os
 import time
@@ -293,7 +292,7 @@ def _epochs_trained(net, before):
 
 
 def _run_cell(label, strategy, seed, experiment, on_round=lambda: None):
-    """Run the protocol for one (strategy, seed) of a :class:`_Experiment`; return its rows."""
+    """Run the protocol for one (strategy, seed) of a :class:`Experiment`; return its rows."""
     protocol, inas = experiment.protocol, experiment.inas
     X_train, y_train, X_test, y_test = experiment.arrays
     rows = []
@@ -385,35 +384,14 @@ def _run_cell(label, strategy, seed, experiment, on_round=lambda: None):
 
 def run_experiment(
     data,
-    model="mlp",
-    strategies=("dynamical", "random"),
+    protocol=None,
     *,
-    initial=500,
-    query=500,
-    rounds=5,
-    seeds=3,
-    epochs=50,
-    lr=1e-3,
-    batch_size=64,
-    optimizer="adam",
-    weight_decay=0.0,
-    device="cpu",
-    reinit=False,
-    train_until_fit=None,
-    reset_optimizer=False,
-    initial_sampling="random",
-    inas=None,
-    module_kwargs=None,
-    net_kwargs=None,
-    dataset="data",
-    baseline="random",
-    stopping=None,
     out=None,
     resume=True,
     progress=True,
     plot=True,
     n_threads=None,
-    protocol=None,
+    **fields,
 ):
     """Run pool-based batch active learning for every strategy and seed.
 
@@ -436,23 +414,11 @@ def run_experiment(
         ``X_train``, ``y_train``, ``X_test``, ``y_test`` (labels ``0..K-1``) and optionally
         ``classes``, as returned by :func:`skdynal.datasets.load_dataset`. The training set
         is the pool; its labels are the oracle.
-    model : str, torch.nn.Module subclass or skorch.NeuralNet, default="mlp"
-        The network: a name from :data:`skdynal.models.MODELS`, a module class or an
-        unfitted skorch net (see :class:`ExperimentProtocol`).
-    strategies : list or dict, default=("dynamical", "random")
-        The strategies compared: names from
-        :func:`skdynal.experiments.available_strategies`, strategy objects or modAL query
-        functions, ``(label, strategy)`` pairs, or a dict label -> strategy (see
-        :class:`ExperimentProtocol`).
-    initial, query, rounds, seeds, epochs, lr, batch_size, optimizer, weight_decay, \
-device, reinit, train_until_fit, reset_optimizer, initial_sampling, inas, module_kwargs, \
-net_kwargs, dataset, baseline, stopping
-        The rest of the protocol: the fields of :class:`ExperimentProtocol` of the same
-        names, with the same meanings and defaults. They set the budget (the paper's M, b
-        and R), the seeds, the training of every fit (including ``train_until_fit``,
-        ``reset_optimizer`` and iNAS), the draw of the initial set, the dataset name and
-        baseline recorded in the results, and the stopping rules watched in every cell (see
-        :meth:`ExperimentResults.stopping_summary`).
+    protocol : ExperimentProtocol, default=None
+        The protocol: model, strategies, budget, training, seeds, dataset name, baseline
+        and stopping rules (see :class:`ExperimentProtocol`), e.g. read back from a
+        ``config.json`` with :meth:`ExperimentProtocol.read`. None builds it from
+        ``fields``.
     out : str or path-like, default=None
         Folder for the per-cell files and, at the end, the results (see
         :meth:`ExperimentResults.save`). None keeps everything in memory.
@@ -466,12 +432,10 @@ net_kwargs, dataset, baseline, stopping
     n_threads : int, default=None
         Torch CPU threads during the run (restored afterwards); None leaves torch's setting.
         Small models on a busy CPU run many times faster with 1 thread.
-    protocol : ExperimentProtocol, default=None
-        The whole protocol as one object (e.g. read back from a ``config.json`` with
-        :meth:`ExperimentProtocol.read`), instead of ``model``, ``strategies`` and the
-        keywords from ``initial`` to ``baseline`` above, which must then be left at their
-        defaults. ``run_experiment(data, **kw)`` and
-        ``run_experiment(data, protocol=ExperimentProtocol(**kw))`` give the same results.
+    **fields
+        Instead of ``protocol``: the fields of :class:`ExperimentProtocol` as keywords,
+        with the same names, meanings and defaults; ``run_experiment(data, **fields)`` is
+        ``run_experiment(data, ExperimentProtocol(**fields))``.
 
     Returns
     -------
@@ -485,50 +449,18 @@ net_kwargs, dataset, baseline, stopping
     Examples
     --------
     >>> from skdynal.datasets import load_digits_split
-    >>> from skdynal.experiments import run_experiment
+    >>> from skdynal.experiments import ExperimentProtocol, run_experiment
     >>> data = load_digits_split(random_state=0)
-    >>> results = run_experiment(data, "mlp", ["random", "dynamical"], initial=20, query=10,
-    ...                          rounds=1, seeds=1, epochs=2, progress=False)
+    >>> protocol = ExperimentProtocol(
+    ...     model="mlp", strategies=["random", "dynamical"], initial=20, query=10, rounds=1,
+    ...     seeds=1, epochs=2
+    ... )
+    >>> results = run_experiment(data, protocol, progress=False)
     >>> [(r["strategy"], r["round"], r["n_labels"]) for r in results.rows]
     [('random', 0, 20), ('random', 1, 30), ('dynamical', 0, 20), ('dynamical', 1, 30)]
     """
-    keywords = {
-        "model": model,
-        "strategies": strategies,
-        "initial": initial,
-        "query": query,
-        "rounds": rounds,
-        "seeds": seeds,
-        "epochs": epochs,
-        "lr": lr,
-        "batch_size": batch_size,
-        "optimizer": optimizer,
-        "weight_decay": weight_decay,
-        "device": device,
-        "reinit": reinit,
-        "train_until_fit": train_until_fit,
-        "reset_optimizer": reset_optimizer,
-        "initial_sampling": initial_sampling,
-        "inas": inas,
-        "module_kwargs": module_kwargs,
-        "net_kwargs": net_kwargs,
-        "dataset": dataset,
-        "baseline": baseline,
-        "stopping": stopping,
-    }
-    if protocol is None:
-        protocol = ExperimentProtocol(**keywords)
-    elif not isinstance(protocol, ExperimentProtocol):
-        raise TypeError(f"protocol must be an ExperimentProtocol, got {protocol!r}.")
-    else:
-        given = [name for name, value in keywords.items() if not _is_default(name, value)]
-        if given:
-            raise TypeError(
-                f"run_experiment got protocol= and also the protocol keywords {given}; give "
-                "the protocol either as one ExperimentProtocol or as keywords (use "
-                "dataclasses.replace(protocol, ...) to change some of its fields)."
-            )
-    experiment = _Experiment(data, protocol, out=out)
+    protocol = _protocol_of(protocol, fields)
+    experiment = Experiment(data, protocol, out=out)
     previous_threads = torch.get_num_threads()
     if n_threads is not None:
         torch.set_num_threads(check_positive_int(n_threads, "n_threads"))
@@ -544,20 +476,32 @@ net_kwargs, dataset, baseline, stopping
     return results
 
 
-_DEFAULTS = {
-    name: parameter.default
-    for name, parameter in inspect.signature(run_experiment).parameters.items()
-    if name in {field.name for field in dataclasses.fields(ExperimentProtocol)}
-}
+def _protocol_of(protocol, fields):
+    """The protocol of :func:`run_experiment`: ``protocol``, or one built from ``fields``."""
+    known = {field.name for field in dataclasses.fields(ExperimentProtocol)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise TypeError(
+            f"run_experiment got unknown keywords {unknown}; the protocol's fields are "
+            f"{sorted(known)} (see ExperimentProtocol)."
+        )
+    if protocol is None:
+        return ExperimentProtocol(**fields)
+    if not isinstance(protocol, ExperimentProtocol):
+        raise TypeError(
+            f"protocol must be an ExperimentProtocol, got {protocol!r}; give the protocol's "
+            "fields as keywords instead (model=..., strategies=...)."
+        )
+    if fields:
+        raise TypeError(
+            f"run_experiment got protocol= and also the protocol keywords {sorted(fields)}; "
+            "give the protocol either as one ExperimentProtocol or as keywords (use "
+            "dataclasses.replace(protocol, ...) to change some of its fields)."
+        )
+    return protocol
 
 
-def _is_default(name, value):
-    """Whether a protocol keyword of :func:`run_experiment` was left at its default."""
-    default = _DEFAULTS[name]
-    return value is default or (type(value) is type(default) and value == default)
-
-
-class _Experiment:
+class Experiment:
     """A protocol bound to the data: its config, net factory and per-cell cache.
 
     Parameters
@@ -578,17 +522,10 @@ class _Experiment:
         self.arrays = (X_train, y_train, X_test, y_test)
         self.inas = protocol.resolved_inas(X_train, n_classes)
         self.build_net = net_builder(protocol, X_train, n_classes)
-        described = protocol.to_dict()
-        # The keys of config.json in the order they have always had; those that format 2
-        # added come last.
-        added = {
-            key: described.pop(key)
-            for key in ("format", "model_spec", "strategy_specs", "stopping")
-        }
-        config = {**described, "inas": self.inas}
+        config = {**protocol.to_dict(), "inas": self.inas}
         config["n_train"], config["n_test"] = len(X_train), len(X_test)
         config["protocol_key"] = protocol_key(protocol, config, self.arrays)
-        self.config = {**config, **added}
+        self.config = config
         self.cells_dir = None if out is None else os.path.join(os.fspath(out), "cells")
         self.cache = CellCache(
             self.cells_dir,

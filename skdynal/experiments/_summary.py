@@ -7,6 +7,8 @@ import numpy as np
 from scipy import stats
 
 __all__ = ["learning_curve_auc", "learning_curves", "summarize", "summarize_stopping"]
+# curve_aucs, rank_by_auc, standard_error, paired_pvalues and row_key are shared with the
+# benchmark's statistics; they are not part of skdynal.experiments' API.
 
 
 def learning_curve_auc(n_labels, accuracy):
@@ -47,18 +49,28 @@ def learning_curve_auc(n_labels, accuracy):
     return float(area / (x[-1] - x[0]))
 
 
-def learning_curves(rows):
+def learning_curves(rows, by="strategy"):
     """Group tidy result rows into one curve per (strategy, seed).
+
+    Parameters
+    ----------
+    rows : list of dict
+        Tidy rows with ``seed``, ``round``, ``n_labels``, ``test_accuracy`` and the
+        column(s) ``by``.
+    by : str or tuple of str, default="strategy"
+        The column that names a curve's configuration, or several columns whose values
+        together name it (e.g. ``("strategy", "training")`` in the benchmark).
 
     Returns
     -------
     curves : dict
-        ``{strategy: {seed: (n_labels, accuracy)}}`` with rows sorted by round; strategies
-        and seeds in order of first appearance.
+        ``{key: {seed: (n_labels, accuracy)}}`` with rows sorted by round, where ``key`` is
+        ``row[by]``, or the tuple of the ``by`` columns; keys and seeds in order of first
+        appearance.
     """
     grouped = {}
     for row in rows:
-        grouped.setdefault(row["strategy"], {}).setdefault(row["seed"], []).append(row)
+        grouped.setdefault(row_key(row, by), {}).setdefault(row["seed"], []).append(row)
     curves = {}
     for strategy, by_seed in grouped.items():
         curves[strategy] = {}
@@ -71,7 +83,12 @@ def learning_curves(rows):
     return curves
 
 
-def _curve_aucs(curves):
+def row_key(row, by="strategy"):
+    """The configuration of a tidy row: ``row[by]``, or the tuple of the ``by`` columns."""
+    return row[by] if isinstance(by, str) else tuple(row[column] for column in by)
+
+
+def curve_aucs(curves):
     """``{key: {seed: AUC}}`` from the curves of :func:`learning_curves`."""
     return {
         key: {seed: learning_curve_auc(*curve) for seed, curve in by_seed.items()}
@@ -79,7 +96,7 @@ def _curve_aucs(curves):
     }
 
 
-def _rank_by_auc(entries):
+def rank_by_auc(entries):
     """Sort the entries best mean AUC first and give each its ``rank`` (ties share the lower)."""
     entries.sort(key=lambda e: -e["auc_mean"])
     means = [e["auc_mean"] for e in entries]
@@ -87,14 +104,15 @@ def _rank_by_auc(entries):
         entry["rank"] = 1 + sum(m > entry["auc_mean"] for m in means)
 
 
-def _stderr(values):
+def standard_error(values):
+    """Standard error of the mean (sample standard deviation over sqrt(n)); NaN below 2."""
     values = np.asarray(values, dtype=np.float64)
     if len(values) < 2:
         return math.nan
     return float(values.std(ddof=1) / math.sqrt(len(values)))
 
 
-def _paired_pvalues(differences):
+def paired_pvalues(differences):
     """Two-sided paired t-test and Wilcoxon signed-rank p-values (NaN when undefined)."""
     if len(differences) < 2 or np.all(differences == 0):
         return math.nan, math.nan
@@ -138,7 +156,7 @@ def summarize(rows, baseline="random"):
           ``n_paired``.
     """
     curves = learning_curves(rows)
-    aucs = _curve_aucs(curves)
+    aucs = curve_aucs(curves)
     summary = []
     for strategy, by_seed in aucs.items():
         values = np.array(list(by_seed.values()))
@@ -147,10 +165,10 @@ def summarize(rows, baseline="random"):
             "strategy": strategy,
             "n_seeds": len(values),
             "auc_mean": float(values.mean()),
-            "auc_stderr": _stderr(values),
+            "auc_stderr": standard_error(values),
             "rank": None,
             "final_accuracy_mean": float(finals.mean()),
-            "final_accuracy_stderr": _stderr(finals),
+            "final_accuracy_stderr": standard_error(finals),
             "diff_vs_baseline": math.nan,
             "diff_stderr": math.nan,
             "p_ttest": math.nan,
@@ -162,21 +180,21 @@ def summarize(rows, baseline="random"):
             seeds = [seed for seed in by_seed if seed in aucs[baseline]]
             diffs = np.array([by_seed[s] - aucs[baseline][s] for s in seeds])
             if len(diffs):
-                p_t, p_w = _paired_pvalues(diffs)
+                p_t, p_w = paired_pvalues(diffs)
                 entry.update(
                     diff_vs_baseline=float(diffs.mean()),
-                    diff_stderr=_stderr(diffs),
+                    diff_stderr=standard_error(diffs),
                     p_ttest=p_t,
                     p_wilcoxon=p_w,
                     wins=int(np.sum(diffs > 0)),
                     n_paired=len(diffs),
                 )
         summary.append(entry)
-    _rank_by_auc(summary)
+    rank_by_auc(summary)
     return summary
 
 
-def summarize_stopping(rows, level=0.98):
+def summarize_stopping(rows, level=0.98, by="strategy"):
     """When each stopping rule stops, and what accuracy it stops at, per strategy.
 
     For every (strategy, seed) curve whose rows carry ``stopping`` records (a protocol with
@@ -190,6 +208,9 @@ def summarize_stopping(rows, level=0.98):
         Tidy rows of :func:`skdynal.experiments.run_experiment` run with ``stopping``.
     level : float, default=0.98
         A stop is "early" when its accuracy is below ``level`` times the whole budget's.
+    by : str or tuple of str, default="strategy"
+        The column(s) naming a configuration (see :func:`learning_curves`); the entries'
+        ``strategy`` is that name (a tuple for several columns).
 
     Returns
     -------
@@ -206,7 +227,7 @@ def summarize_stopping(rows, level=0.98):
     grouped = {}
     for row in rows:
         if "stopping" in row:
-            grouped.setdefault(row["strategy"], {}).setdefault(row["seed"], []).append(row)
+            grouped.setdefault(row_key(row, by), {}).setdefault(row["seed"], []).append(row)
     summary = []
     for strategy, by_seed in grouped.items():
         runs = [sorted(seed_rows, key=lambda r: r["round"]) for seed_rows in by_seed.values()]

@@ -10,17 +10,19 @@ import pytest
 from skdynal.cli import main
 from skdynal.experiments._benchmark import (
     BENCHMARK_TASKS,
-    _holm,
     overall_ranks,
     run_benchmark,
     summarize_task,
 )
+from skdynal.experiments._statistics import holm
 
 
 def _rows(config, seed, accuracies, n0=10, step=10):
+    strategy, training = config
     return [
         {
-            "strategy": config,
+            "strategy": strategy,
+            "training": training,
             "seed": seed,
             "round": r,
             "n_labels": n0 + step * r,
@@ -31,7 +33,7 @@ def _rows(config, seed, accuracies, n0=10, step=10):
 
 
 def test_holm_adjustment_by_hand():
-    adjusted = _holm([0.01, 0.04, 0.03, math.nan])
+    adjusted = holm([0.01, 0.04, 0.03, math.nan])
     # sorted 0.01, 0.03, 0.04 -> 3*0.01, max(0.03, 2*0.03), max(0.06, 1*0.04)
     np.testing.assert_allclose(adjusted[:3], [0.03, 0.06, 0.06])
     assert math.isnan(adjusted[3])
@@ -40,11 +42,18 @@ def test_holm_adjustment_by_hand():
 def test_task_summary_on_made_up_curves():
     rows = []
     for seed in range(8):
-        rows += _rows("random [fixed]", seed, [0.5, 0.6, 0.7])
-        rows += _rows("good [fixed]", seed, [0.5, 0.7, 0.8 + 0.001 * seed])
-        rows += _rows("bad [fixed]", seed, [0.5, 0.5, 0.55 + 0.001 * seed])
+        rows += _rows(("random", "fixed"), seed, [0.5, 0.6, 0.7])
+        rows += _rows(("good", "fixed"), seed, [0.5, 0.7, 0.8 + 0.001 * seed])
+        rows += _rows(("bad", "fixed"), seed, [0.5, 0.5, 0.55 + 0.001 * seed])
+        # the same strategy under another training is another configuration
+        rows += _rows(("good", "until-fit"), seed, [0.5, 0.5, 0.5])
     summary = {e["config"]: e for e in summarize_task(rows)}
     good, bad = summary["good [fixed]"], summary["bad [fixed]"]
+    other = summary["good [until-fit]"]
+    assert (good["strategy"], good["training"]) == ("good", "fixed")
+    assert (other["strategy"], other["training"]) == ("good", "until-fit")
+    # no random under until-fit: nothing to compare it with
+    assert "diff_vs_random" not in other and "labels_to_random_final" not in other
     # AUC of [0.5, 0.7, 0.8] over equal steps = (0.6 + 0.75) / 2
     assert good["auc_mean"] == pytest.approx((0.6 + 0.75 + 0.0005 + 0.0035 / 8 * 0) / 2, abs=1e-3)
     assert good["diff_vs_random"] > 0 and good["wins_vs_random"] == 8
@@ -63,8 +72,8 @@ def test_overall_ranks_average_over_tasks_and_seed_blocks():
     for task, order in (("a", ["x", "y"]), ("b", ["y", "x"]), ("c", ["x", "y"])):
         rows = []
         for seed in range(3):
-            rows += _rows(f"{order[0]} [fixed]", seed, [0.5, 0.9])
-            rows += _rows(f"{order[1]} [fixed]", seed, [0.5, 0.6])
+            rows += _rows((order[0], "fixed"), seed, [0.5, 0.9])
+            rows += _rows((order[1], "fixed"), seed, [0.5, 0.6])
         task_rows[task] = rows
         summaries[task] = summarize_task(rows)
     ranks, cd = overall_ranks(summaries, task_rows)
@@ -109,17 +118,15 @@ def test_quick_benchmark_runs_resumes_and_reports(tmp_path):
     paths = results.save(command="skdynal benchmark --quick")
     assert len(results.cell_seconds) == 2 * 2 * 2 * 2  # tasks x training x strategies x seeds
     rows = results.task_rows["three_clust"]
-    configs = {r["strategy"] for r in rows}
-    assert configs == {
-        f"{s} [{t}]" for s in ("random", "dynamical") for t in ("fixed", "until-fit")
-    }
+    configs = {(r["strategy"], r["training"]) for r in rows}
+    assert configs == {(s, t) for s in ("random", "dynamical") for t in ("fixed", "until-fit")}
     # every configuration of a task starts from the same labeled set and weights:
     # round-0 accuracy is identical per seed within a training protocol
     for training in ("fixed", "until-fit"):
         start = {
             (r["seed"], r["test_accuracy"])
             for r in rows
-            if r["round"] == 0 and r["strategy"].endswith(f"[{training}]")
+            if r["round"] == 0 and r["training"] == training
         }
         assert len(start) == 2
     with open(paths["summary"], encoding="utf-8") as f:

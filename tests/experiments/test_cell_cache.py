@@ -29,7 +29,9 @@ def finished(tmp_path_factory):
     """A finished two-seed experiment: its folder, its rows (timing dropped), a cell file."""
     data = load_digits_split(random_state=0)
     out = tmp_path_factory.mktemp("exp")
-    results = run_experiment(data, "mlp", ["random"], seeds=[0, 1], out=out, **TINY)
+    results = run_experiment(
+        data, model="mlp", strategies=["random"], seeds=[0, 1], out=out, **TINY
+    )
     cells = sorted(os.listdir(out / "cells"))
     assert len(cells) == 2
     return data, out, _plain(results.rows), out / "cells" / cells[0]
@@ -80,7 +82,9 @@ def test_a_bad_cell_is_recomputed_with_a_warning_naming_it(finished, tmp_path, d
         _edit(bad, change)
     match = f"cell {bad} is not used: .*{reason}"
     with pytest.warns(CellCacheWarning, match=match) as caught:
-        again = run_experiment(data, "mlp", ["random"], seeds=[0, 1], out=copy, **TINY)
+        again = run_experiment(
+            data, model="mlp", strategies=["random"], seeds=[0, 1], out=copy, **TINY
+        )
     assert len(caught) == 1  # only the damaged cell; the other one is reused
     assert _plain(again.rows) == rows  # both seeds, the recomputed accuracies
     assert json.loads(bad.read_text())["format"] == 2  # rewritten good
@@ -90,7 +94,11 @@ def test_a_bad_cell_is_recomputed_with_a_warning_naming_it(finished, tmp_path, d
     with warnings.catch_warnings():
         warnings.simplefilter("error", CellCacheWarning)
         assert (
-            _plain(run_experiment(data, "mlp", ["random"], seeds=[0, 1], out=copy, **TINY).rows)
+            _plain(
+                run_experiment(
+                    data, model="mlp", strategies=["random"], seeds=[0, 1], out=copy, **TINY
+                ).rows
+            )
             == rows
         )
 

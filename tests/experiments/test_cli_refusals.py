@@ -1,5 +1,6 @@
 """The CLI refuses, before any work, what it cannot do; ``--help`` shows real defaults."""
 
+import dataclasses
 import re
 
 import pytest
@@ -32,13 +33,14 @@ def no_training(monkeypatch):
     [
         (
             ["--initial", "20", "--query", "2000", "--rounds", "1"],
-            "--query 2000 is larger than the pool: digits has 1347 training samples, 1327 after",
+            "query=2000 is larger than the pool: the training set of 'digits' has 1347 "
+            "samples, 1327 after the initial 20",
         ),
         (["--initial", "20", "--query", "2000", "--rounds", "0"], "larger than the pool"),
         (
             ["--initial", "47", "--query", "100", "--rounds", "14"],
-            "--rounds 14 of --query 100 need 1400 pool samples, but digits has 1300 after the "
-            "initial 47 (at most --rounds 13)",
+            "rounds=14 of query=100 need 1400 pool samples, but the training set of 'digits' "
+            "has 1300 after the initial 47; lower rounds (at most 13) or query.",
         ),
         (["--lr", "inf"], "argument --lr: expected a positive number, got 'inf'"),
         (["--lr", "nan"], "argument --lr: expected a positive number, got 'nan'"),
@@ -55,11 +57,32 @@ def test_impossible_protocols_and_values_are_refused(argv, message, capsys, no_t
     assert not (tmp_path / "out").exists()
 
 
-def test_a_protocol_that_fits_exactly_is_accepted():
-    args = cli.build_parser().parse_args(
-        ["run", "--initial", "47", "--query", "100", "--rounds", "13"]
+def test_a_protocol_that_fits_exactly_is_accepted(capsys, tmp_path, monkeypatch):
+    # 47 + 13 * 100 = 1347, digits' whole training set: the CLI hands the protocol on.
+    handed = []
+
+    def record(data, protocol, **run_options):
+        handed.append((len(data["X_train"]), protocol, run_options))
+        raise SystemExit(0)  # stop before any training
+
+    monkeypatch.setattr("skdynal.experiments.run_experiment", record)
+    monkeypatch.setattr(_runner, "_run_cell", lambda *a, **k: pytest.fail("a cell ran"))
+    argv = ["run", "--initial", "47", "--query", "100", "--rounds", "13", "--seeds", "2"]
+    code, err = run_cli([*argv, "--out", str(tmp_path / "out")], capsys)
+    assert code == 0 and "error" not in err
+    [(n_train, protocol, run_options)] = handed
+    assert n_train == 1347 == protocol.initial + protocol.rounds * protocol.query
+    assert (protocol.initial, protocol.query, protocol.rounds, protocol.seeds) == (
+        47,
+        100,
+        13,
+        (0, 1),
     )
-    cli._check_protocol(args, None, 1347)  # parser.error is never reached
+    assert protocol.dataset == "digits" and protocol.model == "mlp"
+    assert run_options["out"] == str(tmp_path / "out") and run_options["n_threads"] == 1
+    # One sample more and the same check refuses it, before any work.
+    with pytest.raises(ValueError, match="at most 12"):
+        dataclasses.replace(protocol, initial=48).check_pool(1347)
 
 
 @pytest.mark.parametrize("command", ["run", "benchmark"])
@@ -108,12 +131,12 @@ def test_run_experiment_refuses_rounds_that_cannot_all_run():
     with pytest.raises(
         ValueError,
         match=r"rounds=14 of query=100 need 1400 pool samples, "
-        r"but the training set has 1300 after the initial 47",
+        r"but the training set of 'data' has 1300 after the initial 47",
     ):
         run_experiment(
             data,
-            "mlp",
-            ["random"],
+            model="mlp",
+            strategies=["random"],
             initial=47,
             query=100,
             rounds=14,

@@ -87,7 +87,9 @@ class Exploding(BaseEstimator):
 
 
 def test_rows_have_the_protocol_shape(data):
-    results = run_experiment(data, "mlp", ["random", "margin"], seeds=[3, 5], **TINY)
+    results = run_experiment(
+        data, model="mlp", strategies=["random", "margin"], seeds=[3, 5], **TINY
+    )
     rows = results.rows
     assert len(rows) == 2 * 2 * 3
     assert all(list(row) == RESULT_COLUMNS for row in rows)
@@ -110,7 +112,7 @@ def test_rows_have_the_protocol_shape(data):
 def test_random_strategy_matches_a_hand_written_protocol(data):
     """Independent re-implementation of one cell: initial set, net seed, query, teach."""
     seed = 4
-    results = run_experiment(data, "mlp", ["random"], seeds=[seed], **TINY)
+    results = run_experiment(data, model="mlp", strategies=["random"], seeds=[seed], **TINY)
 
     rng = np.random.RandomState(seed)
     labeled = rng.choice(len(data.X_train), size=20, replace=False)
@@ -148,7 +150,7 @@ def test_random_strategy_matches_a_hand_written_protocol(data):
 
 def test_queried_rows_leave_the_pool_and_join_the_labeled_set(data):
     PoolRecorder.calls = []
-    run_experiment(data, "mlp", {"first": PoolRecorder()}, seeds=[7], **TINY)
+    run_experiment(data, model="mlp", strategies={"first": PoolRecorder()}, seeds=[7], **TINY)
     calls = PoolRecorder.calls
     assert [c["n_pool"] for c in calls] == [len(data.X_train) - 20, len(data.X_train) - 30]
     assert [c["n_labeled"] for c in calls] == [20, 30]
@@ -162,14 +164,22 @@ def test_queried_rows_leave_the_pool_and_join_the_labeled_set(data):
 
 def test_reinit_builds_a_net_without_warm_start(data):
     PoolRecorder.calls = []
-    run_experiment(data, "mlp", {"first": PoolRecorder()}, seeds=[0], reinit=True, **TINY)
+    run_experiment(
+        data, model="mlp", strategies={"first": PoolRecorder()}, seeds=[0], reinit=True, **TINY
+    )
     assert [c["warm_start"] for c in PoolRecorder.calls] == [False, False]
 
 
 def test_same_seed_same_results_and_other_seed_differs(data):
-    first = run_experiment(data, "mlp", ["random", "dynamical"], seeds=[1], **TINY)
-    second = run_experiment(data, "mlp", ["random", "dynamical"], seeds=[1], **TINY)
-    other = run_experiment(data, "mlp", ["random", "dynamical"], seeds=[2], **TINY)
+    first = run_experiment(
+        data, model="mlp", strategies=["random", "dynamical"], seeds=[1], **TINY
+    )
+    second = run_experiment(
+        data, model="mlp", strategies=["random", "dynamical"], seeds=[1], **TINY
+    )
+    other = run_experiment(
+        data, model="mlp", strategies=["random", "dynamical"], seeds=[2], **TINY
+    )
     assert without_timing(first.rows) == without_timing(second.rows)
     accuracies = [r["test_accuracy"] for r in first.rows]
     assert accuracies != [r["test_accuracy"] for r in other.rows]
@@ -179,7 +189,9 @@ def test_resume_after_interruption_recomputes_nothing_finished(data, tmp_path, m
     strategies = {"random": "random", "boom": Exploding(explode_on=1)}
     Exploding.armed = True
     with pytest.raises(RuntimeError, match="simulated interruption"):
-        run_experiment(data, "mlp", strategies, seeds=[0, 1], out=tmp_path, **TINY)
+        run_experiment(
+            data, model="mlp", strategies=strategies, seeds=[0, 1], out=tmp_path, **TINY
+        )
     stored = sorted(os.listdir(tmp_path / "cells"))
     assert len(stored) == 3  # random 0, random 1, boom 0; boom 1 was interrupted
     assert not (tmp_path / "results.csv").exists()
@@ -193,7 +205,9 @@ def test_resume_after_interruption_recomputes_nothing_finished(data, tmp_path, m
 
     monkeypatch.setattr(_runner, "_run_cell", counting_run_cell)
     Exploding.armed = False
-    resumed = run_experiment(data, "mlp", strategies, seeds=[0, 1], out=tmp_path, **TINY)
+    resumed = run_experiment(
+        data, model="mlp", strategies=strategies, seeds=[0, 1], out=tmp_path, **TINY
+    )
     assert computed == [("boom", 1)]
 
     stored_rows = []
@@ -204,21 +218,36 @@ def test_resume_after_interruption_recomputes_nothing_finished(data, tmp_path, m
     # Timings included: the finished cells were read back, not recomputed.
     assert sorted(resumed_finished, key=key) == sorted(stored_rows, key=key)
 
-    fresh = run_experiment(data, "mlp", strategies, seeds=[0, 1], **TINY)
+    fresh = run_experiment(data, model="mlp", strategies=strategies, seeds=[0, 1], **TINY)
     assert without_timing(resumed.rows) == without_timing(fresh.rows)
 
     # resume=False and a changed protocol both recompute everything.
     computed.clear()
-    run_experiment(data, "mlp", strategies, seeds=[0, 1], out=tmp_path, resume=False, **TINY)
+    run_experiment(
+        data, model="mlp", strategies=strategies, seeds=[0, 1], out=tmp_path, resume=False, **TINY
+    )
     assert len(computed) == 4
     computed.clear()
-    run_experiment(data, "mlp", strategies, seeds=[0, 1], out=tmp_path, **{**TINY, "epochs": 1})
+    run_experiment(
+        data,
+        model="mlp",
+        strategies=strategies,
+        seeds=[0, 1],
+        out=tmp_path,
+        **{**TINY, "epochs": 1},
+    )
     assert len(computed) == 4
 
 
 def test_outputs_written(data, tmp_path):
     results = run_experiment(
-        data, "mlp", ["random", "entropy"], seeds=[0, 1], out=tmp_path, dataset="digits", **TINY
+        data,
+        model="mlp",
+        strategies=["random", "entropy"],
+        seeds=[0, 1],
+        out=tmp_path,
+        dataset="digits",
+        **TINY,
     )
     with open(tmp_path / "results.csv", newline="") as f:
         table = list(csv.DictReader(f))
@@ -253,8 +282,8 @@ def test_strategy_objects_modal_functions_and_registry_entries(data):
     assert "test-random-copy" in available_strategies()
     results = run_experiment(
         data,
-        "mlp",
-        ["random", "test-random-copy", ("mine", RandomSampler()), margin_sampling],
+        model="mlp",
+        strategies=["random", "test-random-copy", ("mine", RandomSampler()), margin_sampling],
         seeds=[0],
         **TINY,
     )
@@ -271,8 +300,8 @@ def test_module_classes_and_skorch_nets_as_models(data):
 
     by_class = run_experiment(
         data,
-        DigitsMLP,
-        ["random"],
+        model=DigitsMLP,
+        strategies=["random"],
         seeds=[0],
         reinit=True,
         **{**TINY, "module_kwargs": {"hidden": 8}},
@@ -282,8 +311,8 @@ def test_module_classes_and_skorch_nets_as_models(data):
     template = make_net(max_epochs=1)
     by_net = run_experiment(
         data,
-        template,
-        {"first": PoolRecorder()},
+        model=template,
+        strategies={"first": PoolRecorder()},
         seeds=[0, 1],
         reinit=True,
         **{**TINY, "module_kwargs": None},
@@ -317,25 +346,25 @@ def test_registry_builds_seeded_strategies_and_lists_valid_names():
         ({"strategies": [("a", "random"), ("a", "margin")]}, ValueError, "unique"),
         ({"strategies": [("a", 3)]}, TypeError, "registered name or a modAL"),
         ({"seeds": [1, 1]}, ValueError, "must not repeat"),
-        ({"seeds": 0}, ValueError, "seeds must be an integer >= 1"),
+        ({"seeds": 0}, ValueError, "The 'seeds' parameter of ExperimentProtocol must be"),
         ({"initial": 5000}, ValueError, "leaves no pool"),
-        ({"rounds": -1}, ValueError, "rounds must be an integer >= 0"),
-        ({"optimizer": "lbfgs"}, ValueError, "optimizer must be one of"),
+        ({"rounds": -1}, ValueError, "The 'rounds' parameter of ExperimentProtocol must be"),
+        ({"optimizer": "lbfgs"}, ValueError, "The 'optimizer' parameter of ExperimentProtocol"),
         ({"model": "transformer"}, ValueError, "Unknown model"),
-        ({"model": 3}, TypeError, "model must be a model name"),
+        ({"model": 3}, TypeError, "The 'model' parameter of ExperimentProtocol"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(data, kwargs, error, match):
     params = {**TINY, "strategies": ["random"], "seeds": [0], **kwargs}
     model = params.pop("model", "mlp")
     with pytest.raises(error, match=match):
-        run_experiment(data, model, **params)
+        run_experiment(data, model=model, **params)
 
 
 def test_bad_data_raises():
     with pytest.raises(TypeError, match="mapping"):
-        run_experiment([1, 2, 3], "mlp", ["random"], progress=False)
+        run_experiment([1, 2, 3], model="mlp", strategies=["random"], progress=False)
     X = np.zeros((10, 4), dtype=np.float32)
     bad = {"X_train": X, "y_train": np.zeros(9, int), "X_test": X, "y_test": np.zeros(10, int)}
     with pytest.raises(ValueError, match="lengths differ"):
-        run_experiment(bad, "mlp", ["random"], progress=False)
+        run_experiment(bad, model="mlp", strategies=["random"], progress=False)

@@ -121,34 +121,38 @@ def test_interrupted_cell_is_not_stored_and_rerun_recomputes_it(tmp_path):
         n_threads=1,
         net_kwargs={"callbacks": [("sigint", SigintInSecondFit())]},
     )
-    clean = _runner.run_experiment(data, "mlp", ["random"], **{**kwargs, "out": None})
+    clean = _runner.run_experiment(
+        data, model="mlp", strategies=["random"], **{**kwargs, "out": None}
+    )
     _STATE.update(armed=True, fits=0)
     try:
         with pytest.raises(Interrupted, match="dropped, not stored"):
-            _runner.run_experiment(data, "mlp", ["random"], **kwargs)
+            _runner.run_experiment(data, model="mlp", strategies=["random"], **kwargs)
     finally:
         _STATE["armed"] = False
     assert _STATE["fits"] == 2  # stopped in round 1, no third fit
     assert not list((tmp_path / "cells").glob("*.json"))
-    again = _runner.run_experiment(data, "mlp", ["random"], **kwargs)
+    again = _runner.run_experiment(data, model="mlp", strategies=["random"], **kwargs)
     assert _accuracies(again.rows) == _accuracies(clean.rows)
 
 
 def test_benchmark_worker_records_ctrl_c_when_idle_and_refuses_its_next_cell(monkeypatch):
-    from skdynal.experiments import _benchmark
+    from skdynal.experiments import _scheduling
+    from skdynal.experiments._tasks import BENCHMARK_TASKS
 
     previous = signal.getsignal(signal.SIGINT)
-    monkeypatch.setattr(_benchmark, "_worker_interrupted", False)
+    monkeypatch.setattr(_scheduling, "_worker_interrupted", False)
     try:
-        _benchmark._init_worker()
+        _scheduling.init_worker()
         os.kill(os.getpid(), signal.SIGINT)  # an idle worker: recorded, nothing raised
         time.sleep(0.01)
-        assert _benchmark._worker_interrupted
+        assert _scheduling._worker_interrupted
     finally:
         signal.signal(signal.SIGINT, previous)
-    task = _benchmark.BENCHMARK_TASKS["digits"].scaled(True)
+    task = BENCHMARK_TASKS["digits"].scaled(True)
+    job = _scheduling.CellJob(task, "fixed", "random", 0, "unused", resume=True)
     with pytest.raises(Interrupted, match="before the cell 'random' seed 0 started"):
-        _benchmark._run_job((task, "fixed", "random", 0, "unused", True, None))
+        _scheduling.run_cell_job(job)
 
 
 # ------------------------------------------------------------- Ctrl-C during the start-up

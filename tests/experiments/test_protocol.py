@@ -2,11 +2,13 @@
 
 import dataclasses
 import json
+import math
 import pathlib
 
 import pytest
 
 from skdynal import RandomSampler
+from skdynal._checks import InvalidParameterError
 from skdynal.datasets import load_digits_split
 from skdynal.experiments import (
     ExperimentProtocol,
@@ -16,7 +18,7 @@ from skdynal.experiments import (
 )
 from skdynal.experiments._cache import CellCache
 from skdynal.experiments._net_factory import required_net_class
-from skdynal.experiments._runner import _Experiment
+from skdynal.experiments._runner import Experiment
 
 TIMING = ("query_seconds", "train_seconds")
 TINY = dict(
@@ -77,40 +79,61 @@ def without_timing(rows):
     return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
 
 
+TABLE = "The '{}' parameter of ExperimentProtocol must be"
+
+
 @pytest.mark.parametrize(
     ("params", "error", "match"),
     [
-        ({"optimizer": "lbfgs"}, ValueError, r"optimizer must be one of \['adam'"),
-        ({"initial_sampling": "stratified"}, ValueError, "initial_sampling must be 'random'"),
-        ({"weight_decay": -1e-4}, ValueError, "weight_decay must be a number >= 0"),
-        ({"baseline": 3}, TypeError, "baseline must be a strategy label or None"),
-        ({"initial": 0}, ValueError, "initial must be an integer >= 1, got 0"),
-        ({"query": 2.5}, ValueError, "query must be an integer >= 1"),
-        ({"rounds": -1}, ValueError, "rounds must be an integer >= 0, got -1"),
-        ({"epochs": True}, ValueError, "epochs must be an integer >= 1"),
-        ({"lr": 0}, ValueError, "lr must be a positive number, got 0"),
-        ({"batch_size": 0}, ValueError, "batch_size must be an integer >= 1"),
+        ({"optimizer": "lbfgs"}, ValueError, TABLE.format("optimizer") + " a str among"),
+        ({"initial_sampling": "stratified"}, ValueError, TABLE.format("initial_sampling")),
+        (
+            {"weight_decay": -1e-4},
+            ValueError,
+            TABLE.format("weight_decay") + r" a float in the range \[0",
+        ),
+        ({"baseline": 3}, TypeError, TABLE.format("baseline")),
+        (
+            {"initial": 0},
+            ValueError,
+            TABLE.format("initial") + r" an int in the range \[1, inf\). Got 0",
+        ),
+        ({"query": 2.5}, ValueError, TABLE.format("query")),
+        (
+            {"rounds": -1},
+            ValueError,
+            TABLE.format("rounds") + r" an int in the range \[0, inf\). Got -1",
+        ),
+        ({"epochs": True}, ValueError, TABLE.format("epochs")),
+        ({"lr": 0}, ValueError, TABLE.format("lr") + r" a float in the range \(0.0, inf\)"),
+        ({"lr": math.nan}, ValueError, TABLE.format("lr")),
+        ({"batch_size": 0}, ValueError, TABLE.format("batch_size")),
         ({"seeds": [1, 1]}, ValueError, "seeds must not repeat"),
         ({"seeds": [-1]}, ValueError, "seeds must be a non-empty list of integers >= 0"),
-        ({"seeds": 2.0}, TypeError, "seeds must be a number of seeds or a list"),
+        ({"seeds": 2.0}, TypeError, TABLE.format("seeds")),
+        ({"seeds": 0}, ValueError, TABLE.format("seeds")),
         ({"strategies": []}, ValueError, "strategies is empty"),
         ({"strategies": ["nope"]}, ValueError, "'nope' is unknown; choose from"),
         ({"strategies": [("a", 3)]}, TypeError, "registered name or a modAL"),
         ({"model": "transformer"}, ValueError, "Unknown model 'transformer'"),
-        ({"model": 3}, TypeError, "model must be a model name"),
+        ({"model": 3}, TypeError, TABLE.format("model")),
+        ({"model": int}, TypeError, "model must be a model name"),
         ({"train_until_fit": {"patienc": 3}}, ValueError, r"unknown keys \['patienc'\]"),
-        ({"train_until_fit": "yes"}, TypeError, "train_until_fit must be None, a bool"),
+        ({"train_until_fit": "yes"}, TypeError, TABLE.format("train_until_fit")),
         ({"train_until_fit": {"threshold": 2.0}}, ValueError, "threshold"),
         ({"inas": {"blocks": 2}}, ValueError, r"inas got unknown keys \['blocks'\]"),
         ({"inas": {"family": "rnn"}}, ValueError, "inas family must be one of"),
-        ({"inas": 1.0}, TypeError, "inas must be None, True or a dict"),
-        ({"module_kwargs": [("width", 8)]}, TypeError, "module_kwargs must be None or a dict"),
+        ({"inas": 1.0}, TypeError, TABLE.format("inas")),
+        ({"reinit": "no"}, TypeError, TABLE.format("reinit")),
+        ({"module_kwargs": [("width", 8)]}, TypeError, TABLE.format("module_kwargs")),
         ({"net_kwargs": {1: 2}}, TypeError, "net_kwargs must be None or a dict"),
     ],
 )
 def test_bad_fields_raise_clear_errors(params, error, match):
-    with pytest.raises(error, match=match):
+    # One kind of error for every mistake, as for every class of the package.
+    with pytest.raises(InvalidParameterError, match=match) as info:
         ExperimentProtocol(**params)
+    assert isinstance(info.value, error)
 
 
 def test_fields_are_normalised_and_frozen():
@@ -139,7 +162,7 @@ def test_fields_are_normalised_and_frozen():
         protocol.epochs = 3
     # dataclasses.replace re-validates.
     assert dataclasses.replace(protocol, epochs=7).epochs == 7
-    with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
+    with pytest.raises(ValueError, match=TABLE.format("epochs")):
         dataclasses.replace(protocol, epochs=0)
 
 
@@ -183,12 +206,18 @@ def test_run_experiment_keywords_equal_the_dataclass(data):
 
 def test_run_experiment_refuses_a_protocol_and_keywords_together(data):
     protocol = ExperimentProtocol(strategies=["random"], seeds=[0], **TINY)
-    with pytest.raises(TypeError, match=r"protocol keywords \['epochs', 'dataset'\]"):
+    with pytest.raises(TypeError, match=r"protocol keywords \['dataset', 'epochs'\]"):
         run_experiment(data, protocol=protocol, epochs=3, dataset="digits", progress=False)
     with pytest.raises(TypeError, match=r"protocol keywords \['model'\]"):
-        run_experiment(data, "cnn", protocol=protocol, progress=False)
+        run_experiment(data, protocol, model="cnn", progress=False)
     with pytest.raises(TypeError, match="protocol must be an ExperimentProtocol"):
         run_experiment(data, protocol=protocol.to_dict(), progress=False)
+    # The keyword form is the dataclass's fields, nothing else; the second positional
+    # argument is the protocol.
+    with pytest.raises(TypeError, match=r"unknown keywords \['epoch'\]; the protocol's fields"):
+        run_experiment(data, epoch=3, progress=False)
+    with pytest.raises(TypeError, match="protocol must be an ExperimentProtocol, got 'mlp'"):
+        run_experiment(data, "mlp", progress=False)
 
 
 def test_config_json_reads_back_to_the_same_protocol_and_cells(data, tmp_path, monkeypatch):
@@ -224,7 +253,7 @@ def test_old_config_json_of_the_docs_gives_its_protocol_key():
     assert protocol.module_kwargs == {"dropout": 0.2}
     # Options the file predates take their defaults; the key is the one stored.
     assert protocol.train_until_fit is None and protocol.initial_sampling == "random"
-    experiment = _Experiment(load_experiment_data("digits", "mlp"), protocol)
+    experiment = Experiment(load_experiment_data("digits", "mlp"), protocol)
     assert experiment.config["protocol_key"] == "262fa6bd3c452079"
     stored = json.loads(DOCS_CONFIG.read_text())
     assert {k: experiment.config[k] for k in stored} == stored
@@ -242,7 +271,7 @@ def test_old_config_json_refuses_what_it_cannot_describe(data):
     # net_kwargs were stored as reprs and are read back as the values.
     assert protocol.net_kwargs == {"optimizer__eps": 1e-7}
     assert protocol.train_until_fit == LEGACY_CONFIG["train_until_fit"]
-    assert _Experiment(data, protocol).config["protocol_key"] == LEGACY_CONFIG["protocol_key"]
+    assert Experiment(data, protocol).config["protocol_key"] == LEGACY_CONFIG["protocol_key"]
     with pytest.raises(ValueError, match="model as 'DigitsMLP', which is not a registered"):
         ExperimentProtocol.from_dict({**LEGACY_CONFIG, "model": "DigitsMLP"})
 

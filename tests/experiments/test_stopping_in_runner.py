@@ -44,11 +44,13 @@ def data():
 
 @pytest.fixture(scope="module")
 def watched(data):
-    return run_experiment(data, "mlp", ["random", "margin"], stopping=RULES, **TINY)
+    return run_experiment(
+        data, model="mlp", strategies=["random", "margin"], stopping=RULES, **TINY
+    )
 
 
 def test_rules_only_watch_the_accuracies_are_those_without_rules(data, watched):
-    plain = run_experiment(data, "mlp", ["random", "margin"], **TINY)
+    plain = run_experiment(data, model="mlp", strategies=["random", "margin"], **TINY)
     assert [r["test_accuracy"] for r in plain.rows] == [r["test_accuracy"] for r in watched.rows]
     assert "stopping" not in plain.rows[0]
     assert plain.stopping_summary() == [] and plain.stopping_table() == ""
@@ -112,8 +114,10 @@ def test_summarize_stopping_on_made_up_rows():
 
 def test_cells_with_rules_are_stored_and_resumed(data, tmp_path, monkeypatch):
     kwargs = {**TINY, "seeds": 1, "out": tmp_path, "plot": False}
-    plain = run_experiment(data, "mlp", ["random"], **kwargs)
-    with_rules = run_experiment(data, "mlp", ["random"], stopping=["change"], **kwargs)
+    plain = run_experiment(data, model="mlp", strategies=["random"], **kwargs)
+    with_rules = run_experiment(
+        data, model="mlp", strategies=["random"], stopping=["change"], **kwargs
+    )
     assert "stopping" in with_rules.rows[0]  # the stored cell without rules was not used
     assert [r["test_accuracy"] for r in plain.rows] == [
         r["test_accuracy"] for r in with_rules.rows
@@ -125,7 +129,7 @@ def test_cells_with_rules_are_stored_and_resumed(data, tmp_path, monkeypatch):
         raise AssertionError("a stored cell was recomputed")
 
     monkeypatch.setattr(_runner, "_run_cell", no_training)
-    again = run_experiment(data, "mlp", ["random"], stopping=["change"], **kwargs)
+    again = run_experiment(data, model="mlp", strategies=["random"], stopping=["change"], **kwargs)
     assert again.rows == with_rules.rows
 
 

@@ -52,18 +52,20 @@ def test_uniform_initial_set_is_the_runners_historical_draw():
 
 
 def test_runner_draws_a_balanced_initial_set(data):
-    results = run_experiment(data, "mlp", ["random"], initial_sampling="balanced", **TINY)
+    results = run_experiment(
+        data, model="mlp", strategies=["random"], initial_sampling="balanced", **TINY
+    )
     assert results.config["initial_sampling"] == "balanced"
     # 20 labels over 10 classes: the round-0 net saw 2 of each
     assert results.rows[0]["n_labels"] == 20
 
 
 def test_train_until_fit_trains_each_round_until_the_threshold_holds(data):
-    fixed = run_experiment(data, "mlp", ["random"], **TINY)
+    fixed = run_experiment(data, model="mlp", strategies=["random"], **TINY)
     fitted = run_experiment(
         data,
-        "mlp",
-        ["random"],
+        model="mlp",
+        strategies=["random"],
         train_until_fit={"threshold": 0.9, "patience": 2},
         **TINY,
     )
@@ -82,8 +84,8 @@ def test_train_until_fit_trains_each_round_until_the_threshold_holds(data):
 def test_protocol_options_are_recorded_in_config_json(data, tmp_path):
     run_experiment(
         data,
-        "mlp",
-        ["random"],
+        model="mlp",
+        strategies=["random"],
         train_until_fit=True,
         reset_optimizer=True,
         initial_sampling="balanced",
@@ -100,11 +102,11 @@ def test_protocol_options_are_recorded_in_config_json(data, tmp_path):
 
 def test_default_protocol_key_is_unchanged_by_the_new_options(data):
     # cells stored before the options existed must still be found
-    a = run_experiment(data, "mlp", ["random"], **{**TINY, "rounds": 0})
+    a = run_experiment(data, model="mlp", strategies=["random"], **{**TINY, "rounds": 0})
     b = run_experiment(
         data,
-        "mlp",
-        ["random"],
+        model="mlp",
+        strategies=["random"],
         train_until_fit=None,
         reset_optimizer=False,
         initial_sampling="random",
@@ -124,14 +126,14 @@ def test_default_protocol_key_is_unchanged_by_the_new_options(data):
 )
 def test_bad_protocol_options_raise(data, kwargs, error, match):
     with pytest.raises(error, match=match):
-        run_experiment(data, "mlp", ["random"], **kwargs, **TINY)
+        run_experiment(data, model="mlp", strategies=["random"], **kwargs, **TINY)
 
 
 def test_runner_grows_the_architecture_with_inas(data):
     results = run_experiment(
         data,
-        "mlp",
-        ["margin"],
+        model="mlp",
+        strategies=["margin"],
         inas={"max_blocks": 2, "max_stacks": 2, "candidate_epochs": 2},
         **{**TINY, "epochs": 3, "initial": 40},
     )
@@ -148,8 +150,8 @@ def test_runner_grows_the_architecture_with_inas(data):
 def test_runner_fixed_family_member_is_the_inas_baseline(data):
     results = run_experiment(
         data,
-        "mlp",
-        ["margin"],
+        model="mlp",
+        strategies=["margin"],
         inas={"search_steps": 0, "initial_structure": (2, 2)},
         **{**TINY, "epochs": 2, "initial": 40},
     )
