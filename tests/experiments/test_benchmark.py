@@ -104,6 +104,7 @@ def test_every_task_is_defined_with_enough_seeds():
         )
 
 
+@pytest.mark.slow
 def test_quick_benchmark_runs_resumes_and_reports(tmp_path):
     kwargs = dict(
         tasks=["three_clust", "breast_cancer"],

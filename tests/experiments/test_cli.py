@@ -160,6 +160,7 @@ def test_cifar10_standin_through_the_real_loader(tmp_path, capsys):
     assert {r["dataset"] for r in rows} == {"cifar10"}
 
 
+@pytest.mark.slow
 def test_python_dash_m_skdynal_run(tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     command = [

@@ -52,6 +52,7 @@ def _accuracies(rows):
     ]
 
 
+@pytest.mark.slow
 def test_sigint_stops_skdynal_run_and_a_rerun_matches_a_clean_run(tmp_path, capsys):
     out = tmp_path / "interrupted"
     env = {

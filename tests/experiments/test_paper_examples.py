@@ -52,6 +52,7 @@ def standins(tmp_path_factory):
         ("caltech101_resnet", "caltech101", "resnet18"),
     ],
 )
+@pytest.mark.slow
 def test_example_runs_one_round(script, dataset, model, standins, tmp_path, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(EXAMPLES))
     module = __import__(script)

@@ -190,6 +190,7 @@ def test_cli_run_prints_where_each_rule_stops(tmp_path, capsys):
     assert all(line[4] == "40" for line in lines)  # "... of 40" labels
 
 
+@pytest.mark.slow
 def test_benchmark_reports_the_rules_per_task(tmp_path):
     results = run_benchmark(
         ["three_clust_cold"],
