@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -218,3 +219,19 @@ def test_benchmark_reports_the_rules_per_task(tmp_path):
     report = results.report()
     assert "## Stopping rules across tasks" in report
     assert "| change | margin [fixed] |" in report
+
+
+def test_the_docs_example_runs_as_written(capsys):
+    page = (Path(__file__).resolve().parents[2] / "docs" / "stopping.md").read_text()
+    section = page.split("## In the experiment runner and the benchmark", 1)[1]
+    snippet = section.split("```python", 1)[1].split("```", 1)[0]
+    namespace = {}
+    exec(compile(snippet, "docs/stopping.md", "exec"), namespace)
+    summary = namespace["results"].stopping_summary()
+    assert {(e["strategy"], e["rule"]) for e in summary} == {
+        (s, r)
+        for s in ("dynamical", "random")
+        for r in ("stabilizing", "change", "uncertainty", "dynamics")
+    }
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 1 + len(summary) and printed[0].startswith("strategy")
