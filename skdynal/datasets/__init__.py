@@ -15,7 +15,7 @@ from where Debian's ``dataset-fashion-mnist`` package installs them. The
 from ._digits import load_digits_split
 from ._fashion_mnist import load_fashion_mnist
 from ._images import load_caltech101, load_cifar10, load_svhn
-from ._registry import DATASETS, load_dataset
+from ._registry import DATASETS, canonical_dataset_name, load_dataset
 from ._standins import (
     write_caltech101_standin,
     write_cifar10_standin,
@@ -27,6 +27,7 @@ from ._tabular import load_breast_cancer_split
 
 __all__ = [
     "DATASETS",
+    "canonical_dataset_name",
     "load_breast_cancer_split",
     "load_caltech101",
     "load_cifar10",

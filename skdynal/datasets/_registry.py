@@ -26,7 +26,24 @@ _ALIASES = {"fashion-mnist": "fashion_mnist"}
 
 
 def canonical_dataset_name(name):
-    """The :data:`DATASETS` key of ``name``, resolving aliases such as ``'fashion-mnist'``."""
+    """The :data:`DATASETS` key of ``name``, resolving aliases such as ``'fashion-mnist'``.
+
+    Parameters
+    ----------
+    name : str
+        A dataset name or one of its aliases.
+
+    Returns
+    -------
+    name : str
+        The name as a key of :data:`DATASETS` (unknown names are returned unchanged).
+
+    Examples
+    --------
+    >>> from skdynal.datasets import canonical_dataset_name
+    >>> canonical_dataset_name("fashion-mnist")
+    'fashion_mnist'
+    """
     return _ALIASES.get(name, name) if isinstance(name, str) else name
 
 

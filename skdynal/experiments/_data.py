@@ -49,8 +49,7 @@ def load_experiment_data(
     -------
     data : sklearn.utils.Bunch
     """
-    from ..datasets import DATASETS, load_dataset
-    from ..datasets._registry import canonical_dataset_name
+    from ..datasets import DATASETS, canonical_dataset_name, load_dataset
 
     dataset = canonical_dataset_name(dataset)
     if dataset not in DATASETS:

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from ..persistence import ResumableLoop
-from ..persistence._loop import JOURNAL_FILE
 from ._tasks import _check_classes
 
 __all__ = ["LabelStudioBridge", "SyncReport", "connect"]
@@ -333,7 +332,7 @@ class LabelStudioBridge:
             snapshot = self._snapshot()
         self._ensure_view(state)
 
-        journal = Path(self.directory) / JOURNAL_FILE
+        journal = Path(self.directory) / ResumableLoop.JOURNAL_FILE
         started = self.loop_ is not None or (journal.exists() and _journal_has_rounds(journal))
         if not started:
             if "initial_ids" not in state:

@@ -323,6 +323,9 @@ class ResumableLoop:
     >>> loop = ResumableLoop.resume(path, new_net(), X_pool)  # after a crash # doctest: +SKIP
     """
 
+    #: Name of the label journal inside the loop's directory.
+    JOURNAL_FILE = JOURNAL_FILE
+
     def __init__(
         self,
         directory,
