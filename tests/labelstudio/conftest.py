@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+_STARTUPS = []
+
 
 def _label_studio_executable():
     here = Path(sys.executable).with_name("label-studio")
@@ -29,7 +31,7 @@ def ls_server(tmp_path_factory):
         executable=_label_studio_executable(),
     )
     server.start()
-    sys.stderr.write(f"\nLabel Studio started in {server.startup_seconds:.1f} s at {server.url}\n")
+    _STARTUPS.append(server.startup_seconds)
     yield server
     server.stop()
 
@@ -39,3 +41,11 @@ def client(ls_server):
     from skdynal.labelstudio import connect
 
     return connect(ls_server.url, ls_server.token)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The server's start-up cost, in every report (also under ``-q``): CI's log shows it."""
+    for seconds in _STARTUPS:
+        terminalreporter.write_line(
+            f"Label Studio (first start, migrations included) started in {seconds:.1f} s"
+        )
