@@ -4,6 +4,8 @@ import numbers
 
 import numpy as np
 
+from .._selection import permutation_ranks
+
 __all__ = ["merge_top_k", "shard_bounds", "shard_top_k", "tie_break_ranks"]
 
 
@@ -47,10 +49,7 @@ def tie_break_ranks(n_rows, random_state):
     -------
     ranks : ndarray of shape (n_rows,), dtype intp
     """
-    permutation = random_state.permutation(n_rows)
-    ranks = np.empty(n_rows, dtype=np.intp)
-    ranks[permutation] = np.arange(n_rows, dtype=np.intp)
-    return ranks
+    return permutation_ranks(n_rows, random_state)
 
 
 def _order(scores, ranks):
