@@ -117,30 +117,44 @@ def _check_model(model):
     )
 
 
+def _labeled_pairs(given, *, empty, kind):
+    """``[(label, spec), ...]`` from a dict of label -> spec or an iterable of specs and
+    ``(label, spec)`` pairs (a spec is labeled by its name), with unique labels.
+
+    ``empty`` is the message when there is none; ``kind`` is ``(what, noun)`` for the
+    message on repeated labels (``("Strategy", "strategy")``).
+    """
+    if isinstance(given, dict):
+        items = list(given.items())
+    else:
+        items = [
+            item
+            if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+            else (_label_of(item), item)
+            for item in given
+        ]
+    if not items:
+        raise InvalidParameterError(empty)
+    labels = [label for label, _ in items]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        what, noun = kind
+        raise InvalidParameterError(
+            f"{what} labels must be unique, got {duplicates} more than once; pass a dict "
+            f"{{label: {noun}}} to name them."
+        )
+    return items
+
+
 def _normalize_strategies(strategies):
     """``((label, spec), ...)`` from names, objects, pairs or a dict of label -> spec."""
     if isinstance(strategies, str) or callable(strategies):
         strategies = [strategies]
-    if isinstance(strategies, dict):
-        items = list(strategies.items())
-    else:
-        items = []
-        for item in strategies:
-            if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
-                items.append(item)
-            else:
-                items.append((_label_of(item), item))
-    if not items:
-        raise InvalidParameterError(
-            "strategies is empty; give at least one strategy name or object."
-        )
-    labels = [label for label, _ in items]
-    duplicates = sorted({label for label in labels if labels.count(label) > 1})
-    if duplicates:
-        raise InvalidParameterError(
-            f"Strategy labels must be unique, got {duplicates} more than once; pass a dict "
-            "{label: strategy} to name them."
-        )
+    items = _labeled_pairs(
+        strategies,
+        empty="strategies is empty; give at least one strategy name or object.",
+        kind=("Strategy", "strategy"),
+    )
     for label, spec in items:
         if isinstance(spec, str):
             try:
@@ -163,31 +177,19 @@ def _normalize_stopping(stopping):
         return None
     if isinstance(stopping, str | BaseStoppingRule):
         stopping = [stopping]
-    if isinstance(stopping, dict):
-        items = list(stopping.items())
-    else:
+    if not isinstance(stopping, dict):
         try:
-            given = list(stopping)
+            stopping = list(stopping)
         except TypeError:
             raise InvalidParameterError(
                 "stopping must be None, a stopping rule or its name, a list of them or a dict "
                 f"label -> rule, got {stopping!r}."
             ) from None
-        items = []
-        for item in given:
-            if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
-                items.append(item)
-            else:
-                items.append((_label_of(item), item))
-    if not items:
-        raise InvalidParameterError("stopping is empty; give None or at least one stopping rule.")
-    labels = [label for label, _ in items]
-    duplicates = sorted({label for label in labels if labels.count(label) > 1})
-    if duplicates:
-        raise InvalidParameterError(
-            f"Stopping rule labels must be unique, got {duplicates} more than once; pass a dict "
-            "{label: rule} to name them."
-        )
+    items = _labeled_pairs(
+        stopping,
+        empty="stopping is empty; give None or at least one stopping rule.",
+        kind=("Stopping rule", "rule"),
+    )
     for label, spec in items:
         if isinstance(spec, str):
             try:
