@@ -22,6 +22,7 @@ from skdynal.experiments import (
     ExperimentProtocol,
     load_experiment_data,
     run_experiment,
+    stopping_overview,
 )
 from skdynal.stopping import available_stopping_rules
 
@@ -71,7 +72,7 @@ def main(argv=None):
     )
     parser.add_argument("--out", default="stopping-long")
     args = parser.parse_args(argv)
-    overview = {}
+    per_task = []
     for name in args.tasks:
         task = BENCHMARK_TASKS[name]
         protocol = task_protocol(
@@ -93,24 +94,18 @@ def main(argv=None):
             flush=True,
         )
         print(results.stopping_table(), flush=True)
-        for e in results.stopping_summary():
-            entry = overview.setdefault((e["rule"], e["strategy"]), [])
-            used = (e["labels_mean"] - protocol.initial) / (budget - protocol.initial)
-            entry.append((used, e["accuracy_ratio_mean"], e["early"], e["never"], e["n_runs"]))
+        per_task.append((name, protocol.initial, results.stopping_summary()))
     print(f"\n## Across the {len(args.tasks)} tasks")
     print(
         "| rule | strategy | share of the budget used | accuracy / full budget "
         "| below 98% | never |"
     )
     print("|---|---|---|---|---|---|")
-    for (rule, strategy), entries in sorted(
-        overview.items(), key=lambda item: (args.stopping.index(item[0][0]), item[0][1])
-    ):
-        used, ratio, early, never, runs = zip(*entries, strict=True)
+    for r in stopping_overview(per_task, rules=args.stopping):
         print(
-            f"| {rule} | {strategy} | {sum(used) / len(used):.0%} | "
-            f"{sum(ratio) / len(ratio):.3f} | {sum(early)}/{sum(runs)} "
-            f"| {sum(never)}/{sum(runs)} |"
+            f"| {r['rule']} | {r['strategy']} | {r['budget_used_mean']:.0%} | "
+            f"{r['accuracy_ratio_mean']:.3f} | {r['early']}/{r['n_runs']} "
+            f"| {r['never']}/{r['n_runs']} |"
         )
 
 

@@ -29,7 +29,7 @@ from ._registry import (
 )
 from ._report import format_accuracy_table, format_summary_table, plot_learning_curves
 from ._runner import RESULT_COLUMNS, ExperimentResults, initial_indices, run_experiment
-from ._summary import learning_curve_auc, summarize, summarize_stopping
+from ._summary import learning_curve_auc, stopping_overview, summarize, summarize_stopping
 
 __all__ = [
     "BENCHMARK_TASKS",
@@ -53,6 +53,7 @@ __all__ = [
     "registered_strategies",
     "run_benchmark",
     "run_experiment",
+    "stopping_overview",
     "summarize",
     "summarize_stopping",
 ]

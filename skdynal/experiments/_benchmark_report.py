@@ -8,7 +8,7 @@ import numpy as np
 
 from ._report import write_csv, write_json
 from ._statistics import overall_ranks, summarize_task
-from ._summary import summarize_stopping
+from ._summary import stopping_overview, summarize_stopping
 from ._tasks import BASELINE, CONFIG_COLUMNS, config_label
 
 __all__ = ["BenchmarkResults"]
@@ -96,41 +96,16 @@ class BenchmarkResults:
         """Per rule and configuration, across tasks: the mean share of the labeling budget
         (beyond the initial labels) used before the stop, the mean accuracy ratio, and the
         runs stopping below 98% of the whole budget's accuracy (list of dict)."""
-        overview = {}
-        for task in self.tasks:
-            initial = task.initial
-            for e in self.stopping_summaries.get(task.name, []):
-                entry = overview.setdefault(
-                    (e["rule"], e["strategy"]),
-                    {"rule": e["rule"], "config": e["strategy"], "used": [], "ratio": []},
-                )
-                entry["used"].append((e["labels_mean"] - initial) / (e["budget"] - initial))
-                entry["ratio"].append(e["accuracy_ratio_mean"])
-                entry["early"] = entry.get("early", 0) + e["early"]
-                entry["never"] = entry.get("never", 0) + e["never"]
-                entry["n_runs"] = entry.get("n_runs", 0) + e["n_runs"]
-                entry["worst_task"] = min(
-                    entry.get("worst_task", (math.inf, "")), (e["accuracy_ratio_mean"], task.name)
-                )
-        rows = []
-        for (rule, _), entry in sorted(
-            overview.items(), key=lambda item: (self.stopping.index(item[0][0]), item[0][1])
-        ):
-            rows.append(
-                {
-                    "rule": rule,
-                    "config": entry["config"],
-                    "n_tasks": len(entry["used"]),
-                    "budget_used_mean": float(np.mean(entry["used"])),
-                    "accuracy_ratio_mean": float(np.mean(entry["ratio"])),
-                    "worst_task": entry["worst_task"][1],
-                    "worst_task_ratio": entry["worst_task"][0],
-                    "early": entry["early"],
-                    "never": entry["never"],
-                    "n_runs": entry["n_runs"],
-                }
-            )
-        return rows
+        overview = stopping_overview(
+            (
+                (task.name, task.initial, self.stopping_summaries.get(task.name, []))
+                for task in self.tasks
+            ),
+            rules=self.stopping,
+        )
+        for row in overview:  # the benchmark's rows name a (strategy, training) "config"
+            row["config"] = row.pop("strategy")
+        return overview
 
     def stopping_overview_table(self):
         """:meth:`stopping_overview` as markdown."""

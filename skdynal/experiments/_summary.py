@@ -6,7 +6,13 @@ import warnings
 import numpy as np
 from scipy import stats
 
-__all__ = ["learning_curve_auc", "learning_curves", "summarize", "summarize_stopping"]
+__all__ = [
+    "learning_curve_auc",
+    "learning_curves",
+    "stopping_overview",
+    "summarize",
+    "summarize_stopping",
+]
 # curve_aucs, rank_by_auc, standard_error, paired_pvalues and row_key are shared with the
 # benchmark's statistics; they are not part of skdynal.experiments' API.
 
@@ -254,3 +260,58 @@ def summarize_stopping(rows, level=0.98, by="strategy"):
                 }
             )
     return summary
+
+
+def stopping_overview(tasks, rules=None):
+    """Each stopping rule across tasks, per strategy, from per-task stopping summaries.
+
+    Parameters
+    ----------
+    tasks : iterable of (str, int, list of dict)
+        ``(task name, initial labels, summarize_stopping(rows))`` for every task.
+    rules : sequence of str, default=None
+        The rules' order in the result; None keeps their order of first appearance.
+
+    Returns
+    -------
+    overview : list of dict
+        One dict per (rule, strategy), by rule then strategy, with ``rule``, ``strategy``,
+        ``n_tasks``; ``budget_used_mean``: the share of the labeling budget beyond the
+        initial labels used before the stop, mean over tasks; ``accuracy_ratio_mean``: the
+        tasks' mean accuracy ratios, averaged; ``worst_task`` and ``worst_task_ratio``: the
+        task with the lowest mean ratio; ``early``, ``never`` and ``n_runs`` summed over
+        tasks.
+    """
+    grouped = {}
+    for name, initial, summary in tasks:
+        for e in summary:
+            entry = grouped.setdefault(
+                (e["rule"], e["strategy"]),
+                {"used": [], "ratio": [], "early": 0, "never": 0, "n_runs": 0, "worst": []},
+            )
+            entry["used"].append((e["labels_mean"] - initial) / (e["budget"] - initial))
+            entry["ratio"].append(e["accuracy_ratio_mean"])
+            entry["worst"].append((e["accuracy_ratio_mean"], name))
+            for key in ("early", "never", "n_runs"):
+                entry[key] += e[key]
+    order = list(rules) if rules is not None else list(dict.fromkeys(r for r, _ in grouped))
+    overview = []
+    for (rule, strategy), entry in sorted(
+        grouped.items(), key=lambda item: (order.index(item[0][0]), item[0][1])
+    ):
+        worst_ratio, worst_task = min(entry["worst"])
+        overview.append(
+            {
+                "rule": rule,
+                "strategy": strategy,
+                "n_tasks": len(entry["used"]),
+                "budget_used_mean": float(np.mean(entry["used"])),
+                "accuracy_ratio_mean": float(np.mean(entry["ratio"])),
+                "worst_task": worst_task,
+                "worst_task_ratio": worst_ratio,
+                "early": entry["early"],
+                "never": entry["never"],
+                "n_runs": entry["n_runs"],
+            }
+        )
+    return overview
