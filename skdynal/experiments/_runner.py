@@ -269,11 +269,12 @@ def _update_rules(rules, learner, X_train, pool, stop_set):
     with torch.random.fork_rng(devices=[]):
         try:
             record = {}
+            X_unlabeled, pool_ids = X_train[pool], pool.tolist()
             for label, rule in rules:
                 stop = rule.update(
                     learner,
-                    X_train[pool],
-                    pool_ids=pool.tolist(),
+                    X_unlabeled,
+                    pool_ids=pool_ids,
                     n_labeled=len(X_train) - len(pool),
                     X_stop=stop_set,
                 )
