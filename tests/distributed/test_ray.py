@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from _dying import DiesOnceSampler
+from _local_ray import local_ray
 from _nets import fitted_net, make_net
 from modAL.models import ActiveLearner
 from sklearn.base import clone
@@ -42,17 +43,10 @@ ROOT = HERE.parents[1]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    # Workers import skdynal, the test nets (tests/_nets.py) and _dying.py by name.
-    path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), str(HERE)])
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": path}},
-    )
-    yield
-    ray.shutdown()
+def ray_for_this_module():
+    # Workers also import the helpers next to this file (_dying.py) by name.
+    with local_ray(HERE):
+        yield
 
 
 @pytest.fixture(scope="module")

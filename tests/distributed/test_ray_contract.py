@@ -12,7 +12,6 @@ others on the driver, before Ray is used.
 
 import copy
 import inspect
-import os
 import re
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 import scipy.sparse
 import torch
 from _doc_example import PseudoLabelLossSampler
+from _local_ray import local_ray
 from _nets import BinaryMLP, fitted_net, make_net
 from _strategy_settings import net_params, strategy_params
 from modAL.models import ActiveLearner
@@ -61,16 +61,10 @@ STRATEGIES = _shardable_strategies()
 
 
 @pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), str(HERE)])
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": path}},
-    )
-    yield
-    ray.shutdown()
+def ray_for_this_module():
+    # Workers also import the helpers next to this file (_dying.py) by name.
+    with local_ray(HERE):
+        yield
 
 
 _NETS = {}

@@ -1,11 +1,11 @@
 """dynamicAL's class-balanced selection: the pseudo classes take turns."""
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _local_ray import local_ray
 from _nets import DigitsMLP, make_net
 from sklearn.base import clone
 
@@ -71,23 +71,16 @@ def test_sampler_leaves_the_net_untouched(fitted):
 
 
 @pytest.fixture(scope="module")
-def local_ray():
+def ray_started():
     """A local Ray instance (2 CPUs) whose workers import skdynal and tests/_nets.py."""
-    ray = pytest.importorskip("ray")
-    path = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": path}},
-    )
-    yield
-    ray.shutdown()
+    pytest.importorskip("ray")
+    with local_ray():
+        yield
 
 
 @pytest.mark.ray
 @pytest.mark.slow  # starts a local Ray instance
-def test_ray_scorer_gathers_scores_and_pseudo_labels_for_class_balanced_selection(local_ray):
+def test_ray_scorer_gathers_scores_and_pseudo_labels_for_class_balanced_selection(ray_started):
     from skdynal.distributed import RayScorer
 
     data = load_digits_split(random_state=0)
